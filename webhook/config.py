@@ -1,0 +1,394 @@
+"""The configuration model: the config file, and the `KCI_*` environment defaults.
+
+Everything here is parsed and validated once, at start-up (or reload), into frozen values;
+admission only reads them. Every key is optional and every unknown key is an error, so a
+typo never silently disables a rule. Messages name the file (or variable) and the key.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from webhook.annotations import (
+    KCI_DNS_CONFIG,
+    KCI_HOST_ALIASES,
+    DnsConfig,
+    HostAlias,
+    dns_config_from_data,
+    host_aliases_from_data,
+    is_dns1123_subdomain,
+    parse_dns_config,
+    parse_host_aliases,
+)
+from webhook.errors import AnnotationError, ConfigError, ReferenceError_
+from webhook.reference import is_path_component_sequence, normalize_domain, parse_registry_host
+
+ON_INVALID = ("deny", "warn")
+SCOPES = ("all", "virtual-kubelet")
+POLICIES = ("always", "if-present")
+DEFAULT_EXCLUDED_NAMESPACES = ("kube-system", "kube-public")
+MAX_CONFIG_BYTES = 1024 * 1024  # a ConfigMap holds at most 1 MiB
+
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+@dataclass(frozen=True, slots=True)
+class Mirror:
+    """One registry mirror, containerd style: images from `hosts` are pulled from `host`.
+
+    `host` is the mirror's `host[:port]` (lower case), `namespace` the path prefix the
+    mirror serves them under ("" for the root), from either endpoint form
+    `https://host:port/v2/<ns>` or `host:port/<ns>`.
+    """
+
+    endpoint: str
+    scheme: str
+    host: str
+    namespace: str
+    hosts: tuple[str, ...]
+    pull_secret: str | None = None
+    ca_file: str | None = None
+    insecure_skip_verify: bool = False
+    policy: str = "always"
+    allow_credentials_over_http: bool = False
+    pull_credential_config_path: str | None = None
+
+    def serves(self, domain: str) -> bool:
+        """Exact match on the parsed, normalized host: docker.io never matches docker.io.evil."""
+        return domain in self.hosts
+
+    def repository(self, path: str) -> str:
+        """The repository path on the mirror for a source repository path."""
+        return f"{self.namespace}/{path}" if self.namespace else path
+
+
+@dataclass(frozen=True, slots=True)
+class Defaults:
+    """Cluster-wide defaults of the lowest precedence (below the `KCI_*` environment)."""
+
+    scope: str = "all"
+    host_aliases: tuple[HostAlias, ...] = ()
+    dns_config: DnsConfig | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole configuration file, validated."""
+
+    on_invalid: str = "deny"
+    defaults: Defaults = field(default_factory=Defaults)
+    mirrors: tuple[Mirror, ...] = ()
+    allowed_insecure_registries: tuple[str, ...] = ()
+    exclude_namespaces: frozenset[str] = frozenset(DEFAULT_EXCLUDED_NAMESPACES)
+    source: str = "<defaults>"
+
+
+@dataclass(frozen=True, slots=True)
+class EnvironmentDefaults:
+    """`KCI_HOST_ALIASES` / `KCI_DNS_CONFIG`: the virtual-kubelet-level defaults of the seeds."""
+
+    host_aliases: tuple[HostAlias, ...] = ()
+    dns_config: DnsConfig | None = None
+
+
+# --- the config file -------------------------------------------------------------------
+
+
+def load_config(text: str | bytes, *, source: str) -> Config:
+    """Parse and validate a YAML config file; raise ConfigError naming `source` and the key."""
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{source}: larger than {MAX_CONFIG_BYTES} bytes")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+    return config_from_data({} if data is None else data, source=source)
+
+
+def config_from_data(data: object, *, source: str) -> Config:
+    """Validate already-decoded config data (the YAML document)."""
+    problems: list[str] = []
+    top = _mapping(data, "(top level)", problems, {"onInvalid", "defaults", "mirrors",
+                                                   "security", "exclude"})
+    on_invalid = _choice(top.get("onInvalid", "deny"), "onInvalid", ON_INVALID, problems)
+    defaults = _defaults(top.get("defaults") or {}, problems)
+    mirrors = tuple(_mirrors(top.get("mirrors") or [], problems))
+    security = _mapping(top.get("security") or {}, "security", problems,
+                        {"allowedInsecureRegistries"})
+    allowed = tuple(_patterns(security.get("allowedInsecureRegistries") or [], problems))
+    exclude = _mapping(top.get("exclude") or {}, "exclude", problems, {"namespaces"})
+    excluded = _namespaces(exclude.get("namespaces", list(DEFAULT_EXCLUDED_NAMESPACES)), problems)
+    problems.extend(_cycles(mirrors))
+    if problems:
+        raise ConfigError("\n".join(f"{source}: {p}" for p in problems))
+    return Config(on_invalid=on_invalid, defaults=defaults, mirrors=mirrors,
+                  allowed_insecure_registries=allowed, exclude_namespaces=frozenset(excluded),
+                  source=source)
+
+
+def _mapping(value: object, where: str, problems: list[str], keys: set[str]) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        problems.append(f"{where}: expected a mapping, got {_kind(value)}")
+        return {}
+    for key in value:
+        if key not in keys:
+            expected = ", ".join(sorted(keys))
+            problems.append(f"{where}: unknown key {key!r} (expected one of: {expected})")
+    return {k: v for k, v in value.items() if k in keys}
+
+
+def _choice(value: object, where: str, choices: tuple[str, ...], problems: list[str]) -> str:
+    if value not in choices:
+        problems.append(f"{where}: {value!r} is not one of {', '.join(choices)}")
+        return choices[0]
+    return str(value)
+
+
+def _bool(value: object, where: str, problems: list[str]) -> bool:
+    if not isinstance(value, bool):
+        problems.append(f"{where}: expected true or false, got {value!r}")
+        return False
+    return value
+
+
+def _optional_str(value: object, where: str, problems: list[str]) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        problems.append(f"{where}: expected a non-empty string, got {_kind(value)}")
+        return None
+    return value
+
+
+def _kind(value: object) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", type(None): "nothing"}.get(
+        type(value), type(value).__name__)
+
+
+def _defaults(value: object, problems: list[str]) -> Defaults:
+    data = _mapping(value, "defaults", problems, {"scope", "hostAliases", "dnsConfig"})
+    scope = _choice(data.get("scope", "all"), "defaults.scope", SCOPES, problems)
+    aliases: tuple[HostAlias, ...] = ()
+    dns: DnsConfig | None = None
+    try:
+        aliases = host_aliases_from_data(data.get("hostAliases") or [], level="config")
+    except AnnotationError as exc:
+        problems.extend(f"defaults.hostAliases: {p}" for p in exc.problems)
+    if data.get("dnsConfig") is not None:
+        try:
+            dns = dns_config_from_data(data["dnsConfig"], level="config")
+        except AnnotationError as exc:
+            problems.extend(f"defaults.dnsConfig: {p}" for p in exc.problems)
+    return Defaults(scope=scope, host_aliases=aliases, dns_config=dns)
+
+
+_MIRROR_KEYS = {"endpoint", "hosts", "pullSecret", "caFile", "insecureSkipVerify", "policy",
+                "allowCredentialsOverHTTP", "pullCredentialConfigPath"}
+
+
+def _mirrors(value: object, problems: list[str]) -> list[Mirror]:
+    if not isinstance(value, list):
+        problems.append(f"mirrors: expected a list, got {_kind(value)}")
+        return []
+    mirrors = []
+    for index, item in enumerate(value):
+        mirror = _mirror(item, f"mirrors[{index}]", problems)
+        if mirror is not None:
+            mirrors.append(mirror)
+    return mirrors
+
+
+def _mirror(item: object, where: str, problems: list[str]) -> Mirror | None:
+    before = len(problems)
+    data = _mapping(item, where, problems, _MIRROR_KEYS)
+    if "endpoint" not in data and isinstance(item, dict):
+        problems.append(f"{where}: \"endpoint\" is required")
+    scheme, host, namespace = parse_endpoint(data.get("endpoint"), f"{where}.endpoint", problems)
+    hosts = _source_hosts(data.get("hosts"), f"{where}.hosts", problems)
+    pull_secret = _optional_str(data.get("pullSecret"), f"{where}.pullSecret", problems)
+    if pull_secret is not None and not is_dns1123_subdomain(pull_secret):
+        problems.append(f"{where}.pullSecret: {pull_secret!r} is not a valid Secret name "
+                        "(a DNS-1123 subdomain)")
+    allow_http_creds = _bool(data.get("allowCredentialsOverHTTP", False),
+                             f"{where}.allowCredentialsOverHTTP", problems)
+    credentials = _optional_str(data.get("pullCredentialConfigPath"),
+                                f"{where}.pullCredentialConfigPath", problems)
+    if scheme == "http" and (pull_secret or credentials) and not allow_http_creds:
+        problems.append(f"{where}: endpoint is plain http:// but credentials are configured "
+                        "(pullSecret/pullCredentialConfigPath); they would travel in clear. "
+                        "Use https://, or set allowCredentialsOverHTTP: true if you accept that")
+    mirror = Mirror(
+        endpoint=str(data.get("endpoint", "")), scheme=scheme, host=host, namespace=namespace,
+        hosts=hosts, pull_secret=pull_secret,
+        ca_file=_optional_str(data.get("caFile"), f"{where}.caFile", problems),
+        insecure_skip_verify=_bool(data.get("insecureSkipVerify", False),
+                                   f"{where}.insecureSkipVerify", problems),
+        policy=_choice(data.get("policy", "always"), f"{where}.policy", POLICIES, problems),
+        allow_credentials_over_http=allow_http_creds,
+        pull_credential_config_path=credentials,
+    )
+    return mirror if len(problems) == before else None
+
+
+def parse_endpoint(value: object, where: str, problems: list[str]) -> tuple[str, str, str]:
+    """Split a mirror endpoint into (scheme, host[:port], namespace).
+
+    Both containerd/GDC forms mean the same: `https://h:5000/v2/ns` and `h:5000/ns`.
+    No scheme means https, as containerd assumes.
+    """
+    if not isinstance(value, str) or not value.strip():
+        if value is not None:
+            problems.append(f"{where}: expected a URL such as https://host:5000/v2/namespace")
+        return "https", "", ""
+    text = value.strip()
+    scheme = "https"
+    if "://" in text:
+        scheme, _, text = text.partition("://")
+        scheme = scheme.lower()
+        if scheme not in ("http", "https"):
+            problems.append(f"{where}: scheme {scheme!r} is not http or https")
+            return "https", "", ""
+    host, _, path = text.partition("/")
+    try:
+        parse_registry_host(host)
+    except ReferenceError_:
+        problems.append(f"{where}: {host!r} is not a registry host[:port]")
+        return scheme, "", ""
+    path = path.strip("/")
+    if path == "v2" or path.startswith("v2/"):
+        path = path[3:]
+    if path and not is_path_component_sequence(path):
+        problems.append(f"{where}: namespace {path!r} is not a valid repository path "
+                        "(lowercase components separated by '/')")
+        return scheme, "", ""
+    return scheme, host.lower(), path
+
+
+def _source_hosts(value: object, where: str, problems: list[str]) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value:
+        problems.append(f"{where}: expected a non-empty list of registry hosts "
+                        "(such as docker.io, gcr.io)")
+        return ()
+    hosts: list[str] = []
+    for index, item in enumerate(value):
+        try:
+            if not isinstance(item, str):
+                raise ReferenceError_("ErrRegistryHostInvalid", repr(item))
+            parse_registry_host(item)
+        except ReferenceError_:
+            problems.append(f"{where}[{index}]: {item!r} is not a registry host[:port] "
+                            "(no scheme, no path)")
+            continue
+        host = normalize_domain(item.lower())
+        if host not in hosts:
+            hosts.append(host)
+    return tuple(hosts)
+
+
+def _patterns(value: object, problems: list[str]) -> list[str]:
+    """`host[:port]` or `*.domain[:port]` patterns: a deliberate, tiny language, no regexes."""
+    if not isinstance(value, list):
+        problems.append(f"security.allowedInsecureRegistries: expected a list, got {_kind(value)}")
+        return []
+    patterns = []
+    for index, item in enumerate(value):
+        text = item.lower() if isinstance(item, str) else ""
+        candidate = text[2:] if text.startswith("*.") else text
+        try:
+            parse_registry_host(candidate)
+        except ReferenceError_:
+            problems.append(f"security.allowedInsecureRegistries[{index}]: {item!r} is not "
+                            "host[:port] or *.domain[:port]")
+            continue
+        patterns.append(text)
+    return patterns
+
+
+def _namespaces(value: object, problems: list[str]) -> list[str]:
+    if not isinstance(value, list):
+        problems.append(f"exclude.namespaces: expected a list, got {_kind(value)}")
+        return list(DEFAULT_EXCLUDED_NAMESPACES)
+    names = []
+    for index, item in enumerate(value):
+        if not isinstance(item, str) or not _DNS1123_LABEL.match(item):
+            problems.append(f"exclude.namespaces[{index}]: {item!r} is not a namespace name")
+        else:
+            names.append(item)
+    return names
+
+
+def _cycles(mirrors: tuple[Mirror, ...]) -> list[str]:
+    """A mirror host that is also a source would be rewritten again: refuse it at load."""
+    problems = []
+    for i, mirror in enumerate(mirrors):
+        for j, other in enumerate(mirrors):
+            if normalize_domain(mirror.host) in other.hosts:
+                problems.append(
+                    f"mirrors[{i}]: endpoint host {mirror.host!r} is also a source in "
+                    f"mirrors[{j}].hosts; images rewritten to it would be rewritten again "
+                    "(a cycle). Remove it from hosts")
+    return problems
+
+
+# --- the environment -------------------------------------------------------------------
+
+
+def environment_defaults(env: Mapping[str, str]) -> EnvironmentDefaults:
+    """Read `KCI_HOST_ALIASES` / `KCI_DNS_CONFIG`; a bad value stops the process at start-up."""
+    problems: list[str] = []
+    aliases: tuple[HostAlias, ...] = ()
+    dns: DnsConfig | None = None
+    if env.get("KCI_HOST_ALIASES", "").strip():
+        try:
+            aliases = parse_host_aliases(env["KCI_HOST_ALIASES"], level="environment")
+        except AnnotationError as exc:
+            problems.extend(f"KCI_HOST_ALIASES: {p}" for p in exc.problems)
+    if env.get("KCI_DNS_CONFIG", "").strip():
+        try:
+            dns = parse_dns_config(env["KCI_DNS_CONFIG"], level="environment")
+        except AnnotationError as exc:
+            problems.extend(f"KCI_DNS_CONFIG: {p}" for p in exc.problems)
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return EnvironmentDefaults(host_aliases=aliases, dns_config=dns)
+
+
+def registry_allowed(registry: str, patterns: tuple[str, ...]) -> bool:
+    """Whether `host[:port]` may be declared HTTP/insecure. No patterns: no restriction.
+
+    A pattern without a port allows any port of that host; `*.example.com` allows any
+    host below example.com (not example.com itself).
+    """
+    if not patterns:
+        return True
+    host, port = _split_port(registry.lower())
+    for pattern in patterns:
+        p_host, p_port = _split_port(pattern)
+        if p_port is not None and p_port != port:
+            continue
+        if p_host.startswith("*."):
+            if host.endswith(p_host[1:]) and len(host) > len(p_host) - 1:
+                return True
+        elif p_host == host:
+            return True
+    return False
+
+
+def _split_port(text: str) -> tuple[str, str | None]:
+    if text.startswith("["):
+        host, _, rest = text.partition("]")
+        return host + "]", (rest[1:] or None) if rest.startswith(":") else None
+    host, sep, port = text.rpartition(":")
+    return (host, port) if sep else (text, None)
+
+
+__all__ = [
+    "KCI_DNS_CONFIG", "KCI_HOST_ALIASES", "Config", "Defaults", "EnvironmentDefaults", "Mirror",
+    "config_from_data", "environment_defaults", "load_config", "parse_endpoint",
+    "registry_allowed",
+]

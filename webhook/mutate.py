@@ -1,0 +1,386 @@
+"""The mutation: `mutate(pod, context) -> Outcome`, a pure and idempotent function.
+
+The input pod is never modified. The result shares every untouched subtree with the
+input (same objects), and copies only the spine down to what changed; so the patch can be
+computed by walking the changed spine alone (see `webhook.patch`), and comparing the two
+pods stays cheap.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from webhook.annotations import (
+    KCI_DNS_CONFIG,
+    KCI_HOST_ALIASES,
+    KCI_HTTP_REGISTRY,
+    KCI_INSECURE_REGISTRY,
+    ORIGINAL_IMAGES,
+    DnsConfig,
+    DnsOption,
+    HostAlias,
+    dns_config_from_spec,
+    dns_config_json,
+    dns_config_to_spec,
+    dns_limit_problems,
+    host_aliases_json,
+    host_aliases_to_spec,
+    registry_list_text,
+)
+from webhook.config import Config, EnvironmentDefaults, Mirror, registry_allowed
+from webhook.errors import InvalidInput, ReferenceError_
+from webhook.layers import (
+    Layer,
+    config_layer,
+    effective_dns,
+    environment_layer,
+    group_by_ip,
+    layer_from_annotations,
+    merge_host_aliases,
+    union,
+)
+from webhook.reference import Reference, parse_normalized
+
+Pod = dict[str, Any]
+CONTAINER_LISTS = ("initContainers", "containers")
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Everything besides the pod that decides its mutation; built once, shared by requests."""
+
+    config: Config
+    environment: EnvironmentDefaults = field(default_factory=EnvironmentDefaults)
+    namespace: str = ""
+    namespace_layer: Layer | None = None
+    own_namespace: str | None = None
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What admission answers. `pod is original` exactly when nothing changed."""
+
+    pod: Pod
+    warnings: list[str] = field(default_factory=list)
+    denial: str | None = None
+    rewritten: dict[str, tuple[str, str]] = field(default_factory=dict)  # name → (old, new)
+    skipped: str | None = None
+
+
+def mutate(pod: Pod, ctx: Context) -> Outcome:
+    """Validate the pod's KCI annotations and return the mutated pod (or a denial).
+
+    Raises InvalidInput when the object is not shaped like a Pod at all.
+    """
+    _check_shape(pod)
+    config = ctx.config
+    if ctx.namespace in config.exclude_namespaces or ctx.namespace == ctx.own_namespace:
+        return Outcome(pod, skipped=f"namespace {ctx.namespace} is excluded")
+    meta = pod.get("metadata") or {}
+    spec = pod["spec"]
+    annotations = meta.get("annotations") or {}
+    warnings: list[str] = []
+
+    pod_layer = layer_from_annotations(annotations, level="pod")
+    if pod_layer.problems:
+        if config.on_invalid == "deny":
+            return Outcome(pod, denial="; ".join(pod_layer.problems))
+        warnings.extend(f"{p} (ignored)" for p in pod_layer.problems)
+    ns_layer = ctx.namespace_layer
+    if ns_layer is not None:
+        warnings.extend(f"{p} (ignored)" for p in ns_layer.problems)
+    denied = _security_problems(pod_layer, config.allowed_insecure_registries)
+    if denied:
+        return Outcome(pod, denial="; ".join(denied))
+    if ns_layer is not None:
+        ns_denied = _security_problems(ns_layer, config.allowed_insecure_registries)
+        warnings.extend(f"{p} (ignored)" for p in ns_denied)
+        if ns_denied:
+            ns_layer = _without_registries(ns_layer)
+
+    layers = [pod_layer]
+    if ns_layer is not None:
+        layers.append(ns_layer)
+    if config.defaults.scope == "all" or is_virtual_kubelet_pod(spec):
+        layers += [environment_layer(ctx.environment), config_layer(config)]
+
+    new_spec = dict(spec)
+    mirrors_on = _mirrors_enabled(pod_layer, ns_layer)
+    rewritten = _rewrite_images(new_spec, config, warnings) if mirrors_on else {}
+    used = _mirrors_used(new_spec, config.mirrors)
+
+    new_annotations = dict(annotations)
+    _apply_registries(new_annotations, pod_layer, layers, used)
+    _apply_host_aliases(new_spec, new_annotations, pod_layer, layers)
+    denial = _apply_dns(new_spec, new_annotations, pod_layer, layers, config, warnings)
+    if denial:
+        return Outcome(pod, denial=denial)
+    _apply_pull_secrets(new_spec, ns_layer, used)
+    if rewritten:
+        _record_originals(new_annotations, rewritten, warnings)
+
+    changed_spec = new_spec != spec
+    changed_meta = new_annotations != annotations
+    if not changed_spec and not changed_meta:
+        return Outcome(pod, warnings=warnings)
+    new_pod = dict(pod)
+    if changed_meta:
+        new_pod["metadata"] = {**meta, "annotations": new_annotations}
+    if changed_spec:
+        new_pod["spec"] = new_spec
+    return Outcome(new_pod, warnings=warnings, rewritten=rewritten)
+
+
+# --- shape -----------------------------------------------------------------------------
+
+
+def _check_shape(pod: object) -> None:
+    """The fields we read must have the types the Pod API gives them; say which does not."""
+    if not isinstance(pod, dict):
+        raise InvalidInput("object: expected a Pod object")
+    meta = pod.get("metadata")
+    if meta is not None and not isinstance(meta, dict):
+        raise InvalidInput("metadata: expected an object")
+    annotations = (meta or {}).get("annotations")
+    if annotations is not None and not isinstance(annotations, dict):
+        raise InvalidInput("metadata.annotations: expected an object")
+    spec = pod.get("spec")
+    if not isinstance(spec, dict):
+        raise InvalidInput("spec: expected an object")
+    for list_name in (*CONTAINER_LISTS, "imagePullSecrets", "hostAliases", "tolerations"):
+        items = spec.get(list_name)
+        if items is None:
+            continue
+        if not isinstance(items, list) or not all(isinstance(c, dict) for c in items):
+            raise InvalidInput(f"spec.{list_name}: expected a list of objects")
+    dns = spec.get("dnsConfig")
+    if dns is not None and not isinstance(dns, dict):
+        raise InvalidInput("spec.dnsConfig: expected an object")
+
+
+# --- security --------------------------------------------------------------------------
+
+
+def _security_problems(layer: Layer, patterns: tuple[str, ...]) -> list[str]:
+    """A pod must not downgrade TLS for a registry the platform did not allow."""
+    problems = []
+    for key, registries in ((KCI_HTTP_REGISTRY, layer.http_registries),
+                            (KCI_INSECURE_REGISTRY, layer.insecure_registries)):
+        for registry in registries:
+            if not registry_allowed(registry, patterns):
+                problems.append(f"{key} ({layer.level}): registry {registry!r} is not in "
+                                "security.allowedInsecureRegistries; TLS may not be weakened "
+                                "for it")
+    return problems
+
+
+def _without_registries(layer: Layer) -> Layer:
+    return Layer(level=layer.level, host_aliases=layer.host_aliases,
+                 dns_config=layer.dns_config, mirrors_on=layer.mirrors_on,
+                 pull_secrets=layer.pull_secrets, problems=layer.problems)
+
+
+# --- images ----------------------------------------------------------------------------
+
+
+def _mirrors_enabled(pod_layer: Layer, ns_layer: Layer | None) -> bool:
+    """A namespace that says off wins: a pod may not turn rewriting back on."""
+    if ns_layer is not None and ns_layer.mirrors_on is False:
+        return False
+    return pod_layer.mirrors_on is not False
+
+
+@functools.lru_cache(maxsize=8192)
+def _parse_image(image: str) -> Reference | ReferenceError_:
+    """Parsing is pure, and the same images recur across pods: remember recent results."""
+    try:
+        return parse_normalized(image)
+    except ReferenceError_ as exc:
+        return exc
+
+
+def _rewrite_images(spec: Pod, config: Config,
+                    warnings: list[str]) -> dict[str, tuple[str, str]]:
+    """Point every image of a mirrored registry at its mirror, tag and digest untouched."""
+    rewritten: dict[str, tuple[str, str]] = {}
+    for list_name in CONTAINER_LISTS:
+        containers = spec.get(list_name)
+        if not containers:
+            continue
+        new_containers = list(containers)
+        for index, container in enumerate(containers):
+            image = container.get("image")
+            if not isinstance(image, str):
+                continue
+            where = f"spec.{list_name}[{index}] ({container.get('name', '?')})"
+            new_image = _mirrored(image, config.mirrors, where, warnings)
+            if new_image is not None:
+                new_containers[index] = {**container, "image": new_image}
+                rewritten[str(container.get("name", f"{list_name}[{index}]"))] = (image, new_image)
+        if new_containers != containers:
+            spec[list_name] = new_containers
+    return rewritten
+
+
+def _mirrored(image: str, mirrors: tuple[Mirror, ...], where: str,
+              warnings: list[str]) -> str | None:
+    ref = _parse_image(image)
+    if isinstance(ref, ReferenceError_):
+        if any(m.hosts for m in mirrors):
+            warnings.append(f"{where}: image {image[:300]!r} is not a valid reference "
+                            f"({ref.kind}); left unchanged")
+        return None
+    for mirror in mirrors:
+        if mirror.serves(ref.domain):
+            try:
+                return str(ref.with_name(mirror.host, mirror.repository(ref.path)))
+            except ReferenceError_ as exc:
+                warnings.append(f"{where}: image {image!r} on mirror {mirror.host} would be an "
+                                f"invalid reference ({exc.kind}); left unchanged")
+                return None
+    return None
+
+
+def _mirrors_used(spec: Pod, mirrors: tuple[Mirror, ...]) -> list[Mirror]:
+    """Mirrors the pod pulls from now, whether we rewrote the image or its author did."""
+    used: list[Mirror] = []
+    for list_name in CONTAINER_LISTS:
+        for container in spec.get(list_name) or ():
+            ref = _parse_image(container.get("image") or "")
+            if isinstance(ref, ReferenceError_):
+                continue
+            for mirror in mirrors:
+                if mirror.host == ref.domain and mirror not in used and (
+                        not mirror.namespace or ref.path.startswith(mirror.namespace + "/")):
+                    used.append(mirror)
+    return used
+
+
+def _record_originals(annotations: dict[str, Any], rewritten: dict[str, tuple[str, str]],
+                      warnings: list[str]) -> None:
+    """Keep what earlier passes recorded (re-invocation must not forget the true original)."""
+    originals: dict[str, str] = {}
+    existing = annotations.get(ORIGINAL_IMAGES)
+    if isinstance(existing, str):
+        try:
+            decoded = orjson.loads(existing)
+            if isinstance(decoded, dict):
+                originals = {k: v for k, v in decoded.items() if isinstance(v, str)}
+        except orjson.JSONDecodeError:
+            warnings.append(f"{ORIGINAL_IMAGES}: not valid JSON; replaced")
+    for name, (old, _new) in rewritten.items():
+        originals.setdefault(name, old)
+    annotations[ORIGINAL_IMAGES] = orjson.dumps(originals).decode()
+
+
+# --- registries, host aliases, DNS, pull secrets ---------------------------------------
+
+
+def _apply_registries(annotations: dict[str, Any], pod_layer: Layer, layers: list[Layer],
+                      used: list[Mirror]) -> None:
+    """Union of every level, plus the mirrors this pod pulls from that need them."""
+    http = union([*(layer.http_registries for layer in layers),
+                  [m.host for m in used if m.scheme == "http"]])
+    insecure = union([*(layer.insecure_registries for layer in layers),
+                      [m.host for m in used if m.insecure_skip_verify and m.scheme == "https"]])
+    for key, entries, own in ((KCI_HTTP_REGISTRY, http, pod_layer.http_registries),
+                              (KCI_INSECURE_REGISTRY, insecure, pod_layer.insecure_registries)):
+        if entries and entries != own:
+            annotations[key] = registry_list_text(entries)
+
+
+def _apply_host_aliases(spec: Pod, annotations: dict[str, Any], pod_layer: Layer,
+                        layers: list[Layer]) -> None:
+    """Write the effective aliases back; add to spec.hostAliases the hostnames it lacks."""
+    effective = merge_host_aliases(layers)
+    if not effective:
+        return
+    if effective != pod_layer.host_aliases:
+        annotations[KCI_HOST_ALIASES] = host_aliases_json(effective)
+    present = {name for alias in spec.get("hostAliases") or () if isinstance(alias, dict)
+               for name in alias.get("hostnames") or () if isinstance(name, str)}
+    missing = group_by_ip((name, alias.ip) for alias in effective for name in alias.hostnames
+                          if name not in present)
+    if missing:
+        spec["hostAliases"] = [*(spec.get("hostAliases") or ()), *host_aliases_to_spec(missing)]
+
+
+def _apply_dns(spec: Pod, annotations: dict[str, Any], pod_layer: Layer, layers: list[Layer],
+               config: Config, warnings: list[str]) -> str | None:
+    """Merge the winning DNS config into spec.dnsConfig; limits are checked after the merge."""
+    dns, level = effective_dns(layers)
+    if dns is None:
+        return None
+    current = dns_config_from_spec(spec.get("dnsConfig"))
+    merged = _merge_dns(current, dns)
+    problems = dns_limit_problems(merged, level=level, context="after merging with spec.dnsConfig")
+    if problems:
+        if level == "pod" and config.on_invalid == "deny":
+            return "; ".join(problems)
+        warnings.extend(f"{p} (ignored)" for p in problems)
+        return None
+    if dns != pod_layer.dns_config:
+        annotations[KCI_DNS_CONFIG] = dns_config_json(dns)
+    if merged != current:
+        spec["dnsConfig"] = {**(spec.get("dnsConfig") or {}), **dns_config_to_spec(merged)}
+    return None
+
+
+def _merge_dns(current: DnsConfig, extra: DnsConfig) -> DnsConfig:
+    """The spec's entries first and winning; options by name."""
+    names = {option.name for option in current.options}
+    options: tuple[DnsOption, ...] = current.options + tuple(
+        o for o in extra.options if o.name not in names)
+    return DnsConfig(nameservers=union([current.nameservers, extra.nameservers]),
+                     searches=union([current.searches, extra.searches]),
+                     options=options)
+
+
+def _apply_pull_secrets(spec: Pod, ns_layer: Layer | None, used: list[Mirror]) -> None:
+    """Existing entries kept, duplicates folded, order stable."""
+    wanted = [*(ns_layer.pull_secrets if ns_layer else ()),
+              *(m.pull_secret for m in used if m.pull_secret)]
+    existing = spec.get("imagePullSecrets") or []
+    present = {s.get("name") for s in existing}
+    added = [{"name": name} for name in dict.fromkeys(wanted) if name not in present]
+    if added:
+        spec["imagePullSecrets"] = [*existing, *added]
+
+
+# --- virtual kubelet -------------------------------------------------------------------
+
+
+def is_virtual_kubelet_pod(spec: Pod) -> bool:
+    """Pods bound for a virtual kubelet, recognised as the seeds' Deployments mark them.
+
+    A toleration whose key names a virtual-kubelet taint
+    (`rbkci-virtual-kubelet.io/provider`, `virtual-kubelet.io/provider`), or a node
+    selector / required node affinity on `type: virtual-kubelet`.
+    """
+    for toleration in spec.get("tolerations") or ():
+        key = toleration.get("key")
+        if isinstance(key, str) and "virtual-kubelet" in key:
+            return True
+    selector = spec.get("nodeSelector")
+    if isinstance(selector, dict) and selector.get("type") == "virtual-kubelet":
+        return True
+    return _affinity_selects_virtual_kubelet(spec.get("affinity"))
+
+
+def _affinity_selects_virtual_kubelet(affinity: object) -> bool:
+    try:
+        terms = affinity["nodeAffinity"][  # type: ignore[index]
+            "requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+        return any(
+            expr.get("key") == "type" and expr.get("operator") == "In"
+            and "virtual-kubelet" in (expr.get("values") or ())
+            for term in terms for expr in term.get("matchExpressions") or ())
+    except (KeyError, TypeError, AttributeError):
+        return False
+
+
+__all__ = ["Context", "HostAlias", "Outcome", "is_virtual_kubelet_pod", "mutate"]

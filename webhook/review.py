@@ -1,0 +1,182 @@
+"""AdmissionReview in and out: decode, decide, patch, self-check, encode.
+
+The handler never sees HTTP: it takes the body's bytes and returns the response's bytes
+(or raises `BadRequest`, which the transport turns into a 4xx). Only Pod CREATE is
+mutated; everything else is admitted unchanged. Responses are built as plain dicts in the
+version the request came in (`admission.k8s.io/v1` or `v1beta1`), echoing the `uid`.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from webhook import patch
+from webhook.errors import BadRequest, InvalidInput
+from webhook.mutate import Context, Outcome, mutate
+
+API_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
+MAX_WARNINGS = 20          # the API server shows each one to the client; keep it readable
+MAX_WARNING_CHARS = 512
+MAX_MESSAGE_CHARS = 4096
+
+
+@dataclass(slots=True)
+class Decision:
+    """The answer and what the shell needs for logs and metrics."""
+
+    body: bytes
+    outcome: str                # mutated | unchanged | denied | skipped | error
+    uid: str = ""
+    namespace: str = ""
+    name: str = ""
+    operation: str = ""
+    warnings: list[str] = field(default_factory=list)
+    rewritten: dict[str, tuple[str, str]] = field(default_factory=dict)
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    api_version: str
+    uid: str
+    kind: str
+    group: str
+    resource: str
+    sub_resource: str
+    operation: str
+    namespace: str
+    object: Any
+
+
+def decode(body: bytes) -> Request:
+    """Parse and check the envelope; anything that is not an AdmissionReview is a BadRequest."""
+    try:
+        review = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"body is not valid JSON: {exc}") from None
+    if not isinstance(review, dict):
+        raise BadRequest("body is not a JSON object")
+    api_version = review.get("apiVersion")
+    if review.get("kind") != "AdmissionReview" or api_version not in API_VERSIONS:
+        raise BadRequest("expected kind AdmissionReview with apiVersion "
+                         f"{' or '.join(API_VERSIONS)}, got kind={review.get('kind')!r} "
+                         f"apiVersion={api_version!r}")
+    request = review.get("request")
+    if not isinstance(request, dict):
+        raise BadRequest("AdmissionReview has no request object")
+    uid = request.get("uid")
+    if not isinstance(uid, str) or not uid:
+        raise BadRequest("request.uid must be a non-empty string")
+    kind = _mapping(request.get("kind"))
+    resource = _mapping(request.get("resource"))
+    return Request(
+        api_version=str(api_version), uid=uid,
+        kind=_text(kind.get("kind")), group=_text(kind.get("group")),
+        resource=_text(resource.get("resource")), sub_resource=_text(request.get("subResource")),
+        operation=_text(request.get("operation")), namespace=_text(request.get("namespace")),
+        object=request.get("object"),
+    )
+
+
+def _mapping(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def admit(body: bytes, *, context_for: Callable[[str], Context]) -> Decision:
+    """Answer one AdmissionReview. `context_for(namespace)` supplies config and defaults."""
+    request = decode(body)
+    if not _is_pod_create(request):
+        return _answer(request, "skipped", allowed=True)
+    name = _pod_name(request.object)
+    try:
+        outcome = mutate(request.object, context_for(request.namespace))
+    except InvalidInput as exc:
+        return _answer(request, "denied", allowed=False, message=str(exc), name=name)
+    if outcome.denial:
+        return _answer(request, "denied", allowed=False, message=outcome.denial, name=name,
+                       warnings=outcome.warnings)
+    if outcome.pod is request.object:
+        return _answer(request, "skipped" if outcome.skipped else "unchanged", allowed=True,
+                       warnings=outcome.warnings, name=name)
+    return _patched(request, outcome, name)
+
+
+def _is_pod_create(request: Request) -> bool:
+    return (request.operation == "CREATE" and request.kind == "Pod" and request.group == ""
+            and request.resource in ("pods", "") and not request.sub_resource)
+
+
+def _pod_name(obj: object) -> str:
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    if not isinstance(meta, dict):
+        return ""
+    return _text(meta.get("name")) or _text(meta.get("generateName"))
+
+
+def _patched(request: Request, outcome: Outcome, name: str) -> Decision:
+    ops = patch.diff(request.object, outcome.pod)
+    patch.check(request.object, ops, outcome.pod)
+    audit = {}
+    if outcome.rewritten:
+        audit["original-images"] = orjson.dumps(
+            {n: old for n, (old, _new) in outcome.rewritten.items()}).decode()
+    decision = _answer(request, "mutated", allowed=True, warnings=outcome.warnings, name=name,
+                       patch_ops=ops, audit=audit)
+    decision.rewritten = outcome.rewritten
+    return decision
+
+
+def _answer(request: Request, outcome: str, *, allowed: bool, message: str = "",
+            name: str = "", warnings: list[str] | None = None,
+            patch_ops: list[dict[str, Any]] | None = None,
+            audit: dict[str, str] | None = None) -> Decision:
+    warnings = _bounded(warnings or [])
+    response: dict[str, Any] = {"uid": request.uid, "allowed": allowed}
+    if not allowed:
+        response["status"] = {"code": 403, "reason": "Forbidden", "status": "Failure",
+                              "message": _clip(message, MAX_MESSAGE_CHARS)}
+    if patch_ops:
+        response["patchType"] = "JSONPatch"
+        response["patch"] = base64.b64encode(orjson.dumps(patch_ops)).decode()
+    if warnings:
+        response["warnings"] = warnings
+    if audit:
+        response["auditAnnotations"] = audit
+    body = orjson.dumps({"apiVersion": request.api_version, "kind": "AdmissionReview",
+                         "response": response})
+    return Decision(body=body, outcome=outcome, uid=request.uid, namespace=request.namespace,
+                    name=name, operation=request.operation, warnings=warnings, message=message)
+
+
+def errored(request_body: bytes, message: str) -> bytes:
+    """A response for an unexpected failure: still an AdmissionReview carrying the uid when
+    one can be read, refusing with code 500 (the API server then reports the message)."""
+    try:
+        request = decode(request_body)
+    except BadRequest:
+        return orjson.dumps({"error": message})
+    response = {"uid": request.uid, "allowed": False,
+                "status": {"code": 500, "reason": "InternalError", "status": "Failure",
+                           "message": _clip(message, MAX_MESSAGE_CHARS)}}
+    return orjson.dumps({"apiVersion": request.api_version, "kind": "AdmissionReview",
+                         "response": response})
+
+
+def _bounded(warnings: list[str]) -> list[str]:
+    out = [_clip(w, MAX_WARNING_CHARS) for w in dict.fromkeys(warnings)]
+    if len(out) > MAX_WARNINGS:
+        out = out[:MAX_WARNINGS - 1] + [f"... and {len(out) - MAX_WARNINGS + 1} more warnings"]
+    return out
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,198 @@
+"""The HTTPS shell: FastAPI routes, the body cap, health, and running uvicorn.
+
+Policy lives in `webhook.review`; this module only moves bytes. Errors travel on two
+channels (see `webhook.errors`): a `BadRequest` becomes an HTTP 4xx with a JSON reason; an
+unexpected exception still becomes an AdmissionReview carrying the request's uid. No input
+makes the server answer 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import ssl
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+from webhook import config as config_mod
+from webhook.errors import BadRequest, ConfigError, PayloadTooLarge, UnsupportedMediaType
+from webhook.mutate import Context
+from webhook.review import admit, errored
+from webhook.tls import ReloadingContext
+
+log = logging.getLogger("kci-webhook")
+
+# Two objects of at most 3 MiB each (the API server's request limit) plus the envelope.
+DEFAULT_MAX_BODY_BYTES = 7 * 1024 * 1024
+JSON = "application/json"
+
+
+@dataclass
+class Settings:
+    """What a worker needs; read from the environment so every uvicorn worker agrees."""
+
+    config_path: str | None = None
+    cert_file: str = ""
+    key_file: str = ""
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    own_namespace: str | None = None
+    environ: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_environ(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+        return cls(config_path=env.get("KCI_WEBHOOK_CONFIG") or None,
+                   cert_file=env.get("KCI_WEBHOOK_TLS_CERT", ""),
+                   key_file=env.get("KCI_WEBHOOK_TLS_KEY", ""),
+                   max_body_bytes=int(env.get("KCI_WEBHOOK_MAX_BODY_BYTES",
+                                              DEFAULT_MAX_BODY_BYTES)),
+                   own_namespace=env.get("POD_NAMESPACE") or None,
+                   environ=env)
+
+
+def load_settings_config(settings: Settings) -> tuple[config_mod.Config,
+                                                       config_mod.EnvironmentDefaults]:
+    """Config file and KCI_* environment, validated; raises ConfigError naming the source."""
+    if settings.config_path:
+        path = Path(settings.config_path)
+        try:
+            text = path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+        config = config_mod.load_config(text, source=str(path))
+    else:
+        config = config_mod.Config()
+    return config, config_mod.environment_defaults(settings.environ)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The application for one worker. Config is parsed here once, never per request."""
+    config, environment = load_settings_config(settings)
+    tls = tls_for(settings.cert_file, settings.key_file) if settings.cert_file else None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        watcher = asyncio.create_task(tls.watch()) if tls else None
+        yield
+        if watcher:
+            watcher.cancel()
+
+    app = FastAPI(title="kci-webhook", docs_url=None, redoc_url=None, openapi_url=None,
+                  lifespan=lifespan)
+    contexts: dict[str, Context] = {}
+
+    def context_for(namespace: str) -> Context:
+        ctx = contexts.get(namespace)
+        if ctx is None:
+            if len(contexts) > 10_000:
+                contexts.clear()
+            ctx = contexts[namespace] = Context(config=config, environment=environment,
+                                                namespace=namespace,
+                                                own_namespace=settings.own_namespace)
+        return ctx
+
+    @app.post("/mutate")
+    async def mutate_endpoint(request: Request) -> Response:
+        started = time.perf_counter()
+        try:
+            body = await read_body(request, settings.max_body_bytes)
+            decision = admit(body, context_for=context_for)
+        except BadRequest as exc:
+            return _error(exc.status_code, str(exc))
+        except Exception as exc:  # noqa: BLE001 - the one place a bug becomes an answer
+            log.exception("admission failed")
+            return Response(errored(locals().get("body", b""), f"internal error: {exc}"),
+                            media_type=JSON)
+        if decision.outcome == "denied":
+            log.info("denied %s/%s uid=%s: %s", decision.namespace, decision.name,
+                     decision.uid, decision.message)
+        log.debug("admission uid=%s %s/%s %s in %.2f ms", decision.uid, decision.namespace,
+                  decision.name, decision.outcome, (time.perf_counter() - started) * 1000)
+        return Response(decision.body, media_type=JSON)
+
+    @app.get("/healthz")
+    async def healthz() -> Response:
+        return Response(b'{"status":"ok"}', media_type=JSON)
+
+    @app.get("/readyz")
+    async def readyz() -> Response:
+        detail: dict[str, Any] = {
+            "config": config.source,
+            "certificate": "loaded" if tls else "none (plain HTTP test server)",
+            "namespaces": "not watched",
+        }
+        if tls:
+            detail["certificateNotAfter"] = tls.not_after.isoformat()
+        return Response(orjson.dumps({"status": "ready", "detail": detail}), media_type=JSON)
+
+    return app
+
+
+def app_from_environ() -> FastAPI:
+    """uvicorn factory for `--workers N`: each worker builds its app from the environment."""
+    return create_app(Settings.from_environ())
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """Read at most `limit` bytes; refuse larger bodies without reading them whole."""
+    content_type = request.headers.get("content-type", JSON).split(";")[0].strip().lower()
+    if content_type not in (JSON, "application/json-patch+json", "*/*", ""):
+        raise UnsupportedMediaType(f"content-type must be {JSON}, got {content_type!r}")
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise BadRequest("invalid content-length header")
+        if int(declared) > limit:
+            raise PayloadTooLarge(f"body of {declared} bytes exceeds the limit of {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes")
+    if not body:
+        raise BadRequest("empty body: expected an AdmissionReview")
+    return bytes(body)
+
+
+def _error(status: int, reason: str) -> Response:
+    headers = {"connection": "close"} if status == 413 else None
+    return Response(orjson.dumps({"error": reason, "code": status}), status_code=status,
+                    media_type=JSON, headers=headers)
+
+
+@functools.lru_cache(maxsize=4)
+def tls_for(cert_file: str, key_file: str) -> ReloadingContext:
+    """One reloading TLS context per worker process, shared by uvicorn and the app."""
+    return ReloadingContext(Path(cert_file), Path(key_file))
+
+
+def _ssl_context(_config: uvicorn.Config, _default: Any) -> ssl.SSLContext:
+    """uvicorn's own context is built from file names and can never be reloaded; hand it
+    ours instead: `load_cert_chain` on the same context changes the certificate for new
+    handshakes, so rotation needs no restart. Module-level so workers can unpickle it."""
+    settings = Settings.from_environ()
+    return tls_for(settings.cert_file, settings.key_file).context
+
+
+def run(*, host: str, port: int, workers: int, log_level: str = "info") -> None:
+    """Run uvicorn on the app factory; settings travel to workers in the environment."""
+    uvicorn.run(
+        "webhook.server:app_from_environ", factory=True, ssl_context_factory=_ssl_context,
+        host=host, port=port, workers=workers,
+        # uvloop + httptools: the asyncio/h11 path stalls reused connections (Nagle, ~44 ms).
+        loop="uvloop", http="httptools", access_log=False, log_level=log_level,
+        # The API server's Go client keeps idle connections 90 s: outlive it, so the
+        # server never closes a connection the client is about to reuse.
+        timeout_keep_alive=120, timeout_graceful_shutdown=25, backlog=2048,
+    )
