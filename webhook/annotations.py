@@ -20,8 +20,9 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, NoReturn
 
 import orjson
@@ -93,10 +94,13 @@ class _Problems:
         self._messages: list[str] = []
         self._count = 0
 
-    def add(self, position: str, what: str) -> None:
+    def add(self, position: str, what: str | Callable[[], str]) -> None:
+        """Record a problem. Past the cap it is only counted: hot loops pass `what` as a
+        function, so 100,000 bad items in a 256 KiB value cost no formatted messages."""
         self._count += 1
         if len(self._messages) < MAX_PROBLEMS:
-            self._messages.append(self._prefix + (f"{position}: " if position else "") + what)
+            text = what if isinstance(what, str) else what()
+            self._messages.append(self._prefix + (f"{position}: " if position else "") + text)
 
     def messages(self) -> list[str]:
         extra = self._count - len(self._messages)
@@ -115,8 +119,12 @@ class _Problems:
 def _quote(text: str) -> str:
     """JSON-quote a user's value, shortened; a lone surrogate (an environment variable
     with invalid UTF-8) is escaped so the message itself can always be encoded."""
-    quoted = json.dumps(text[:_QUOTE_CHARS], ensure_ascii=False)
-    quoted = quoted.encode("utf-8", "backslashreplace").decode("utf-8")
+    short = text[:_QUOTE_CHARS]
+    if short.isprintable() and '"' not in short and "\\" not in short:
+        quoted = f'"{short}"'  # what json.dumps gives, without its cost in hot loops
+    else:
+        quoted = json.dumps(short, ensure_ascii=False)
+        quoted = quoted.encode("utf-8", "backslashreplace").decode("utf-8")
     return quoted + "..." if len(text) > _QUOTE_CHARS else quoted
 
 
@@ -133,7 +141,7 @@ def _kind(value: object) -> str:
     if isinstance(value, dict):
         return "object"
     if isinstance(value, list | tuple):
-        return "an empty array" if not value else "array"
+        return "array" if value else "an empty array"
     if isinstance(value, str):
         return "string"
     if isinstance(value, bool):
@@ -183,6 +191,10 @@ def _not_an_ip(text: str) -> str:
     return f"{_quote(text)} is not an IPv4 or IPv6 address{hint}"
 
 
+def _not_dns1123(text: str, extra: str = "") -> str:
+    return f"{_quote(text)} is not a DNS-1123 subdomain {_DNS1123_RULE}{extra}"
+
+
 def is_dns1123_subdomain(text: str) -> bool:
     """A Kubernetes DNS-1123 subdomain, with each label also held to DNS's 63 chars."""
     return len(text) <= 253 and _DNS1123_SUBDOMAIN.fullmatch(text) is not None
@@ -222,8 +234,7 @@ def _object(value: object, keys: tuple[str, ...], position: str,
             problems: _Problems) -> dict[Any, Any] | None:
     """`value` as an object with only `keys`: a misspelt key must not pass silently."""
     if not isinstance(value, dict):
-        what = f"expected a JSON object, got {_kind(value)}"
-        problems.add(position, what)
+        problems.add(position, lambda: f"expected a JSON object, got {_kind(value)}")
         return None
     expected = ", ".join(json.dumps(k) for k in keys)
     for key in value:
@@ -245,7 +256,7 @@ def _strings(value: object, position: str, problems: _Problems,
         if isinstance(item, str):
             yield f"{position}[{i}]", item
         else:
-            problems.add(f"{position}[{i}]", _expected_string(item))
+            problems.add(f"{position}[{i}]", partial(_expected_string, item))
 
 
 # --- host aliases -----------------------------------------------------------------------
@@ -259,8 +270,9 @@ def parse_host_aliases(raw: str, *, level: str) -> tuple[HostAlias, ...]:
 def host_aliases_from_data(data: object, *, level: str) -> tuple[HostAlias, ...]:
     """Validate already-decoded host aliases (the config file's YAML).
 
-    A hostname repeated within the value is folded, the first entry winning; an entry left
-    with no hostnames is dropped. /etc/hosts would use the first line anyway.
+    A hostname repeated within the value is folded, the first entry winning, and an entry
+    left with no hostnames is dropped: levels are merged by hostname, so each hostname
+    must stand for one address.
     """
     problems = _Problems(KCI_HOST_ALIASES, level)
     if not isinstance(data, list | tuple):
@@ -293,7 +305,7 @@ def _host_alias(item: object, position: str, problems: _Problems,
     for where, name in _strings(obj.get("hostnames"), f'{position}: "hostnames"', problems,
                                 required="hostnames" in obj):
         if not is_dns1123_subdomain(name):
-            problems.add(where, f"{_quote(name)} is not a DNS-1123 subdomain {_DNS1123_RULE}")
+            problems.add(where, partial(_not_dns1123, name))
         elif name not in seen:
             seen.add(name)
             names.append(name)
@@ -328,14 +340,13 @@ def dns_config_from_data(data: object, *, level: str) -> DnsConfig:
         if is_ip(ns):
             nameservers.setdefault(ns)
         else:
-            problems.add(where, _not_an_ip(ns))
+            problems.add(where, partial(_not_an_ip, ns))
     searches: dict[str, None] = {}
     for where, s in _strings(data.get("searches"), '"searches"', problems, required=False):
         if _is_search_domain(s):
             searches.setdefault(s)
         else:
-            problems.add(where, f"{_quote(s)} is not a DNS-1123 subdomain {_DNS1123_RULE}, "
-                                "optionally ending in '.'")
+            problems.add(where, partial(_not_dns1123, s, ", optionally ending in '.'"))
     options = _dns_options(data.get("options"), problems)
     dns = DnsConfig(tuple(nameservers), tuple(searches), options)
     _check_limits(dns, problems, "")
@@ -451,6 +462,8 @@ def parse_registry_list(raw: str, *, key: str, level: str) -> tuple[str, ...]:
         # Hostnames are case-insensitive: fold to lowercase, the canonical form, so
         # `Harbor.example.com` and `harbor.example.com` are one entry.
         host = entry.lower()
+        if host in registries:
+            continue
         problem = _registry_problem(host)
         if problem:
             problems.add(position, f"{_quote(entry)}: {problem}")
@@ -476,7 +489,7 @@ def _registry_problem(entry: str) -> str | None:
     if entry.startswith("["):
         after = entry.partition("]")[2]
         if after and not after.startswith(":"):
-            return "expected [ipv6]:port"
+            return "expected [ipv6] or [ipv6]:port"
         port = after[1:] if after else None
     elif entry.count(":") > 1:
         return f"an IPv6 address must be in brackets: write [{entry}]" if is_ip(entry) else \
@@ -505,7 +518,7 @@ def parse_name_list(raw: str, *, key: str, level: str) -> tuple[str, ...]:
         if is_dns1123_subdomain(entry):
             names.setdefault(entry)
         else:
-            problems.add(position, f"{_quote(entry)} is not a DNS-1123 subdomain {_DNS1123_RULE}")
+            problems.add(position, partial(_not_dns1123, entry))
     problems.check()
     return tuple(names)
 
