@@ -33,7 +33,9 @@ from webhook.reference import (
     parse_registry_host,
 )
 
-CASES_FILE = Path(__file__).resolve().parents[1].parent / "shared" / "cases" / "image_references.json"
+# CI checks ../shared out beside the clone.
+SHARED_CASES = Path(__file__).resolve().parents[1].parent / "shared" / "cases"
+CASES_FILE = SHARED_CASES / "image_references.json"
 CASES: list[dict[str, Any]] = json.loads(CASES_FILE.read_text())
 # The size of the data set when these tests were written: a loader or filter that
 # dropped cases would otherwise pass silently. Update it together with the data.

@@ -86,6 +86,9 @@ class Config:
     allowed_insecure_registries: tuple[str, ...] = ()
     exclude_namespaces: frozenset[str] = frozenset(DEFAULT_EXCLUDED_NAMESPACES)
     source: str = "<defaults>"
+    # Memo of image → rewrite for this config (see webhook.mutate); not part of its value.
+    rewrite_cache: dict[str, tuple[str | None, str | None]] = field(
+        default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -217,7 +217,7 @@ def _rewrite_images(spec: Pod, config: Config,
             if not isinstance(image, str):
                 continue
             where = f"spec.{list_name}[{index}] ({container.get('name', '?')})"
-            new_image = _mirrored(image, config.mirrors, where, warnings)
+            new_image = _mirrored(image, config, where, warnings)
             if new_image is not None:
                 new_containers[index] = {**container, "image": new_image}
                 rewritten[str(container.get("name", f"{list_name}[{index}]"))] = (image, new_image)
@@ -226,23 +226,37 @@ def _rewrite_images(spec: Pod, config: Config,
     return rewritten
 
 
-def _mirrored(image: str, mirrors: tuple[Mirror, ...], where: str,
-              warnings: list[str]) -> str | None:
+def _mirrored(image: str, config: Config, where: str, warnings: list[str]) -> str | None:
+    new_image, problem = _plan(image, config)
+    if problem:
+        warnings.append(f"{where}: image {image[:300]!r} {problem}; left unchanged")
+    return new_image
+
+
+def _plan(image: str, config: Config) -> tuple[str | None, str | None]:
+    """(rewritten image or None, problem or None), remembered per config: the same few
+    images recur on every pod, and the config is immutable."""
+    cache = config.rewrite_cache
+    planned = cache.get(image)
+    if planned is None:
+        if len(cache) >= 8192:
+            cache.clear()
+        planned = cache[image] = _plan_uncached(image, config.mirrors)
+    return planned
+
+
+def _plan_uncached(image: str, mirrors: tuple[Mirror, ...]) -> tuple[str | None, str | None]:
     ref = _parse_image(image)
     if isinstance(ref, ReferenceError_):
-        if any(m.hosts for m in mirrors):
-            warnings.append(f"{where}: image {image[:300]!r} is not a valid reference "
-                            f"({ref.kind}); left unchanged")
-        return None
+        return None, (f"is not a valid reference ({ref.kind})" if mirrors else None)
     for mirror in mirrors:
         if mirror.serves(ref.domain):
             try:
-                return str(ref.with_name(mirror.host, mirror.repository(ref.path)))
+                return str(ref.with_name(mirror.host, mirror.repository(ref.path))), None
             except ReferenceError_ as exc:
-                warnings.append(f"{where}: image {image!r} on mirror {mirror.host} would be an "
-                                f"invalid reference ({exc.kind}); left unchanged")
-                return None
-    return None
+                return None, (f"on mirror {mirror.host} would be an invalid reference "
+                              f"({exc.kind})")
+    return None, None
 
 
 def _mirrors_used(spec: Pod, mirrors: tuple[Mirror, ...]) -> list[Mirror]:

@@ -7,8 +7,7 @@ cost follows the size of the change, not of the pod (a full `jsonpatch.make_patc
 deep copy of a 6 KB pod costs ~2.8 ms; this costs a few µs).
 
 `check` applies the patch to a copy of the received object — copying only the containers
-on the patched paths — with the `jsonpatch` library, and compares the result with the
-intended object. The API server rejects a pod whose patch does not apply even under
+on the patched paths — and compares the result with the intended object. The API server rejects a pod whose patch does not apply even under
 `failurePolicy: Ignore`, so a wrong patch must never leave this process.
 """
 
@@ -16,10 +15,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import jsonpatch
 from jsonpointer import escape
 
 Op = dict[str, Any]
+_MISSING = object()
 
 
 class PatchMismatch(Exception):
@@ -38,45 +37,101 @@ def _diff(a: Any, b: Any, path: str, ops: list[Op]) -> None:
         return
     if isinstance(a, dict) and isinstance(b, dict):
         for key, value in b.items():
+            old = a.get(key, _MISSING)
+            if old is value:
+                continue        # shared with the original: nothing below changed
             sub = f"{path}/{escape(key)}"
-            if key not in a:
+            if old is _MISSING:
                 ops.append({"op": "add", "path": sub, "value": value})
             else:
-                _diff(a[key], value, sub, ops)
+                _diff(old, value, sub, ops)
         for key in a:
             if key not in b:
                 ops.append({"op": "remove", "path": f"{path}/{escape(key)}"})
     elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
         for index, (x, y) in enumerate(zip(a, b, strict=True)):
-            _diff(x, y, f"{path}/{index}", ops)
+            if x is not y:
+                _diff(x, y, f"{path}/{index}", ops)
     elif type(a) is not type(b) or a != b:
         ops.append({"op": "replace", "path": path, "value": b})
 
 
 def check(original: Any, ops: list[Op], intended: Any) -> None:
     """Apply `ops` to a spine copy of `original` and require the intended result."""
-    shadow = _copy_spines(original, ops)
     try:
-        result = jsonpatch.JsonPatch(ops).apply(shadow, in_place=True)
-    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
-        raise PatchMismatch(f"patch does not apply to the received object: {exc}") from exc
+        result = apply(_copy_spines(original, ops), ops)
+    except (KeyError, IndexError, ValueError, TypeError) as exc:
+        raise PatchMismatch(f"patch does not apply to the received object: {exc!r}") from exc
     if result != intended:
         raise PatchMismatch("patch applied to the received object differs from the mutation")
 
 
+def apply(document: Any, ops: list[Op]) -> Any:
+    """Apply add/replace/remove ops in place, with RFC 6902's checks (a replaced or
+    removed member must exist; list indexes in range).
+
+    Why not `jsonpatch.JsonPatch.apply`: it deep-copies every value and builds pointer
+    objects per op, ~250 µs for a 6 KB pod's seven ops, more than the whole rest of an
+    admission. The tests still check every patch we produce with the `jsonpatch` library.
+    """
+    for op in ops:
+        kind, path = op["op"], op["path"]
+        if path == "":
+            if kind not in ("add", "replace"):
+                raise ValueError(f"cannot {kind} the whole document")
+            document = op["value"]
+            continue
+        parent = document
+        *parents, last = (_unescape(p) for p in path.split("/")[1:])
+        for part in parents:
+            parent = parent[int(part) if isinstance(parent, list) else part]
+        _apply_one(parent, kind, last, op.get("value"))
+    return document
+
+
+def _apply_one(parent: Any, kind: str, key: str, value: Any) -> None:
+    if isinstance(parent, dict):
+        if kind != "add" and key not in parent:
+            raise KeyError(key)
+        if kind == "remove":
+            del parent[key]
+        else:
+            parent[key] = value
+        return
+    if not isinstance(parent, list):
+        raise TypeError(f"cannot {kind} {key!r} in a {type(parent).__name__}")
+    if kind == "add" and key == "-":
+        parent.append(value)
+        return
+    index = int(key)
+    if not 0 <= index <= len(parent) - (kind != "add"):
+        raise IndexError(index)
+    if kind == "add":
+        parent.insert(index, value)
+    elif kind == "replace":
+        parent[index] = value
+    else:
+        del parent[index]
+
+
+def _unescape(part: str) -> str:
+    return part.replace("~1", "/").replace("~0", "~")
+
+
 def _copy_spines(document: Any, ops: list[Op]) -> Any:
-    """Shallow-copy each dict/list on the ops' parent paths, so applying in place never
-    touches `document` while untouched subtrees stay shared (cheap to build and compare)."""
+    """Shallow-copy each dict/list on the ops' parent paths (each once), so applying in
+    place never touches `document` while untouched subtrees stay shared (cheap to build
+    and cheap to compare)."""
     root = _shallow(document)
+    copies = {id(root)}
     for op in ops:
         node = root
-        parts = op["path"].split("/")[1:-1]
-        for part in parts:
-            key: Any = part.replace("~1", "/").replace("~0", "~")
-            if isinstance(node, list):
-                key = int(key)
-            child = _shallow(node[key])
-            node[key] = child
+        for part in op["path"].split("/")[1:-1]:
+            key: Any = int(part) if isinstance(node, list) else _unescape(part)
+            child = node[key]
+            if id(child) not in copies:
+                child = node[key] = _shallow(child)
+                copies.add(id(child))
             node = child
     return root
 

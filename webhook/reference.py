@@ -62,7 +62,7 @@ DEFAULT_DOMAIN = "docker.io"
 OFFICIAL_REPO_PREFIX = "library/"
 
 # No real reference comes near this (a 255-character path, a 128-character tag and a
-# sha512 digest fit in about 550 characters plus the domain); refusing longer input first
+# sha512 digest fit in about 520 characters plus the domain); refusing longer input first
 # bounds the regex work an admission request can cause.
 REFERENCE_LENGTH_MAX = 4096
 # A registry host is a DNS name (at most 253 characters) or an address, plus a port.

@@ -1,0 +1,51 @@
+# kci-webhook container image.
+#
+#   docker build -t kci-webhook:0.1.0 .
+#   docker run --rm -p 8443:8443 --read-only --user 65532:65532 \
+#     -v "$PWD/certs:/etc/kci-webhook/tls:ro" \
+#     -v "$PWD/examples/config.yaml:/etc/kci-webhook/config.yaml:ro" kci-webhook:0.1.0
+#
+# The config file and the TLS pair are mounts (a ConfigMap and a Secret in the cluster),
+# never baked in. No HEALTHCHECK: Kubernetes probes /healthz and /readyz itself.
+
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+# --- build: the project's wheel and every dependency's, installed into a venv ----------
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1
+WORKDIR /src
+# Only what the wheel is built from (.dockerignore keeps everything else, certs and
+# keys above all, out of the build context).
+COPY pyproject.toml README.md ./
+COPY webhook ./webhook
+# Every dependency ships manylinux wheels for CPython 3.11, so no compiler is needed; pip
+# compiles the .pyc files here, because the final image cannot write them at run time
+# (read-only root filesystem).
+RUN pip wheel --no-cache-dir --wheel-dir /wheels . \
+ && python -m venv /opt/venv \
+ && /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /wheels \
+        /wheels/kci_webhook-*.whl \
+ && /opt/venv/bin/pip uninstall --yes pip setuptools
+
+# --- final: the venv on a clean slim image, no build tools, no wheels --------------------
+FROM ${PYTHON_IMAGE}
+LABEL org.opencontainers.image.title="kci-webhook" \
+      org.opencontainers.image.description="Kubernetes mutating admission webhook for private and mirrored container registries" \
+      org.opencontainers.image.licenses="Apache-2.0"
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+# A named non-root user (numeric 65532, as the Deployment's runAsUser), and the mount
+# points for the config and the TLS Secret.
+RUN groupadd --system --gid 65532 kci-webhook \
+ && useradd --system --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent \
+        --shell /usr/sbin/nologin kci-webhook \
+ && mkdir -p /etc/kci-webhook/tls
+COPY --from=build /opt/venv /opt/venv
+USER 65532:65532
+WORKDIR /
+EXPOSE 8443
+ENTRYPOINT ["kci-webhook"]
+CMD ["serve", "--config=/etc/kci-webhook/config.yaml", "--port=8443", \
+     "--cert=/etc/kci-webhook/tls/tls.crt", "--key=/etc/kci-webhook/tls/tls.key"]
