@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -42,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="where dev certificates are written when --cert is not given")
     serve.add_argument("--workers", type=int, default=int(os.environ.get("KCI_WEBHOOK_WORKERS",
                                                                           "1")))
+    serve.add_argument("--kubeconfig", default=os.environ.get("KCI_WEBHOOK_KUBECONFIG"),
+                       help="watch Namespaces through this kubeconfig (default: in-cluster "
+                            "config when running in a pod, else no namespace defaults)")
     serve.add_argument("--max-body-bytes", type=int, default=server.DEFAULT_MAX_BODY_BYTES,
                        help="larger request bodies get HTTP 413 (default 7 MiB)")
     serve.add_argument("--log-level", default=os.environ.get("KCI_WEBHOOK_LOG_LEVEL", "info"),
@@ -91,12 +95,19 @@ def _serve(args: argparse.Namespace) -> int:
         cert, key, ca = tls.ensure_dev_certificates(Path(args.certs_dir))
         log.info("using development certificates: cert=%s key=%s ca=%s "
                  "(SANs localhost, 127.0.0.1, ::1)", cert.resolve(), key.resolve(), ca.resolve())
+    # absolute(), never resolve(): a mounted Secret's tls.crt is a symlink into a
+    # versioned directory that the kubelet replaces on rotation; the resolved path would
+    # pin the old version forever and hot reload would never see a new certificate.
     os.environ.update({
         "KCI_WEBHOOK_CONFIG": config_path,
-        "KCI_WEBHOOK_TLS_CERT": str(cert.resolve()),
-        "KCI_WEBHOOK_TLS_KEY": str(key.resolve()),
+        "KCI_WEBHOOK_TLS_CERT": str(cert.absolute()),
+        "KCI_WEBHOOK_TLS_KEY": str(key.absolute()),
         "KCI_WEBHOOK_MAX_BODY_BYTES": str(args.max_body_bytes),
+        "KCI_WEBHOOK_KUBECONFIG": args.kubeconfig or "",
     })
+    if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # each worker is a process: /metrics must add up all of them (metrics.py)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="kci-webhook-metrics-")
     log.info("serving on https://%s:%d with config %s, %d mirror(s), %d worker(s)",
              args.host, args.port, config.source, len(config.mirrors), args.workers)
     server.run(host=args.host, port=args.port, workers=max(1, args.workers),

@@ -17,7 +17,9 @@ import orjson
 
 from webhook import patch
 from webhook.errors import BadRequest, InvalidInput
+from webhook.layers import POD_KEYS
 from webhook.mutate import Context, Outcome, mutate
+from webhook.workloads import TEMPLATE_PATHS, WORKLOAD_GROUPS, pod_template, template_as_pod
 
 API_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
 MAX_WARNINGS = 20          # the API server shows each one to the client; keep it readable
@@ -51,6 +53,7 @@ class Request:
     operation: str
     namespace: str
     object: Any
+    old_object: Any = None
 
 
 def decode(body: bytes) -> Request:
@@ -79,7 +82,7 @@ def decode(body: bytes) -> Request:
         kind=_text(kind.get("kind")), group=_text(kind.get("group")),
         resource=_text(resource.get("resource")), sub_resource=_text(request.get("subResource")),
         operation=_text(request.get("operation")), namespace=_text(request.get("namespace")),
-        object=request.get("object"),
+        object=request.get("object"), old_object=request.get("oldObject"),
     )
 
 
@@ -108,6 +111,52 @@ def admit(body: bytes, *, context_for: Callable[[str], Context]) -> Decision:
         return _answer(request, "skipped" if outcome.skipped else "unchanged", allowed=True,
                        warnings=outcome.warnings, name=name)
     return _patched(request, outcome, name)
+
+
+def validate(body: bytes, *, context_for: Callable[[str], Context]) -> Decision:
+    """The validating webhook for workloads: their pod template's KCI annotations are
+    checked with the same code as a pod's, so `kubectl apply` fails at once with the
+    message a pod would get, instead of a controller whose pods never appear.
+
+    On UPDATE, a template whose KCI annotations did not change is admitted with the
+    problem as a warning: an object that predates a rule must stay editable (labels,
+    image bumps) — only a change that introduces the problem is refused.
+    """
+    request = decode(body)
+    if (request.operation not in ("CREATE", "UPDATE") or request.sub_resource
+            or request.kind not in TEMPLATE_PATHS
+            or request.group != WORKLOAD_GROUPS[request.kind]):
+        return _answer(request, "skipped", allowed=True)
+    template = pod_template(request.object, request.kind)
+    if template is None:
+        return _answer(request, "skipped", allowed=True)
+    name = _pod_name(request.object)
+    try:
+        outcome = mutate(template_as_pod(template, request.namespace),
+                         context_for(request.namespace))
+    except InvalidInput as exc:
+        return _answer(request, "denied", allowed=False, name=name,
+                       message=f"pod template: {exc}")
+    if outcome.denial and not _kci_unchanged(request, template):
+        return _answer(request, "denied", allowed=False, message=outcome.denial, name=name,
+                       warnings=outcome.warnings)
+    warnings = [*([outcome.denial] if outcome.denial else []), *outcome.warnings]
+    return _answer(request, "unchanged", allowed=True, warnings=warnings, name=name)
+
+
+def _kci_unchanged(request: Request, template: dict[str, Any]) -> bool:
+    if request.operation != "UPDATE":
+        return False
+    old = pod_template(request.old_object, request.kind)
+    return old is not None and _kci_annotations(old) == _kci_annotations(template)
+
+
+def _kci_annotations(template: dict[str, Any]) -> dict[str, Any]:
+    meta = template.get("metadata")
+    annotations = meta.get("annotations") if isinstance(meta, dict) else None
+    if not isinstance(annotations, dict):
+        return {}
+    return {key: annotations[key] for key in POD_KEYS if key in annotations}
 
 
 def _is_pod_create(request: Request) -> bool:

@@ -13,11 +13,13 @@ import contextlib
 import functools
 import logging
 import os
+import signal
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import orjson
@@ -26,9 +28,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from webhook import config as config_mod
+from webhook import metrics
 from webhook.errors import BadRequest, ConfigError, PayloadTooLarge, UnsupportedMediaType
 from webhook.mutate import Context
-from webhook.review import admit, errored
+from webhook.namespaces import NamespaceCache, api_from_environment
+from webhook.review import Decision, admit, errored, validate
 from webhook.tls import ReloadingContext
 
 log = logging.getLogger("kci-webhook")
@@ -47,6 +51,7 @@ class Settings:
     key_file: str = ""
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     own_namespace: str | None = None
+    kubeconfig: str | None = None
     environ: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -58,6 +63,7 @@ class Settings:
                    max_body_bytes=int(env.get("KCI_WEBHOOK_MAX_BODY_BYTES",
                                               DEFAULT_MAX_BODY_BYTES)),
                    own_namespace=env.get("POD_NAMESPACE") or None,
+                   kubeconfig=env.get("KCI_WEBHOOK_KUBECONFIG") or None,
                    environ=env)
 
 
@@ -76,50 +82,76 @@ def load_settings_config(settings: Settings) -> tuple[config_mod.Config,
     return config, config_mod.environment_defaults(settings.environ)
 
 
-def create_app(settings: Settings) -> FastAPI:
+@dataclass
+class AppState:
+    """What the routes read. Swapped whole (config reload), never mutated in place."""
+
+    config: config_mod.Config
+    environment: config_mod.EnvironmentDefaults
+    namespaces: NamespaceCache
+    tls: ReloadingContext | None
+    own_namespace: str | None
+
+    def context_for(self, namespace: str) -> Context:
+        """Everything but the pod: built per request from immutable parts (≈1 µs)."""
+        return Context(config=self.config, environment=self.environment, namespace=namespace,
+                       namespace_layer=self.namespaces.get(namespace),
+                       own_namespace=self.own_namespace)
+
+
+def create_app(settings: Settings, *, namespaces: NamespaceCache | None = None) -> FastAPI:
     """The application for one worker. Config is parsed here once, never per request."""
     config, environment = load_settings_config(settings)
     tls = tls_for(settings.cert_file, settings.key_file) if settings.cert_file else None
+    if namespaces is None:
+        namespaces = NamespaceCache(
+            api_from_environment(settings.kubeconfig),
+            on_invalid=lambda _ns, key: metrics.NAMESPACE_INVALID.labels(key).inc(),
+            on_state=lambda cache: metrics.set_namespace_state(cache.state, cache.synced_at))
+    state = AppState(config=config, environment=environment, namespaces=namespaces, tls=tls,
+                     own_namespace=settings.own_namespace)
+    metrics.set_namespace_state(namespaces.state, None)
+    if tls:
+        metrics.CERT_EXPIRY.set(tls.not_after.timestamp())
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         watcher = asyncio.create_task(tls.watch()) if tls else None
+        state.namespaces.start()
         yield
+        state.namespaces.stop()
         if watcher:
             watcher.cancel()
 
     app = FastAPI(title="kci-webhook", docs_url=None, redoc_url=None, openapi_url=None,
                   lifespan=lifespan)
-    contexts: dict[str, Context] = {}
+    app.state.kci = state
 
-    def context_for(namespace: str) -> Context:
-        ctx = contexts.get(namespace)
-        if ctx is None:
-            if len(contexts) > 10_000:
-                contexts.clear()
-            ctx = contexts[namespace] = Context(config=config, environment=environment,
-                                                namespace=namespace,
-                                                own_namespace=settings.own_namespace)
-        return ctx
+    async def answer(request: Request, endpoint: str,
+                     handler: Callable[..., Decision]) -> Response:
+        started = time.perf_counter()
+        body = b""
+        try:
+            body = await read_body(request, settings.max_body_bytes)
+            decision = handler(body, context_for=state.context_for)
+        except BadRequest as exc:
+            metrics.REJECTED.labels(str(exc.status_code)).inc()
+            log.info("rejected %s request: %s", endpoint, exc)
+            return _error(exc.status_code, str(exc))
+        except Exception as exc:  # noqa: BLE001 - the one place a bug becomes an answer
+            log.exception("admission failed on %s", endpoint)
+            metrics.ADMISSIONS.labels(endpoint, "", "error").inc()
+            return Response(errored(body, f"internal error: {exc}"), media_type=JSON)
+        _observe(endpoint, decision, time.perf_counter() - started)
+        return Response(decision.body, media_type=JSON)
 
     @app.post("/mutate")
     async def mutate_endpoint(request: Request) -> Response:
-        started = time.perf_counter()
-        try:
-            body = await read_body(request, settings.max_body_bytes)
-            decision = admit(body, context_for=context_for)
-        except BadRequest as exc:
-            return _error(exc.status_code, str(exc))
-        except Exception as exc:  # noqa: BLE001 - the one place a bug becomes an answer
-            log.exception("admission failed")
-            return Response(errored(locals().get("body", b""), f"internal error: {exc}"),
-                            media_type=JSON)
-        if decision.outcome == "denied":
-            log.info("denied %s/%s uid=%s: %s", decision.namespace, decision.name,
-                     decision.uid, decision.message)
-        log.debug("admission uid=%s %s/%s %s in %.2f ms", decision.uid, decision.namespace,
-                  decision.name, decision.outcome, (time.perf_counter() - started) * 1000)
-        return Response(decision.body, media_type=JSON)
+        return await answer(request, "mutate", admit)
+
+    @app.post("/validate")
+    async def validate_endpoint(request: Request) -> Response:
+        return await answer(request, "validate", validate)
 
     @app.get("/healthz")
     async def healthz() -> Response:
@@ -128,15 +160,35 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/readyz")
     async def readyz() -> Response:
         detail: dict[str, Any] = {
-            "config": config.source,
-            "certificate": "loaded" if tls else "none (plain HTTP test server)",
-            "namespaces": "not watched",
+            "config": state.config.source,
+            "certificate": "loaded" if state.tls else "none",
+            "namespaces": state.namespaces.status(),
         }
-        if tls:
-            detail["certificateNotAfter"] = tls.not_after.isoformat()
+        if state.tls:
+            detail["certificateNotAfter"] = state.tls.not_after.isoformat()
         return Response(orjson.dumps({"status": "ready", "detail": detail}), media_type=JSON)
 
+    @app.get("/metrics")
+    async def metrics_endpoint() -> Response:
+        data, content_type = metrics.exposition()
+        return Response(data, media_type=content_type)
+
     return app
+
+
+def _observe(endpoint: str, decision: Decision, seconds: float) -> None:
+    """Metrics and logs for one answer: one line per admission at debug, denials at info."""
+    metrics.ADMISSIONS.labels(endpoint, decision.operation, decision.outcome).inc()
+    metrics.LATENCY.labels(endpoint).observe(seconds)
+    for _old, new in decision.rewritten.values():
+        metrics.IMAGES_REWRITTEN.labels(new.split("/", 1)[0]).inc()
+    if decision.outcome == "denied":
+        for problem in decision.message.split("; "):
+            metrics.DENIALS.labels(problem.split(" ", 1)[0].rstrip(":")).inc()
+        log.info("denied %s %s/%s uid=%s: %s", endpoint, decision.namespace, decision.name,
+                 decision.uid, decision.message)
+    log.debug("%s uid=%s %s/%s %s in %.2f ms", endpoint, decision.uid, decision.namespace,
+              decision.name, decision.outcome, seconds * 1000)
 
 
 def app_from_environ() -> FastAPI:
@@ -185,8 +237,18 @@ def _ssl_context(_config: uvicorn.Config, _default: Any) -> ssl.SSLContext:
     return tls_for(settings.cert_file, settings.key_file).context
 
 
+def _exit_cleanly(_signum: int, _frame: FrameType | None) -> None:
+    """SIGTERM outside uvicorn's serving loop. While it serves, uvicorn handles SIGTERM
+    itself (stop accepting, finish in-flight requests, up to the graceful timeout); then
+    it raises the signal again under the handler it found, and with the default handler
+    the process would die of it (exit 143) after a clean shutdown. Exit 0 instead; a
+    SIGTERM during start-up, before uvicorn took over, also ends the process at once."""
+    raise SystemExit(0)
+
+
 def run(*, host: str, port: int, workers: int, log_level: str = "info") -> None:
     """Run uvicorn on the app factory; settings travel to workers in the environment."""
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(
         "webhook.server:app_from_environ", factory=True, ssl_context_factory=_ssl_context,
         host=host, port=port, workers=workers,

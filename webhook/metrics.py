@@ -1,0 +1,78 @@
+"""Prometheus metrics, named by the Prometheus conventions (`_total`, `_seconds`, base units).
+
+With `--workers N > 1` every worker is a process of its own; `kci-webhook serve` then sets
+`PROMETHEUS_MULTIPROC_DIR` and `/metrics` aggregates every worker's files
+(prometheus-client's multiprocess mode), so a scrape sees the whole pod, not one worker.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+ADMISSIONS = Counter(
+    "kci_webhook_admissions_total", "Admission reviews answered, by endpoint, operation and "
+    "outcome (mutated, unchanged, denied, skipped, error).",
+    ["endpoint", "operation", "outcome"], registry=REGISTRY)
+LATENCY = Histogram(
+    "kci_webhook_admission_duration_seconds", "Time from the request's body read to the "
+    "answer, by endpoint.", ["endpoint"], registry=REGISTRY,
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+             0.5, 1.0, 2.5))
+REJECTED = Counter(
+    "kci_webhook_requests_rejected_total", "Requests refused before admission (malformed, "
+    "oversized, wrong content type), by HTTP status code.", ["code"], registry=REGISTRY)
+IMAGES_REWRITTEN = Counter(
+    "kci_webhook_images_rewritten_total", "Container images rewritten to a mirror, by mirror "
+    "host.", ["mirror"], registry=REGISTRY)
+DENIALS = Counter(
+    "kci_webhook_denials_total", "Denials, by the annotation (or field) that caused them.",
+    ["annotation"], registry=REGISTRY)
+NAMESPACE_INVALID = Counter(
+    "kci_webhook_namespace_invalid_annotations_total", "Invalid namespace annotations seen "
+    "(once per change of the Namespace), by annotation.", ["annotation"], registry=REGISTRY)
+NAMESPACE_STATE = Gauge(
+    "kci_webhook_namespace_cache_state", "1 for the namespace cache's current state "
+    "(disabled, starting, synced, degraded).", ["state"], registry=REGISTRY,
+    multiprocess_mode="max")
+NAMESPACE_LAST_SYNC = Gauge(
+    "kci_webhook_namespace_cache_last_sync_timestamp_seconds", "When the namespace cache "
+    "last listed or saw a watch event.", registry=REGISTRY, multiprocess_mode="max")
+MIRROR_CHECKS = Counter(
+    "kci_webhook_mirror_check_cache_total", "Mirror presence checks, by cache result "
+    "(hit, miss).", ["result"], registry=REGISTRY)
+CERT_EXPIRY = Gauge(
+    "kci_webhook_certificate_expiry_timestamp_seconds", "notAfter of the serving "
+    "certificate in use.", registry=REGISTRY, multiprocess_mode="min")
+CONFIG_RELOADS = Counter(
+    "kci_webhook_config_reloads_total", "Config file reloads, by result (success, failure).",
+    ["result"], registry=REGISTRY)
+
+STATES = ("disabled", "starting", "synced", "degraded")
+
+
+def set_namespace_state(state: str, last_sync: float | None) -> None:
+    for name in STATES:
+        NAMESPACE_STATE.labels(name).set(1 if name == state else 0)
+    if last_sync is not None:
+        NAMESPACE_LAST_SYNC.set(last_sync)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The text exposition; in multiprocess mode, every worker's values together."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

@@ -1,0 +1,232 @@
+"""Namespace defaults, kept current by a list + watch of Namespaces.
+
+Admission reads this cache only (a dict lookup); it never waits for the API server. A
+background thread lists Namespaces, then watches from the list's resourceVersion, and:
+- on a watch that ends normally (server timeout), watches again from the last
+  resourceVersion it saw (events and bookmarks move it);
+- on `410 Gone` (that resourceVersion is too old), lists again;
+- on any other error (API down, connection dropped), marks the cache degraded, keeps
+  serving the last known values, and retries with capped exponential backoff.
+
+Memory stays bounded: only namespaces that carry one of the annotations of interest are
+kept, and only those annotations, parsed once per change into a `Layer`. An invalid
+namespace annotation is logged once per change (not per pod) and counted.
+
+This is the only module that imports the `kubernetes` client.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import orjson
+from kubernetes import client, watch
+from kubernetes import config as kube_config
+from kubernetes.client.rest import ApiException
+
+from webhook.layers import NAMESPACE_KEYS, Layer, namespace_layer
+
+log = logging.getLogger("kci-webhook.namespaces")
+
+WATCH_TIMEOUT_SECONDS = 290          # the API server's own default is 5-10 minutes
+READ_TIMEOUT_SECONDS = WATCH_TIMEOUT_SECONDS + 30   # a silent dead connection is noticed
+BACKOFF_INITIAL, BACKOFF_MAX = 0.5, 30.0
+
+Interest = tuple[tuple[str, str], ...]
+
+
+class Gone(Exception):
+    """The watch's resourceVersion expired (HTTP 410): list again."""
+
+
+def api_from_environment(kubeconfig: str | None) -> client.CoreV1Api | None:
+    """In-cluster config when running in a pod, a kubeconfig when given, else None."""
+    import os
+
+    if kubeconfig:
+        api_client = kube_config.new_client_from_config(config_file=kubeconfig)
+        return client.CoreV1Api(api_client)
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        kube_config.load_incluster_config()
+        return client.CoreV1Api()
+    return None
+
+
+class NamespaceCache:
+    """Namespace → `Layer` of its defaults. `get` is safe from any thread, never blocks."""
+
+    def __init__(self, api: client.CoreV1Api | None, *,
+                 on_invalid: Callable[[str, str], None] | None = None,
+                 on_state: Callable[[NamespaceCache], None] | None = None,
+                 watch_timeout: int = WATCH_TIMEOUT_SECONDS) -> None:
+        self._api = api
+        self._layers: dict[str, Layer] = {}
+        self._interest: dict[str, Interest] = {}
+        self._on_invalid = on_invalid or (lambda _ns, _key: None)
+        self._on_state = on_state or (lambda _cache: None)
+        self._watch_timeout = watch_timeout
+        self._stop = threading.Event()
+        self._watch: watch.Watch | None = None
+        self._thread: threading.Thread | None = None
+        self.state = "disabled" if api is None else "starting"
+        self.resource_version: str | None = None
+        self.synced_at: float | None = None
+        self.last_error: str | None = None
+        self.lists = 0
+        self.errors = 0
+
+    # --- reading (admission) -----------------------------------------------------------
+
+    def get(self, namespace: str) -> Layer | None:
+        return self._layers.get(namespace)
+
+    def __len__(self) -> int:
+        return len(self._layers)
+
+    def status(self) -> dict[str, Any]:
+        """For /readyz: serving from the cache is fine even when degraded, but say so."""
+        detail: dict[str, Any] = {"state": self.state, "namespacesWithDefaults": len(self)}
+        if self.synced_at is not None:
+            detail["lastSyncAgeSeconds"] = round(time.time() - self.synced_at, 1)
+        if self.last_error and self.state != "synced":
+            detail["lastError"] = self.last_error
+        return detail
+
+    # --- running -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._api is None or self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="namespace-watch", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        if self._watch is not None:
+            self._watch.stop()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        backoff = BACKOFF_INITIAL
+        while not self._stop.is_set():
+            try:
+                self._list()
+                backoff = BACKOFF_INITIAL
+                while not self._stop.is_set():
+                    self._watch_once()
+            except Gone:
+                log.info("namespace watch expired (410 Gone); listing again")
+                continue
+            except Exception as exc:  # noqa: BLE001 - any failure: degrade, keep serving
+                self.errors += 1
+                self.last_error = _describe(exc)
+                self._set_state("degraded")
+                log.warning("namespace cache degraded, serving last known values: %s; "
+                            "retrying in %.1fs", self.last_error, backoff)
+                self._stop.wait(backoff * random.uniform(0.8, 1.2))
+                backoff = min(backoff * 2, BACKOFF_MAX)
+
+    def _list(self) -> None:
+        assert self._api is not None
+        response: Any = self._api.list_namespace(_preload_content=False,
+                                                 _request_timeout=(5, 30))
+        if not 200 <= response.status <= 299:
+            raise ApiException(status=response.status, reason=response.reason)
+        body = orjson.loads(response.data)
+        fresh_layers: dict[str, Layer] = {}
+        fresh_interest: dict[str, Interest] = {}
+        for item in body.get("items") or ():
+            name, interest = _interest_of(item)
+            if name and interest:
+                fresh_interest[name] = interest
+                fresh_layers[name] = self._layer(name, interest)
+        self._layers, self._interest = fresh_layers, fresh_interest   # one atomic swap each
+        self.resource_version = (body.get("metadata") or {}).get("resourceVersion")
+        self.lists += 1
+        self.synced_at = time.time()
+        self._set_state("synced")
+        log.info("namespace cache listed %d namespaces (%d with defaults) at resourceVersion %s",
+                 len(body.get("items") or ()), len(fresh_layers), self.resource_version)
+
+    def _watch_once(self) -> None:
+        assert self._api is not None
+        self._watch = watch.Watch()
+        stream = self._watch.stream(
+            self._api.list_namespace, resource_version=self.resource_version,
+            allow_watch_bookmarks=True, timeout_seconds=self._watch_timeout,
+            _request_timeout=(5, self._watch_timeout + 30), deserialize=False)
+        try:
+            for event in stream:
+                self._apply(event)
+                if self._stop.is_set():
+                    break
+        except ApiException as exc:
+            if exc.status == 410:
+                raise Gone from exc
+            raise
+
+    def _apply(self, event: Mapping[str, Any]) -> None:
+        kind = event.get("type")
+        obj = event.get("object") or {}
+        version = (obj.get("metadata") or {}).get("resourceVersion")
+        if kind in ("ADDED", "MODIFIED"):
+            name, interest = _interest_of(obj)
+            self._update(name, interest)
+        elif kind == "DELETED":
+            name, _ = _interest_of(obj)
+            self._update(name, ())
+        if version:
+            self.resource_version = version
+        if self.state != "synced":
+            self._set_state("synced")
+
+    def _update(self, name: str, interest: Interest) -> None:
+        if not name or self._interest.get(name, ()) == interest:
+            return
+        layers, interests = dict(self._layers), dict(self._interest)
+        if interest:
+            interests[name] = interest
+            layers[name] = self._layer(name, interest)
+        else:
+            interests.pop(name, None)
+            layers.pop(name, None)
+        self._layers, self._interest = layers, interests
+
+    def _layer(self, name: str, interest: Interest) -> Layer:
+        """Parse once per change; log each problem once, here, not on every pod."""
+        layer = namespace_layer(name, dict(interest))
+        for problem in layer.problems:
+            log.warning("invalid namespace annotation, ignored: %s", problem)
+            self._on_invalid(name, problem.split(" ", 1)[0])
+        return layer
+
+    def _set_state(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            self._on_state(self)
+
+
+def _interest_of(obj: Mapping[str, Any]) -> tuple[str, Interest]:
+    """The namespace's name and only the annotations we act on (bounded memory)."""
+    meta = obj.get("metadata") if isinstance(obj, Mapping) else None
+    if not isinstance(meta, Mapping):
+        return "", ()
+    raw_name = meta.get("name")
+    name = raw_name if isinstance(raw_name, str) else ""
+    annotations = meta.get("annotations")
+    if not isinstance(annotations, Mapping):
+        return name, ()
+    return name, tuple((key, annotations[key]) for key in NAMESPACE_KEYS
+                       if isinstance(annotations.get(key), str))
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ApiException):
+        return f"API server answered {exc.status} {exc.reason}"
+    return f"{type(exc).__name__}: {exc}"[:300]
