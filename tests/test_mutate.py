@@ -382,3 +382,38 @@ def test_object_not_shaped_like_a_pod_is_an_invalid_input(bad: dict[str, Any]) -
 
     with pytest.raises(InvalidInput):
         mutate(bad, ctx(GDC))
+
+
+# --- precedence × onInvalid × scope --------------------------------------------------------
+
+BAD_POD = {HOST_ALIASES: '[{"ip":"1.2.3","hostnames":["shared.example"]}]'}
+MATRIX = [
+    # (id, onInvalid, scope, virtual-kubelet pod, pod annotations, denied, shared.example IP)
+    ("deny-all-valid", "deny", "all", False, POD, False, "10.0.0.1"),
+    ("deny-all-invalid", "deny", "all", False, BAD_POD, True, None),
+    ("warn-all-invalid-falls-to-namespace", "warn", "all", False, BAD_POD, False, "10.0.0.2"),
+    ("warn-vk-invalid-falls-to-namespace", "warn", "virtual-kubelet", True, BAD_POD, False,
+     "10.0.0.2"),
+    ("vk-scope-ordinary-pod-no-env-config", "deny", "virtual-kubelet", False, {}, False,
+     "10.0.0.2"),
+    ("vk-scope-vk-pod-gets-all", "deny", "virtual-kubelet", True, {}, False, "10.0.0.2"),
+]
+
+
+@pytest.mark.parametrize(("on_invalid", "scope", "vk", "pod_ann", "denied", "winner"),
+                         [m[1:] for m in MATRIX], ids=[m[0] for m in MATRIX])
+def test_precedence_with_both_modes_and_both_scopes(
+        on_invalid: str, scope: str, vk: bool, pod_ann: dict[str, str], denied: bool,
+        winner: str | None) -> None:
+    config = f"onInvalid: {on_invalid}\n" + CONFIG_DEFAULTS + f"  scope: {scope}\n"
+    extra = {"tolerations": [SEED_TOLERATION]} if vk else {}
+    outcome = mutate(pod("nginx", annotations=dict(pod_ann), **extra),
+                     ctx(config, ns_annotations=NS, env=ENV))
+    assert (outcome.denial is not None) is denied
+    if denied:
+        return
+    ip_of = {h: a["ip"] for a in outcome.pod["spec"]["hostAliases"] for h in a["hostnames"]}
+    assert ip_of["shared.example"] == winner
+    env_and_config_apply = scope == "all" or vk
+    assert ("env.example" in ip_of) is env_and_config_apply
+    assert ("config.example" in ip_of) is env_and_config_apply
