@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
-from webhook import server, tls
+from webhook import preview, server, tls
 from webhook.errors import ConfigError
 
 EXIT_CONFIG = 2
@@ -51,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default=os.environ.get("KCI_WEBHOOK_LOG_LEVEL", "info"),
                        choices=["debug", "info", "warning", "error"])
     serve.set_defaults(func=_serve)
+
+    preview.add_parser(commands)
 
     certs = commands.add_parser(
         "certs", help="write a CA and serving certificate for the Service, or check them",
