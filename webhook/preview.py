@@ -49,12 +49,13 @@ def _one(doc: Any, result: Preview, *, config: Config, environment: EnvironmentD
          namespace: str, ns_annotations: dict[str, str]) -> Any:
     if not isinstance(doc, dict):
         return doc
-    kind = doc.get("kind")
+    kind = doc.get("kind") if isinstance(doc.get("kind"), str) else ""
     if kind == "List" and isinstance(doc.get("items"), list):
         return {**doc, "items": [_one(item, result, config=config, environment=environment,
                                       namespace=namespace, ns_annotations=ns_annotations)
                                  for item in doc["items"]]}
-    meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+    raw_meta = doc.get("metadata")
+    meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
     ns = meta.get("namespace") or namespace
     label = f"{kind}/{meta.get('name') or meta.get('generateName') or '?'}"
     ctx = Context(config=config, environment=environment, namespace=ns,
@@ -62,7 +63,7 @@ def _one(doc: Any, result: Preview, *, config: Config, environment: EnvironmentD
                   else None, own_namespace=os.environ.get("POD_NAMESPACE") or None)
     if kind == "Pod":
         return _mutated(doc, ctx, label, result) or doc
-    template = pod_template(doc, kind) if isinstance(kind, str) else None
+    template = pod_template(doc, kind)
     if template is None:
         return doc
     as_pod = template_as_pod(template)
@@ -89,10 +90,10 @@ def _mutated(pod: dict[str, Any], ctx: Context, label: str,
     return outcome.pod
 
 
-def _put(doc: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[str, Any]:
+def _put(doc: Any, path: tuple[str, ...], value: Any) -> Any:
     """A copy of `doc` with `value` at `path`, sharing everything else."""
     if not path:
-        return value  # type: ignore[no-any-return]
+        return value
     head, *rest = path
     return {**doc, head: _put(doc[head], tuple(rest), value)}
 
