@@ -49,7 +49,8 @@ def _one(doc: Any, result: Preview, *, config: Config, environment: EnvironmentD
          namespace: str, ns_annotations: dict[str, str]) -> Any:
     if not isinstance(doc, dict):
         return doc
-    kind = doc.get("kind") if isinstance(doc.get("kind"), str) else ""
+    raw_kind = doc.get("kind")
+    kind = raw_kind if isinstance(raw_kind, str) else ""
     if kind == "List" and isinstance(doc.get("items"), list):
         return {**doc, "items": [_one(item, result, config=config, environment=environment,
                                       namespace=namespace, ns_annotations=ns_annotations)
