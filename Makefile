@@ -43,8 +43,11 @@ test: $(STAMP) deps lint typecheck
 bench: $(STAMP) deps
 	$(BIN)/python -m bench
 
+# Coverage-guided fuzzing of decode → mutate → patch → encode (atheris), a fixed budget.
+FUZZ_RUNS ?= 100000
 fuzz: $(STAMP)
-	$(BIN)/python -m bench.fuzz
+	$(BIN)/pip install --quiet -e '.[test,fuzz]'
+	$(BIN)/python -m bench.fuzz -atheris_runs=$(FUZZ_RUNS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import logging.config
 import os
 import sys
 import tempfile
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from webhook import preview, server, tls
 from webhook.errors import ConfigError
+from webhook.logs import log_config
 
 EXIT_CONFIG = 2
 
@@ -50,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="larger request bodies get HTTP 413 (default 7 MiB)")
     serve.add_argument("--log-level", default=os.environ.get("KCI_WEBHOOK_LOG_LEVEL", "info"),
                        choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--log-format", default=os.environ.get("KCI_WEBHOOK_LOG_FORMAT", "json"),
+                       choices=["json", "text"], help="json lines (default) or plain text")
     serve.set_defaults(func=_serve)
 
     preview.add_parser(commands)
@@ -78,8 +82,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.config.dictConfig(log_config(args.log_level, args.log_format))
     log = logging.getLogger("kci-webhook")
     if bool(args.cert) != bool(args.key):
         print("kci-webhook serve: --cert and --key go together", file=sys.stderr)
@@ -113,7 +116,7 @@ def _serve(args: argparse.Namespace) -> int:
     log.info("serving on https://%s:%d with config %s, %d mirror(s), %d worker(s)",
              args.host, args.port, config.source, len(config.mirrors), args.workers)
     server.run(host=args.host, port=args.port, workers=max(1, args.workers),
-               log_level=args.log_level)
+               log_level=args.log_level, log_format=args.log_format)
     return 0
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
 import logging
 import os
 import signal
@@ -30,6 +31,7 @@ from fastapi.responses import Response
 from webhook import config as config_mod
 from webhook import metrics
 from webhook.errors import BadRequest, ConfigError, PayloadTooLarge, UnsupportedMediaType
+from webhook.logs import log_config
 from webhook.mutate import Context
 from webhook.namespaces import NamespaceCache, api_from_environment
 from webhook.review import Decision, admit, errored, validate
@@ -91,6 +93,8 @@ class AppState:
     namespaces: NamespaceCache
     tls: ReloadingContext | None
     own_namespace: str | None
+    config_digest: bytes = b""
+    reload_error: str | None = None
 
     def context_for(self, namespace: str) -> Context:
         """Everything but the pod: built per request from immutable parts (≈1 µs)."""
@@ -109,19 +113,22 @@ def create_app(settings: Settings, *, namespaces: NamespaceCache | None = None) 
             on_invalid=lambda _ns, key: metrics.NAMESPACE_INVALID.labels(key).inc(),
             on_state=lambda cache: metrics.set_namespace_state(cache.state, cache.synced_at))
     state = AppState(config=config, environment=environment, namespaces=namespaces, tls=tls,
-                     own_namespace=settings.own_namespace)
+                     own_namespace=settings.own_namespace,
+                     config_digest=_digest(settings.config_path))
     metrics.set_namespace_state(namespaces.state, None)
     if tls:
         metrics.CERT_EXPIRY.set(tls.not_after.timestamp())
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        watcher = asyncio.create_task(tls.watch()) if tls else None
+        tasks = [asyncio.create_task(watch_config(state, settings))]
+        if tls:
+            tasks.append(asyncio.create_task(tls.watch()))
         state.namespaces.start()
         yield
         state.namespaces.stop()
-        if watcher:
-            watcher.cancel()
+        for task in tasks:
+            task.cancel()
 
     app = FastAPI(title="kci-webhook", docs_url=None, redoc_url=None, openapi_url=None,
                   lifespan=lifespan)
@@ -136,10 +143,11 @@ def create_app(settings: Settings, *, namespaces: NamespaceCache | None = None) 
             decision = handler(body, context_for=state.context_for)
         except BadRequest as exc:
             metrics.REJECTED.labels(str(exc.status_code)).inc()
-            log.info("rejected %s request: %s", endpoint, exc)
+            log.info("rejected request: %s", exc,
+                     extra={"endpoint": endpoint, "code": exc.status_code})
             return _error(exc.status_code, str(exc))
         except Exception as exc:  # noqa: BLE001 - the one place a bug becomes an answer
-            log.exception("admission failed on %s", endpoint)
+            log.exception("admission failed", extra={"endpoint": endpoint})
             metrics.ADMISSIONS.labels(endpoint, "", "error").inc()
             return Response(errored(body, f"internal error: {exc}"), media_type=JSON)
         _observe(endpoint, decision, time.perf_counter() - started)
@@ -159,14 +167,24 @@ def create_app(settings: Settings, *, namespaces: NamespaceCache | None = None) 
 
     @app.get("/readyz")
     async def readyz() -> Response:
+        """Ready when config and certificate are loaded and the certificate is in date;
+        a degraded namespace cache still serves (last known values), and says so."""
         detail: dict[str, Any] = {
             "config": state.config.source,
             "certificate": "loaded" if state.tls else "none",
             "namespaces": state.namespaces.status(),
         }
+        ready = True
+        if state.reload_error:
+            detail["configReloadError"] = state.reload_error
         if state.tls:
+            metrics.CERT_EXPIRY.set(state.tls.not_after.timestamp())
             detail["certificateNotAfter"] = state.tls.not_after.isoformat()
-        return Response(orjson.dumps({"status": "ready", "detail": detail}), media_type=JSON)
+            if state.tls.not_after.timestamp() < time.time():
+                detail["certificate"] = "expired"
+                ready = False
+        body = orjson.dumps({"status": "ready" if ready else "not ready", "detail": detail})
+        return Response(body, status_code=200 if ready else 503, media_type=JSON)
 
     @app.get("/metrics")
     async def metrics_endpoint() -> Response:
@@ -176,19 +194,53 @@ def create_app(settings: Settings, *, namespaces: NamespaceCache | None = None) 
     return app
 
 
+async def watch_config(state: AppState, settings: Settings, interval: float = 2.0) -> None:
+    """Re-read the config file when its content changes (a mounted ConfigMap is updated by
+    a symlink swap that file events miss: compare content hashes). An invalid new config
+    is refused and the old one keeps serving; logs and metrics say which happened."""
+    while settings.config_path:
+        await asyncio.sleep(interval)
+        digest = _digest(settings.config_path)
+        if not digest or digest == state.config_digest:
+            continue
+        state.config_digest = digest
+        try:
+            config, _env = load_settings_config(settings)
+        except ConfigError as exc:
+            state.reload_error = str(exc)
+            metrics.CONFIG_RELOADS.labels("failure").inc()
+            log.error("new config refused, the previous one keeps serving: %s", exc)
+            continue
+        state.config, state.reload_error = config, None
+        metrics.CONFIG_RELOADS.labels("success").inc()
+        log.info("config reloaded from %s: %d mirror(s)", config.source, len(config.mirrors))
+
+
+def _digest(path: str | None) -> bytes:
+    if not path:
+        return b""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).digest()
+    except OSError:
+        return b""
+
+
 def _observe(endpoint: str, decision: Decision, seconds: float) -> None:
     """Metrics and logs for one answer: one line per admission at debug, denials at info."""
     metrics.ADMISSIONS.labels(endpoint, decision.operation, decision.outcome).inc()
     metrics.LATENCY.labels(endpoint).observe(seconds)
     for _old, new in decision.rewritten.values():
         metrics.IMAGES_REWRITTEN.labels(new.split("/", 1)[0]).inc()
+    fields = {"endpoint": endpoint, "uid": decision.uid, "namespace": decision.namespace,
+              "pod": decision.name, "operation": decision.operation,
+              "decision": decision.outcome, "duration_ms": round(seconds * 1000, 3)}
     if decision.outcome == "denied":
         for problem in decision.message.split("; "):
             metrics.DENIALS.labels(problem.split(" ", 1)[0].rstrip(":")).inc()
-        log.info("denied %s %s/%s uid=%s: %s", endpoint, decision.namespace, decision.name,
-                 decision.uid, decision.message)
-    log.debug("%s uid=%s %s/%s %s in %.2f ms", endpoint, decision.uid, decision.namespace,
-              decision.name, decision.outcome, seconds * 1000)
+        log.info("denied: %s", decision.message, extra=fields)
+    elif log.isEnabledFor(logging.DEBUG):
+        log.debug("admission %s", decision.outcome, extra={
+            **fields, "warnings": len(decision.warnings), "rewritten": len(decision.rewritten)})
 
 
 def app_from_environ() -> FastAPI:
@@ -246,7 +298,8 @@ def _exit_cleanly(_signum: int, _frame: FrameType | None) -> None:
     raise SystemExit(0)
 
 
-def run(*, host: str, port: int, workers: int, log_level: str = "info") -> None:
+def run(*, host: str, port: int, workers: int, log_level: str = "info",
+        log_format: str = "json") -> None:
     """Run uvicorn on the app factory; settings travel to workers in the environment."""
     signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(
@@ -254,6 +307,7 @@ def run(*, host: str, port: int, workers: int, log_level: str = "info") -> None:
         host=host, port=port, workers=workers,
         # uvloop + httptools: the asyncio/h11 path stalls reused connections (Nagle, ~44 ms).
         loop="uvloop", http="httptools", access_log=False, log_level=log_level,
+        log_config=log_config(log_level, log_format),
         # The API server's Go client keeps idle connections 90 s: outlive it, so the
         # server never closes a connection the client is about to reuse.
         timeout_keep_alive=120, timeout_graceful_shutdown=25, backlog=2048,
