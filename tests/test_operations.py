@@ -1,0 +1,140 @@
+"""Operating the server: metrics move as admissions happen, logs are JSON, config reloads."""
+
+from __future__ import annotations
+
+import base64
+import re
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.conftest import RunningServer, pod_review, start_server, stop_server
+
+CONFIG = """
+mirrors:
+  - endpoint: https://mirror.example:5000/v2/cache
+    hosts: [docker.io]
+"""
+OTHER_CONFIG = """
+mirrors:
+  - endpoint: https://other-mirror.example:5000
+    hosts: [docker.io]
+"""
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RunningServer]:
+    """A server of its own: these tests read its counters and its log from zero."""
+    running = start_server(tmp_path, CONFIG, args=("--log-level", "debug"))
+    yield running
+    stop_server(running)
+
+
+def scrape(server: RunningServer) -> dict[str, float]:
+    with server.client() as client:
+        text = client.get("/metrics").text
+    samples = {}
+    for line in text.splitlines():
+        match = re.match(r"^(kci_webhook_\S+?(?:\{.*\})?) (\S+)$", line)
+        if match:
+            samples[match.group(1)] = float(match.group(2))
+    return samples
+
+
+def pod(image: str = "nginx:1.25", **annotations: str) -> dict[str, Any]:
+    return {"metadata": {"name": "p", "annotations": dict(annotations)},
+            "spec": {"containers": [{"name": "c", "image": image}]}}
+
+
+def test_counters_follow_a_scripted_sequence(server: RunningServer) -> None:
+    before = scrape(server)
+    server.review(pod_review(pod()))                                    # mutated
+    server.review(pod_review(pod("quay.io/a/b:1")))                     # unchanged
+    server.review(pod_review(pod(**{"k8s.ksyun.com/kci-dns-config": "{"})))   # denied
+    server.review(pod_review(pod(), operation="UPDATE"))                # skipped
+    server.review(b"not json")                                          # rejected 400
+    after = scrape(server)
+
+    def moved(name: str) -> float:
+        return after.get(name, 0) - before.get(name, 0)
+
+    admissions = 'kci_webhook_admissions_total{endpoint="mutate",operation="CREATE",outcome="%s"}'
+    assert moved(admissions % "mutated") == 1
+    assert moved(admissions % "unchanged") == 1
+    assert moved(admissions % "denied") == 1
+    assert moved('kci_webhook_admissions_total{endpoint="mutate",operation="UPDATE",'
+                 'outcome="skipped"}') == 1
+    assert moved('kci_webhook_requests_rejected_total{code="400"}') == 1
+    assert moved('kci_webhook_images_rewritten_total{mirror="mirror.example:5000"}') == 1
+    assert moved('kci_webhook_denials_total{annotation="k8s.ksyun.com/kci-dns-config"}') == 1
+    assert moved('kci_webhook_admission_duration_seconds_count{endpoint="mutate"}') == 4
+    assert after["kci_webhook_certificate_expiry_timestamp_seconds"] > time.time()
+    assert after['kci_webhook_namespace_cache_state{state="disabled"}'] == 1
+
+
+def log_lines(server: RunningServer) -> list[dict[str, Any]]:
+    lines = server.log.read_text().splitlines()
+    return [orjson.loads(line) for line in lines if line.startswith("{")]
+
+
+def test_logs_are_json_lines_with_admission_fields_and_no_bodies(server: RunningServer) -> None:
+    secret = "s3cr3t-value-never-logged"
+    server.review(pod_review(pod(**{"k8s.ksyun.com/kci-dns-config": "{", "x": secret}),
+                             uid="uid-denied"))
+    server.review(pod_review(pod(), uid="uid-mutated"))
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and "uid-mutated" not in server.log.read_text():
+        time.sleep(0.05)
+    text = server.log.read_text()
+    non_json = [line for line in text.splitlines() if line and not line.startswith("{")]
+    assert non_json == []                       # every line parses as JSON, uvicorn's too
+    entries = {e.get("uid"): e for e in log_lines(server) if e.get("uid")}
+    denied, mutated = entries["uid-denied"], entries["uid-mutated"]
+    assert denied["level"] == "info" and denied["decision"] == "denied"
+    assert denied["namespace"] == "default" and denied["pod"] == "p"
+    assert mutated["level"] == "debug" and mutated["decision"] == "mutated"
+    assert isinstance(mutated["duration_ms"], float)
+    assert secret not in text
+
+
+def test_config_reload_applies_a_valid_file_and_refuses_an_invalid_one(
+        server: RunningServer) -> None:
+    config_file = Path(server.log.parent / "config.yaml")
+
+    def image_after() -> str:
+        review = pod_review(pod())
+        response = server.review(review).json()["response"]
+        ops = orjson.loads(base64.b64decode(response["patch"]))
+        return next(op["value"] for op in ops if op["path"] == "/spec/containers/0/image")
+
+    assert image_after().startswith("mirror.example:5000/cache/")
+    swap(config_file, OTHER_CONFIG)
+    assert eventually(lambda: image_after().startswith("other-mirror.example:5000/"))
+    swap(config_file, "onInvalidd: typo\n")
+    assert eventually(lambda: scrape(server).get(
+        'kci_webhook_config_reloads_total{result="failure"}') == 1)
+    assert image_after().startswith("other-mirror.example:5000/")   # the old one serves
+    with server.client() as client:
+        ready = client.get("/readyz").json()
+    assert "unknown key 'onInvalidd'" in ready["detail"]["configReloadError"]
+    assert any(e["level"] == "error" and "refused" in e["msg"] for e in log_lines(server))
+
+
+def swap(path: Path, text: str) -> None:
+    """Replace the file the way a ConfigMap volume does: write aside, then rename."""
+    staged = path.with_suffix(".new")
+    staged.write_text(text)
+    staged.replace(path)
+
+
+def eventually(condition: Callable[[], bool], timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return condition()
