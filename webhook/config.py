@@ -77,6 +77,16 @@ class Defaults:
 
 
 @dataclass(frozen=True, slots=True)
+class MirrorChecks:
+    """How `policy: if-present` asks mirrors: the per-admission budget and the cache."""
+
+    budget_seconds: float = 1.0
+    positive_ttl_seconds: float = 300.0
+    negative_ttl_seconds: float = 30.0
+    cooldown_seconds: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration file, validated."""
 
@@ -85,10 +95,10 @@ class Config:
     mirrors: tuple[Mirror, ...] = ()
     allowed_insecure_registries: tuple[str, ...] = ()
     exclude_namespaces: frozenset[str] = frozenset(DEFAULT_EXCLUDED_NAMESPACES)
+    mirror_checks: MirrorChecks = field(default_factory=MirrorChecks)
     source: str = "<defaults>"
-    # Memo of image → rewrite for this config (see webhook.mutate); not part of its value.
-    rewrite_cache: dict[str, tuple[str | None, str | None]] = field(
-        default_factory=dict, compare=False, repr=False)
+    # Memo of image → rewrite plan for this config (see webhook.mutate); not its value.
+    rewrite_cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +127,7 @@ def config_from_data(data: object, *, source: str) -> Config:
     """Validate already-decoded config data (the YAML document)."""
     problems: list[str] = []
     top = _mapping(data, "(top level)", problems, {"onInvalid", "defaults", "mirrors",
-                                                   "security", "exclude"})
+                                                   "security", "exclude", "mirrorChecks"})
     on_invalid = _choice(top.get("onInvalid", "deny"), "onInvalid", ON_INVALID, problems)
     defaults = _defaults(top.get("defaults") or {}, problems)
     mirrors = tuple(_mirrors(top.get("mirrors") or [], problems))
@@ -126,12 +136,38 @@ def config_from_data(data: object, *, source: str) -> Config:
     allowed = tuple(_patterns(security.get("allowedInsecureRegistries") or [], problems))
     exclude = _mapping(top.get("exclude") or {}, "exclude", problems, {"namespaces"})
     excluded = _namespaces(exclude.get("namespaces", list(DEFAULT_EXCLUDED_NAMESPACES)), problems)
+    checks = _mirror_checks(top.get("mirrorChecks") or {}, problems)
     problems.extend(_cycles(mirrors))
     if problems:
         raise ConfigError("\n".join(f"{source}: {p}" for p in problems))
     return Config(on_invalid=on_invalid, defaults=defaults, mirrors=mirrors,
                   allowed_insecure_registries=allowed, exclude_namespaces=frozenset(excluded),
-                  source=source)
+                  mirror_checks=checks, source=source)
+
+
+_CHECK_KEYS = {"budgetSeconds": (0.05, 10.0), "positiveTTLSeconds": (0.0, 86400.0),
+               "negativeTTLSeconds": (0.0, 86400.0), "cooldownSeconds": (0.0, 3600.0)}
+
+
+def _mirror_checks(value: object, problems: list[str]) -> MirrorChecks:
+    data = _mapping(value, "mirrorChecks", problems, set(_CHECK_KEYS))
+    numbers: dict[str, float] = {}
+    for key, (low, high) in _CHECK_KEYS.items():
+        if key not in data:
+            continue
+        number = data[key]
+        if isinstance(number, bool) or not isinstance(number, int | float) or not (
+                low <= number <= high):
+            problems.append(f"mirrorChecks.{key}: expected a number of seconds from {low:g} "
+                            f"to {high:g}, got {number!r}")
+        else:
+            numbers[key] = float(number)
+    defaults = MirrorChecks()
+    return MirrorChecks(
+        budget_seconds=numbers.get("budgetSeconds", defaults.budget_seconds),
+        positive_ttl_seconds=numbers.get("positiveTTLSeconds", defaults.positive_ttl_seconds),
+        negative_ttl_seconds=numbers.get("negativeTTLSeconds", defaults.negative_ttl_seconds),
+        cooldown_seconds=numbers.get("cooldownSeconds", defaults.cooldown_seconds))
 
 
 def _mapping(value: object, where: str, problems: list[str], keys: set[str]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -46,6 +47,8 @@ from webhook.layers import (
 from webhook.reference import Reference, parse_normalized
 
 Pod = dict[str, Any]
+# (mirror endpoint, image) → (present, why not): the shell's answers to presence_questions
+Availability = Mapping[tuple[str, str], tuple[bool, str]]
 CONTAINER_LISTS = ("initContainers", "containers")
 
 
@@ -71,9 +74,12 @@ class Outcome:
     skipped: str | None = None
 
 
-def mutate(pod: Pod, ctx: Context) -> Outcome:
+def mutate(pod: Pod, ctx: Context, *, availability: Availability | None = None) -> Outcome:
     """Validate the pod's KCI annotations and return the mutated pod (or a denial).
 
+    `availability` answers `presence_questions` for mirrors with `policy: if-present`
+    ((mirror endpoint, image) → (present, why not)); None means nobody could ask (the
+    offline preview): such mirrors are then used as if the image were there.
     Raises InvalidInput when the object is not shaped like a Pod at all.
     """
     _check_shape(pod)
@@ -110,8 +116,10 @@ def mutate(pod: Pod, ctx: Context) -> Outcome:
 
     new_spec = dict(spec)
     mirrors_on = _mirrors_enabled(pod_layer, ns_layer)
-    rewritten = _rewrite_images(new_spec, config, warnings) if mirrors_on else {}
+    rewritten = (_rewrite_images(new_spec, config, warnings, availability) if mirrors_on
+                 else {})
     used = _mirrors_used(new_spec, config.mirrors)
+    warnings.extend(_advice(new_spec, pod_layer, used, rewritten))
 
     new_annotations = dict(annotations)
     _apply_registries(new_annotations, pod_layer, layers, used)
@@ -203,8 +211,8 @@ def _parse_image(image: str) -> Reference | ReferenceError_:
         return exc
 
 
-def _rewrite_images(spec: Pod, config: Config,
-                    warnings: list[str]) -> dict[str, tuple[str, str]]:
+def _rewrite_images(spec: Pod, config: Config, warnings: list[str],
+                    availability: Availability | None) -> dict[str, tuple[str, str]]:
     """Point every image of a mirrored registry at its mirror, tag and digest untouched."""
     rewritten: dict[str, tuple[str, str]] = {}
     for list_name in CONTAINER_LISTS:
@@ -217,7 +225,7 @@ def _rewrite_images(spec: Pod, config: Config,
             if not isinstance(image, str):
                 continue
             where = f"spec.{list_name}[{index}] ({container.get('name', '?')})"
-            new_image = _mirrored(image, config, where, warnings)
+            new_image = _mirrored(image, config, where, warnings, availability)
             if new_image is not None:
                 new_containers[index] = {**container, "image": new_image}
                 rewritten[str(container.get("name", f"{list_name}[{index}]"))] = (image, new_image)
@@ -226,16 +234,38 @@ def _rewrite_images(spec: Pod, config: Config,
     return rewritten
 
 
-def _mirrored(image: str, config: Config, where: str, warnings: list[str]) -> str | None:
-    new_image, problem = _plan(image, config)
-    if problem:
-        warnings.append(f"{where}: image {image[:300]!r} {problem}; left unchanged")
-    return new_image
+def _mirrored(image: str, config: Config, where: str, warnings: list[str],
+              availability: Availability | None) -> str | None:
+    """The first mirror (in config order) that serves the image's registry and, for
+    `policy: if-present`, has the image; None keeps the original (upstream fallback)."""
+    plan = _plan(image, config)
+    if isinstance(plan, str):
+        warnings.append(f"{where}: image {image[:300]!r} {plan}; left unchanged")
+        return None
+    misses = []
+    for mirror, new_image, problem in plan:
+        if mirror.policy == "if-present" and availability is not None:
+            present, detail = availability.get((mirror.endpoint, image), (False, "not asked"))
+            if not present:
+                misses.append(f"mirror {mirror.host}: {detail}")
+                continue
+        if problem:
+            warnings.append(f"{where}: image {image!r} {problem}; left unchanged")
+            return None
+        return new_image
+    if misses:
+        warnings.append(f"{where}: image {image!r} kept, pulled from its own registry "
+                        f"({'; '.join(misses)})")
+    return None
 
 
-def _plan(image: str, config: Config) -> tuple[str | None, str | None]:
-    """(rewritten image or None, problem or None), remembered per config: the same few
-    images recur on every pod, and the config is immutable."""
+Option = tuple[Mirror, str | None, str | None]   # mirror, rewritten image, problem
+
+
+def _plan(image: str, config: Config) -> tuple[Option, ...] | str:
+    """Every mirror that serves the image's registry, in order, with the rewritten image;
+    or why the image cannot be rewritten. Remembered per config: the same few images recur
+    on every pod, and the config is immutable."""
     cache = config.rewrite_cache
     planned = cache.get(image)
     if planned is None:
@@ -245,18 +275,48 @@ def _plan(image: str, config: Config) -> tuple[str | None, str | None]:
     return planned
 
 
-def _plan_uncached(image: str, mirrors: tuple[Mirror, ...]) -> tuple[str | None, str | None]:
+def _plan_uncached(image: str, mirrors: tuple[Mirror, ...]) -> tuple[Option, ...] | str:
     ref = _parse_image(image)
     if isinstance(ref, ReferenceError_):
-        return None, (f"is not a valid reference ({ref.kind})" if mirrors else None)
+        return f"is not a valid reference ({ref.kind})" if mirrors else ()
+    options: list[Option] = []
     for mirror in mirrors:
         if mirror.serves(ref.domain):
             try:
-                return str(ref.with_name(mirror.host, mirror.repository(ref.path))), None
+                options.append((mirror, str(ref.with_name(mirror.host,
+                                                          mirror.repository(ref.path))), None))
             except ReferenceError_ as exc:
-                return None, (f"on mirror {mirror.host} would be an invalid reference "
-                              f"({exc.kind})")
-    return None, None
+                options.append((mirror, None, f"on mirror {mirror.host} would be an invalid "
+                                              f"reference ({exc.kind})"))
+    return tuple(options)
+
+
+def presence_questions(pod: Pod, ctx: Context) -> list[tuple[Mirror, Reference, str]]:
+    """What to ask mirrors with `policy: if-present` before mutating this pod: for each
+    image, each such mirror up to the first `always` one, as (mirror, source reference,
+    image). Pure: the shell asks, within its time budget, and passes the answers back."""
+    config = ctx.config
+    if not any(m.policy == "if-present" for m in config.mirrors):
+        return []
+    if ctx.namespace in config.exclude_namespaces or ctx.namespace == ctx.own_namespace:
+        return []
+    spec = pod.get("spec") if isinstance(pod, dict) else None
+    questions: dict[tuple[str, str], tuple[Mirror, Reference, str]] = {}
+    for list_name in CONTAINER_LISTS:
+        containers = spec.get(list_name) if isinstance(spec, dict) else None
+        for container in containers if isinstance(containers, list) else ():
+            image = container.get("image") if isinstance(container, dict) else None
+            if not isinstance(image, str):
+                continue
+            plan, ref = _plan(image, config), _parse_image(image)
+            if isinstance(plan, str) or not isinstance(ref, Reference):
+                continue
+            for mirror, new_image, _problem in plan:
+                if mirror.policy != "if-present":
+                    break
+                if new_image:
+                    questions[(mirror.endpoint, image)] = (mirror, ref, image)
+    return list(questions.values())
 
 
 def _mirrors_used(spec: Pod, mirrors: tuple[Mirror, ...]) -> list[Mirror]:
@@ -272,6 +332,30 @@ def _mirrors_used(spec: Pod, mirrors: tuple[Mirror, ...]) -> list[Mirror]:
                         not mirror.namespace or ref.path.startswith(mirror.namespace + "/")):
                     used.append(mirror)
     return used
+
+
+def _advice(spec: Pod, pod_layer: Layer, used: list[Mirror],
+            rewritten: dict[str, tuple[str, str]]) -> list[str]:
+    """Likely mistakes worth a warning, not a denial."""
+    advice = []
+    hosts = {new.split("/", 1)[0] for _old, new in rewritten.values()}
+    for mirror in used:
+        if mirror.host in hosts and not mirror.pull_secret:
+            advice.append(f"images rewritten to mirror {mirror.host}, which has no pullSecret "
+                          "configured: the node must be able to pull from it anonymously")
+    domains = set()
+    for list_name in CONTAINER_LISTS:
+        for container in spec.get(list_name) or ():
+            ref = _parse_image(container.get("image") or "")
+            if isinstance(ref, Reference):
+                domains.add(ref.domain)
+    for key, registries in ((KCI_HTTP_REGISTRY, pod_layer.http_registries),
+                            (KCI_INSECURE_REGISTRY, pod_layer.insecure_registries)):
+        for registry in registries:
+            if registry not in domains:
+                advice.append(f"{key} (pod): registry {registry!r} is not used by any image "
+                              "of this pod (a typo?)")
+    return advice
 
 
 def _record_originals(annotations: dict[str, Any], rewritten: dict[str, tuple[str, str]],
