@@ -53,5 +53,7 @@ def log_config(level: str = "info", fmt: str = "json") -> dict[str, Any]:
             "uvicorn": {"handlers": ["main"], "level": level, "propagate": False},
             "uvicorn.error": {"level": level},
             "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+            # one line per mirror check would drown the admissions; failures are warnings
+            "httpx": {"handlers": ["main"], "level": "WARNING", "propagate": False},
         },
     }

@@ -16,9 +16,11 @@ from typing import Any
 import orjson
 
 from webhook import patch
+from webhook.config import Mirror
 from webhook.errors import BadRequest, InvalidInput
 from webhook.layers import POD_KEYS
-from webhook.mutate import Context, Outcome, mutate
+from webhook.mutate import Availability, Context, Outcome, mutate, presence_questions
+from webhook.reference import Reference
 from webhook.workloads import TEMPLATE_PATHS, WORKLOAD_GROUPS, pod_template, template_as_pod
 
 API_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
@@ -97,11 +99,24 @@ def _text(value: object) -> str:
 def admit(body: bytes, *, context_for: Callable[[str], Context]) -> Decision:
     """Answer one AdmissionReview. `context_for(namespace)` supplies config and defaults."""
     request = decode(body)
+    return admit_request(request, context_for(request.namespace))
+
+
+def questions(request: Request, ctx: Context) -> list[tuple[Mirror, Reference, str]]:
+    """What to ask `policy: if-present` mirrors before `admit_request` (none: ask nothing)."""
+    if not _is_pod_create(request) or not isinstance(request.object, dict):
+        return []
+    return presence_questions(request.object, ctx)
+
+
+def admit_request(request: Request, ctx: Context, *,
+                  availability: Availability | None = None) -> Decision:
+    """Answer a decoded AdmissionReview; `availability` answers `questions(request, ctx)`."""
     if not _is_pod_create(request):
         return _answer(request, "skipped", allowed=True)
     name = _pod_name(request.object)
     try:
-        outcome = mutate(request.object, context_for(request.namespace))
+        outcome = mutate(request.object, ctx, availability=availability)
     except InvalidInput as exc:
         return _answer(request, "denied", allowed=False, message=str(exc), name=name)
     if outcome.denial:

@@ -17,7 +17,7 @@ import os
 import signal
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -30,11 +30,14 @@ from fastapi.responses import Response
 
 from webhook import config as config_mod
 from webhook import metrics
+from webhook.config import Mirror
 from webhook.errors import BadRequest, ConfigError, PayloadTooLarge, UnsupportedMediaType
 from webhook.logs import log_config
 from webhook.mutate import Context
 from webhook.namespaces import NamespaceCache, api_from_environment
-from webhook.review import Decision, admit, errored, validate
+from webhook.reference import Reference
+from webhook.registry import PresenceChecker
+from webhook.review import Decision, admit_request, decode, errored, questions, validate
 from webhook.tls import ReloadingContext
 
 log = logging.getLogger("kci-webhook")
@@ -95,6 +98,7 @@ class AppState:
     own_namespace: str | None
     config_digest: bytes = b""
     reload_error: str | None = None
+    checker: PresenceChecker | None = None
 
     def context_for(self, namespace: str) -> Context:
         """Everything but the pod: built per request from immutable parts (≈1 µs)."""
@@ -129,18 +133,31 @@ def create_app(settings: Settings, *, namespaces: NamespaceCache | None = None) 
         state.namespaces.stop()
         for task in tasks:
             task.cancel()
+        if state.checker is not None:
+            await state.checker.aclose()
 
     app = FastAPI(title="kci-webhook", docs_url=None, redoc_url=None, openapi_url=None,
                   lifespan=lifespan)
     app.state.kci = state
 
+    async def mutate_with_checks(body: bytes) -> Decision:
+        """Decode, ask `if-present` mirrors within the budget (if any), then decide."""
+        review = decode(body)
+        ctx = state.context_for(review.namespace)
+        asked = questions(review, ctx)
+        availability = await ask_mirrors(state, asked) if asked else None
+        return admit_request(review, ctx, availability=availability)
+
+    async def validate_body(body: bytes) -> Decision:
+        return validate(body, context_for=state.context_for)
+
     async def answer(request: Request, endpoint: str,
-                     handler: Callable[..., Decision]) -> Response:
+                     handler: Callable[[bytes], Awaitable[Decision]]) -> Response:
         started = time.perf_counter()
         body = b""
         try:
             body = await read_body(request, settings.max_body_bytes)
-            decision = handler(body, context_for=state.context_for)
+            decision = await handler(body)
         except BadRequest as exc:
             metrics.REJECTED.labels(str(exc.status_code)).inc()
             log.info("rejected request: %s", exc,
@@ -155,11 +172,11 @@ def create_app(settings: Settings, *, namespaces: NamespaceCache | None = None) 
 
     @app.post("/mutate")
     async def mutate_endpoint(request: Request) -> Response:
-        return await answer(request, "mutate", admit)
+        return await answer(request, "mutate", mutate_with_checks)
 
     @app.post("/validate")
     async def validate_endpoint(request: Request) -> Response:
-        return await answer(request, "validate", validate)
+        return await answer(request, "validate", validate_body)
 
     @app.get("/healthz")
     async def healthz() -> Response:
@@ -194,6 +211,46 @@ def create_app(settings: Settings, *, namespaces: NamespaceCache | None = None) 
     return app
 
 
+async def ask_mirrors(state: AppState, asked: list[tuple[Mirror, Reference, str]]
+                      ) -> dict[tuple[str, str], tuple[bool, str]]:
+    """Ask every question at once and wait at most the admission's budget. A question not
+    answered in time keeps its image (the pod pulls from the source registry) with a
+    warning; its lookup goes on and fills the cache for the next pod."""
+    checks = state.config.mirror_checks
+    if state.checker is None:
+        state.checker = PresenceChecker(
+            positive_ttl=checks.positive_ttl_seconds, negative_ttl=checks.negative_ttl_seconds,
+            cooldown=checks.cooldown_seconds, timeout=checks.budget_seconds)
+    checker = state.checker
+    before = checker.stats
+    tasks = {(mirror.endpoint, image): asyncio.ensure_future(checker.check_image(mirror, ref))
+             for mirror, ref, image in asked}
+    done, _pending = await asyncio.wait(tasks.values(), timeout=checks.budget_seconds)
+    answers: dict[tuple[str, str], tuple[bool, str]] = {}
+    for key, task in tasks.items():
+        if task not in done:
+            task.add_done_callback(_retrieve)
+            answers[key] = (False, f"no answer within the {checks.budget_seconds:g}s budget")
+        elif task.exception() is not None:
+            answers[key] = (False, f"check failed: {task.exception()}")
+        else:
+            presence = task.result()
+            answers[key] = (presence.present,
+                            "does not have it" + (f" ({presence.detail})" if presence.detail
+                                                  else "")
+                            if presence.status == "absent" else f"check failed: {presence.detail}")
+    after = checker.stats
+    metrics.MIRROR_CHECKS.labels("hit").inc(after["cache_hits"] - before["cache_hits"])
+    metrics.MIRROR_CHECKS.labels("miss").inc(after["cache_misses"] - before["cache_misses"])
+    return answers
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """A late lookup's outcome is only for the cache; never leave its error unretrieved."""
+    if not task.cancelled():
+        task.exception()
+
+
 async def watch_config(state: AppState, settings: Settings, interval: float = 2.0) -> None:
     """Re-read the config file when its content changes (a mounted ConfigMap is updated by
     a symlink swap that file events miss: compare content hashes). An invalid new config
@@ -211,7 +268,10 @@ async def watch_config(state: AppState, settings: Settings, interval: float = 2.
             metrics.CONFIG_RELOADS.labels("failure").inc()
             log.error("new config refused, the previous one keeps serving: %s", exc)
             continue
-        state.config, state.reload_error = config, None
+        old_checker = state.checker
+        state.config, state.reload_error, state.checker = config, None, None
+        if old_checker is not None:           # trust and credentials may have changed
+            await old_checker.aclose()
         metrics.CONFIG_RELOADS.labels("success").inc()
         log.info("config reloaded from %s: %d mirror(s)", config.source, len(config.mirrors))
 
