@@ -8,9 +8,7 @@ pods stays cheap.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
-from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -33,7 +31,16 @@ from webhook.annotations import (
     registry_list_text,
 )
 from webhook.config import Config, EnvironmentDefaults, Mirror, registry_allowed
-from webhook.errors import InvalidInput, ReferenceError_
+from webhook.errors import InvalidInput
+from webhook.images import (
+    CONTAINER_LISTS,
+    Availability,
+    Pod,
+    mirrors_used,
+    parse_image,
+    questions,
+    rewrite_images,
+)
 from webhook.layers import (
     Layer,
     config_layer,
@@ -44,12 +51,7 @@ from webhook.layers import (
     merge_host_aliases,
     union,
 )
-from webhook.reference import Reference, parse_normalized
-
-Pod = dict[str, Any]
-# (mirror endpoint, image) → (present, why not): the shell's answers to presence_questions
-Availability = Mapping[tuple[str, str], tuple[bool, str]]
-CONTAINER_LISTS = ("initContainers", "containers")
+from webhook.reference import Reference
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,9 +118,9 @@ def mutate(pod: Pod, ctx: Context, *, availability: Availability | None = None) 
 
     new_spec = dict(spec)
     mirrors_on = _mirrors_enabled(pod_layer, ns_layer)
-    rewritten = (_rewrite_images(new_spec, config, warnings, availability) if mirrors_on
+    rewritten = (rewrite_images(new_spec, config, warnings, availability) if mirrors_on
                  else {})
-    used = _mirrors_used(new_spec, config.mirrors)
+    used = mirrors_used(new_spec, config.mirrors)
     warnings.extend(_advice(new_spec, pod_layer, used, rewritten))
 
     new_annotations = dict(annotations)
@@ -202,136 +204,15 @@ def _mirrors_enabled(pod_layer: Layer, ns_layer: Layer | None) -> bool:
     return pod_layer.mirrors_on is not False
 
 
-@functools.lru_cache(maxsize=8192)
-def _parse_image(image: str) -> Reference | ReferenceError_:
-    """Parsing is pure, and the same images recur across pods: remember recent results."""
-    try:
-        return parse_normalized(image)
-    except ReferenceError_ as exc:
-        return exc
-
-
-def _rewrite_images(spec: Pod, config: Config, warnings: list[str],
-                    availability: Availability | None) -> dict[str, tuple[str, str]]:
-    """Point every image of a mirrored registry at its mirror, tag and digest untouched."""
-    rewritten: dict[str, tuple[str, str]] = {}
-    for list_name in CONTAINER_LISTS:
-        containers = spec.get(list_name)
-        if not containers:
-            continue
-        new_containers = list(containers)
-        for index, container in enumerate(containers):
-            image = container.get("image")
-            if not isinstance(image, str):
-                continue
-            where = f"spec.{list_name}[{index}] ({container.get('name', '?')})"
-            new_image = _mirrored(image, config, where, warnings, availability)
-            if new_image is not None:
-                new_containers[index] = {**container, "image": new_image}
-                rewritten[str(container.get("name", f"{list_name}[{index}]"))] = (image, new_image)
-        if new_containers != containers:
-            spec[list_name] = new_containers
-    return rewritten
-
-
-def _mirrored(image: str, config: Config, where: str, warnings: list[str],
-              availability: Availability | None) -> str | None:
-    """The first mirror (in config order) that serves the image's registry and, for
-    `policy: if-present`, has the image; None keeps the original (upstream fallback)."""
-    plan = _plan(image, config)
-    if isinstance(plan, str):
-        warnings.append(f"{where}: image {image[:300]!r} {plan}; left unchanged")
-        return None
-    misses = []
-    for mirror, new_image, problem in plan:
-        if mirror.policy == "if-present" and availability is not None:
-            present, detail = availability.get((mirror.endpoint, image), (False, "not asked"))
-            if not present:
-                misses.append(f"mirror {mirror.host}: {detail}")
-                continue
-        if problem:
-            warnings.append(f"{where}: image {image!r} {problem}; left unchanged")
-            return None
-        return new_image
-    if misses:
-        warnings.append(f"{where}: image {image!r} kept, pulled from its own registry "
-                        f"({'; '.join(misses)})")
-    return None
-
-
-Option = tuple[Mirror, str | None, str | None]   # mirror, rewritten image, problem
-
-
-def _plan(image: str, config: Config) -> tuple[Option, ...] | str:
-    """Every mirror that serves the image's registry, in order, with the rewritten image;
-    or why the image cannot be rewritten. Remembered per config: the same few images recur
-    on every pod, and the config is immutable."""
-    cache = config.rewrite_cache
-    planned = cache.get(image)
-    if planned is None:
-        if len(cache) >= 8192:
-            cache.clear()
-        planned = cache[image] = _plan_uncached(image, config.mirrors)
-    return planned
-
-
-def _plan_uncached(image: str, mirrors: tuple[Mirror, ...]) -> tuple[Option, ...] | str:
-    ref = _parse_image(image)
-    if isinstance(ref, ReferenceError_):
-        return f"is not a valid reference ({ref.kind})" if mirrors else ()
-    options: list[Option] = []
-    for mirror in mirrors:
-        if mirror.serves(ref.domain):
-            try:
-                options.append((mirror, str(ref.with_name(mirror.host,
-                                                          mirror.repository(ref.path))), None))
-            except ReferenceError_ as exc:
-                options.append((mirror, None, f"on mirror {mirror.host} would be an invalid "
-                                              f"reference ({exc.kind})"))
-    return tuple(options)
-
-
 def presence_questions(pod: Pod, ctx: Context) -> list[tuple[Mirror, Reference, str]]:
     """What to ask mirrors with `policy: if-present` before mutating this pod: for each
     image, each such mirror up to the first `always` one, as (mirror, source reference,
     image). Pure: the shell asks, within its time budget, and passes the answers back."""
     config = ctx.config
-    if not any(m.policy == "if-present" for m in config.mirrors):
-        return []
     if ctx.namespace in config.exclude_namespaces or ctx.namespace == ctx.own_namespace:
         return []
     spec = pod.get("spec") if isinstance(pod, dict) else None
-    questions: dict[tuple[str, str], tuple[Mirror, Reference, str]] = {}
-    for list_name in CONTAINER_LISTS:
-        containers = spec.get(list_name) if isinstance(spec, dict) else None
-        for container in containers if isinstance(containers, list) else ():
-            image = container.get("image") if isinstance(container, dict) else None
-            if not isinstance(image, str):
-                continue
-            plan, ref = _plan(image, config), _parse_image(image)
-            if isinstance(plan, str) or not isinstance(ref, Reference):
-                continue
-            for mirror, new_image, _problem in plan:
-                if mirror.policy != "if-present":
-                    break
-                if new_image:
-                    questions[(mirror.endpoint, image)] = (mirror, ref, image)
-    return list(questions.values())
-
-
-def _mirrors_used(spec: Pod, mirrors: tuple[Mirror, ...]) -> list[Mirror]:
-    """Mirrors the pod pulls from now, whether we rewrote the image or its author did."""
-    used: list[Mirror] = []
-    for list_name in CONTAINER_LISTS:
-        for container in spec.get(list_name) or ():
-            ref = _parse_image(container.get("image") or "")
-            if isinstance(ref, ReferenceError_):
-                continue
-            for mirror in mirrors:
-                if mirror.host == ref.domain and mirror not in used and (
-                        not mirror.namespace or ref.path.startswith(mirror.namespace + "/")):
-                    used.append(mirror)
-    return used
+    return questions(spec, config) if isinstance(spec, dict) else []
 
 
 def _advice(spec: Pod, pod_layer: Layer, used: list[Mirror],
@@ -346,7 +227,7 @@ def _advice(spec: Pod, pod_layer: Layer, used: list[Mirror],
     domains = set()
     for list_name in CONTAINER_LISTS:
         for container in spec.get(list_name) or ():
-            ref = _parse_image(container.get("image") or "")
+            ref = parse_image(container.get("image") or "")
             if isinstance(ref, Reference):
                 domains.add(ref.domain)
     for key, registries in ((KCI_HTTP_REGISTRY, pod_layer.http_registries),

@@ -1,0 +1,150 @@
+"""Image references in a pod spec, and the mirrors they can be pulled from.
+
+For each image the plan is every mirror that serves its registry, in config order, with
+the rewritten reference; `policy: if-present` mirrors are used only when the shell's
+availability answers say they hold the image (containerd's fallback to upstream).
+Plans are remembered per config: the same few images recur on every pod.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+from webhook.config import Config, Mirror
+from webhook.errors import ReferenceError_
+from webhook.reference import Reference, parse_normalized
+
+Pod = dict[str, Any]
+CONTAINER_LISTS = ("initContainers", "containers")
+# (mirror endpoint, image) → (present, why not): the shell's answers to `questions`
+Availability = Mapping[tuple[str, str], tuple[bool, str]]
+
+
+@functools.lru_cache(maxsize=8192)
+def parse_image(image: str) -> Reference | ReferenceError_:
+    """Parsing is pure, and the same images recur across pods: remember recent results."""
+    try:
+        return parse_normalized(image)
+    except ReferenceError_ as exc:
+        return exc
+
+
+def rewrite_images(spec: Pod, config: Config, warnings: list[str],
+                    availability: Availability | None) -> dict[str, tuple[str, str]]:
+    """Point every image of a mirrored registry at its mirror, tag and digest untouched."""
+    rewritten: dict[str, tuple[str, str]] = {}
+    for list_name in CONTAINER_LISTS:
+        containers = spec.get(list_name)
+        if not containers:
+            continue
+        new_containers = list(containers)
+        for index, container in enumerate(containers):
+            image = container.get("image")
+            if not isinstance(image, str):
+                continue
+            where = f"spec.{list_name}[{index}] ({container.get('name', '?')})"
+            new_image = _mirrored(image, config, where, warnings, availability)
+            if new_image is not None:
+                new_containers[index] = {**container, "image": new_image}
+                rewritten[str(container.get("name", f"{list_name}[{index}]"))] = (image, new_image)
+        if new_containers != containers:
+            spec[list_name] = new_containers
+    return rewritten
+
+
+def _mirrored(image: str, config: Config, where: str, warnings: list[str],
+              availability: Availability | None) -> str | None:
+    """The first mirror (in config order) that serves the image's registry and, for
+    `policy: if-present`, has the image; None keeps the original (upstream fallback)."""
+    plan = _plan(image, config)
+    if isinstance(plan, str):
+        warnings.append(f"{where}: image {image[:300]!r} {plan}; left unchanged")
+        return None
+    misses = []
+    for mirror, new_image, problem in plan:
+        if mirror.policy == "if-present" and availability is not None:
+            present, detail = availability.get((mirror.endpoint, image), (False, "not asked"))
+            if not present:
+                misses.append(f"mirror {mirror.host}: {detail}")
+                continue
+        if problem:
+            warnings.append(f"{where}: image {image!r} {problem}; left unchanged")
+            return None
+        return new_image
+    if misses:
+        warnings.append(f"{where}: image {image!r} kept, pulled from its own registry "
+                        f"({'; '.join(misses)})")
+    return None
+
+
+Option = tuple[Mirror, str | None, str | None]   # mirror, rewritten image, problem
+
+
+def _plan(image: str, config: Config) -> tuple[Option, ...] | str:
+    """Every mirror that serves the image's registry, in order, with the rewritten image;
+    or why the image cannot be rewritten. Remembered per config: the same few images recur
+    on every pod, and the config is immutable."""
+    cache = config.rewrite_cache
+    planned = cache.get(image)
+    if planned is None:
+        if len(cache) >= 8192:
+            cache.clear()
+        planned = cache[image] = _plan_uncached(image, config.mirrors)
+    return planned
+
+
+def _plan_uncached(image: str, mirrors: tuple[Mirror, ...]) -> tuple[Option, ...] | str:
+    ref = parse_image(image)
+    if isinstance(ref, ReferenceError_):
+        return f"is not a valid reference ({ref.kind})" if mirrors else ()
+    options: list[Option] = []
+    for mirror in mirrors:
+        if mirror.serves(ref.domain):
+            try:
+                options.append((mirror, str(ref.with_name(mirror.host,
+                                                          mirror.repository(ref.path))), None))
+            except ReferenceError_ as exc:
+                options.append((mirror, None, f"on mirror {mirror.host} would be an invalid "
+                                              f"reference ({exc.kind})"))
+    return tuple(options)
+
+
+def mirrors_used(spec: Pod, mirrors: tuple[Mirror, ...]) -> list[Mirror]:
+    """Mirrors the pod pulls from now, whether we rewrote the image or its author did."""
+    used: list[Mirror] = []
+    for list_name in CONTAINER_LISTS:
+        for container in spec.get(list_name) or ():
+            ref = parse_image(container.get("image") or "")
+            if isinstance(ref, ReferenceError_):
+                continue
+            for mirror in mirrors:
+                if mirror.host == ref.domain and mirror not in used and (
+                        not mirror.namespace or ref.path.startswith(mirror.namespace + "/")):
+                    used.append(mirror)
+    return used
+
+
+def questions(spec: Pod, config: Config) -> list[tuple[Mirror, Reference, str]]:
+    """(mirror, source reference, image) for each `if-present` mirror that would be
+    tried for an image of `spec`, up to the first `always` mirror; none without such
+    mirrors."""
+    if not any(m.policy == "if-present" for m in config.mirrors):
+        return []
+    asked: dict[tuple[str, str], tuple[Mirror, Reference, str]] = {}
+    for list_name in CONTAINER_LISTS:
+        containers = spec.get(list_name)
+        for container in containers if isinstance(containers, list) else ():
+            image = container.get("image") if isinstance(container, dict) else None
+            if not isinstance(image, str):
+                continue
+            plan, ref = _plan(image, config), parse_image(image)
+            if isinstance(plan, str) or not isinstance(ref, Reference):
+                continue
+            for mirror, new_image, _problem in plan:
+                if mirror.policy != "if-present":
+                    break
+                if new_image:
+                    asked[(mirror.endpoint, image)] = (mirror, ref, image)
+    return list(asked.values())
