@@ -12,9 +12,10 @@ from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
-from webhook import preview, server, tls
+from webhook import preview, tls, trust
 from webhook.errors import ConfigError
 from webhook.logs import log_config
+from webhook.review import DEFAULT_MAX_BODY_BYTES
 
 EXIT_CONFIG = 2
 
@@ -48,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--kubeconfig", default=os.environ.get("KCI_WEBHOOK_KUBECONFIG"),
                        help="watch Namespaces through this kubeconfig (default: in-cluster "
                             "config when running in a pod, else no namespace defaults)")
-    serve.add_argument("--max-body-bytes", type=int, default=server.DEFAULT_MAX_BODY_BYTES,
+    serve.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES,
                        help="larger request bodies get HTTP 413 (default 7 MiB)")
     serve.add_argument("--log-level", default=os.environ.get("KCI_WEBHOOK_LOG_LEVEL", "info"),
                        choices=["debug", "info", "warning", "error"])
@@ -57,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=_serve)
 
     preview.add_parser(commands)
+    trust.add_parser(commands)
 
     certs = commands.add_parser(
         "certs", help="write a CA and serving certificate for the Service, or check them",
@@ -82,6 +84,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    # imported here: the web stack and the kubernetes client take ~2 s to import, which
+    # the offline commands (mutate, trust, certs, doctor) should not pay
+    from webhook import server
+
     logging.config.dictConfig(log_config(args.log_level, args.log_format))
     log = logging.getLogger("kci-webhook")
     if bool(args.cert) != bool(args.key):

@@ -24,6 +24,8 @@ from webhook.reference import Reference
 from webhook.workloads import TEMPLATE_PATHS, WORKLOAD_GROUPS, pod_template, template_as_pod
 
 API_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
+# Two objects of at most 3 MiB each (the API server's request limit) plus the envelope.
+DEFAULT_MAX_BODY_BYTES = 7 * 1024 * 1024
 MAX_WARNINGS = 20          # the API server shows each one to the client; keep it readable
 MAX_WARNING_CHARS = 512
 MAX_MESSAGE_CHARS = 4096

@@ -37,13 +37,19 @@ from webhook.mutate import Context
 from webhook.namespaces import NamespaceCache, api_from_environment
 from webhook.reference import Reference
 from webhook.registry import PresenceChecker
-from webhook.review import Decision, admit_request, decode, errored, questions, validate
+from webhook.review import (
+    DEFAULT_MAX_BODY_BYTES,
+    Decision,
+    admit_request,
+    decode,
+    errored,
+    questions,
+    validate,
+)
 from webhook.tls import ReloadingContext
 
 log = logging.getLogger("kci-webhook")
 
-# Two objects of at most 3 MiB each (the API server's request limit) plus the envelope.
-DEFAULT_MAX_BODY_BYTES = 7 * 1024 * 1024
 JSON = "application/json"
 
 
