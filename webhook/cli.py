@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
-from webhook import preview, tls, trust
+from webhook import doctor, preview, tls, trust
 from webhook.errors import ConfigError
 from webhook.logs import log_config
 from webhook.review import DEFAULT_MAX_BODY_BYTES
@@ -59,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
 
     preview.add_parser(commands)
     trust.add_parser(commands)
+    doctor.add_parser(commands)
 
     certs = commands.add_parser(
         "certs", help="write a CA and serving certificate for the Service, or check them",

@@ -617,13 +617,31 @@ def describe_transport_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {str(exc)[:200]}".rstrip(": ")
 
 
+# --- for `kci-webhook doctor`, which walks the same flow one visible step at a time -----
+
+
+def parse_challenge(headers: list[str]) -> tuple[str, dict[str, str]] | None:
+    """The `WWW-Authenticate` challenge a client answers, as the presence check chooses it
+    (Bearer if offered, else the first): the lower-case scheme and its parameters (names
+    lower-case, quotes removed). None when there is no header."""
+    challenge = _parse_challenge(headers)
+    return None if challenge is None else (challenge.scheme, dict(challenge.params))
+
+
+def basic_authorization(credentials: Credentials) -> str:
+    """The `Authorization` header value for Basic auth with `credentials`."""
+    return _basic(credentials)
+
+
 __all__ = [
     "MANIFEST_ACCEPT",
     "Credentials",
     "CredentialsError",
     "Presence",
     "PresenceChecker",
+    "basic_authorization",
     "credentials_from_dockerconfig",
     "describe_transport_error",
     "manifest_reference",
+    "parse_challenge",
 ]

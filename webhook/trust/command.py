@@ -1,0 +1,156 @@
+"""The `kci-webhook trust` command line: arguments, reading files, exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+from webhook.trust.build import build_entries, render, tkg_service_configuration, trust_secret
+from webhook.trust.check import check_text
+from webhook.trust.errors import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, TrustError
+from webhook.trust.output import _Printer, print_report
+from webhook.trust.pem import DEFAULT_WARN_DAYS
+from webhook.trust.tanzu import DEFAULT_CNI, SECRET_SUFFIX, secret_name
+
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "trust", help="build or check Tanzu trust.additionalTrustedCAs for a private registry",
+        description="Print the TkgServiceConfiguration spec.trust.additionalTrustedCAs (data: "
+                    "base64 of the PEM) that makes Tanzu clusters trust the CA certificates "
+                    "in PEM..., or with --secret the <cluster>-user-trusted-ca-secret Secret "
+                    "(data: double base64). With --check FILE, report every problem in an "
+                    "existing TkgServiceConfiguration, TanzuKubernetesCluster, Cluster or "
+                    "Secret: bad base64, single vs double base64, raw PEM, not a certificate, "
+                    "expired, private keys, duplicates. Exit codes: 0 fine (warnings "
+                    "allowed), 1 errors found (--check), 2 unusable input.",
+        epilog="examples:\n"
+               "  kci-webhook trust harbor-ca.crt > tkg-service-configuration.yaml\n"
+               "  kci-webhook trust --secret --cluster cluster01 --namespace tkgs-ns ca.pem\n"
+               "  kubectl get tkgserviceconfiguration tkg-service-configuration -o yaml \\\n"
+               "    | kci-webhook trust --check -",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("pems", nargs="*", metavar="PEM",
+                        help="CA certificate files (PEM; several certificates per file are "
+                             "fine; - for stdin)")
+    parser.add_argument("--name", action="append", metavar="NAME",
+                        help="entry name for the PEM file at the same position (repeat once "
+                             "per file; default: the file's name, as a DNS label)")
+    parser.add_argument("--secret", action="store_true",
+                        help="print the v1 Secret <cluster>-user-trusted-ca-secret (double "
+                             "base64) that a Cluster's trust variable refers to")
+    parser.add_argument("--cluster", metavar="NAME",
+                        help="the cluster the Secret is for (implies --secret)")
+    parser.add_argument("--namespace", metavar="NS",
+                        help="the Secret's namespace (the cluster's vSphere namespace)")
+    parser.add_argument("--allow-leaf", action="store_true",
+                        help="accept a leaf (non-CA) certificate that is not self-signed")
+    parser.add_argument("--check", metavar="FILE",
+                        help="check the trusted CAs in FILE (YAML or JSON, - for stdin)")
+    parser.add_argument("--json", action="store_true", help="with --check: JSON output")
+    parser.add_argument("--warn-days", type=int, default=DEFAULT_WARN_DAYS, metavar="N",
+                        help=f"warn about certificates expiring within N days "
+                             f"(default {DEFAULT_WARN_DAYS})")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    err = _Printer(sys.stderr)
+    warn_within = timedelta(days=max(0, args.warn_days))
+    if args.check is not None:
+        if args.pems or args.name or args.secret or args.cluster:
+            err.line("kci-webhook trust: --check FILE reads an existing YAML; give PEM files, "
+                     "--name, --secret or --cluster only to build one", "error")
+            return EXIT_USAGE
+        return _run_check(args.check, as_json=args.json, warn_within=warn_within, err=err)
+    if args.json:
+        err.line("kci-webhook trust: --json goes with --check", "error")
+        return EXIT_USAGE
+    if not args.pems:
+        err.line("kci-webhook trust: give CA certificate files (PEM...) to build the YAML, or "
+                 "--check FILE to check one", "error")
+        return EXIT_USAGE
+    return _run_build(args, warn_within=warn_within, err=err)
+
+
+def _read(path: str) -> bytes:
+    if path == "-":
+        return sys.stdin.buffer.read()
+    return Path(path).read_bytes()
+
+
+def _run_build(args: argparse.Namespace, *, warn_within: timedelta, err: _Printer) -> int:
+    secret = bool(args.secret or args.cluster)
+    if secret and not args.cluster:
+        err.line(f"kci-webhook trust: --secret needs --cluster NAME (the Secret is named "
+                 f"NAME{SECRET_SUFFIX})", "error")
+        return EXIT_USAGE
+    if args.cluster and (not _DNS_SUBDOMAIN.fullmatch(args.cluster)
+                         or len(secret_name(args.cluster)) > 253):
+        err.line(f"kci-webhook trust: --cluster {args.cluster!r} is not a valid cluster name "
+                 "(lower-case DNS name)", "error")
+        return EXIT_USAGE
+    if args.namespace and not (_DNS_LABEL.fullmatch(args.namespace)
+                               and len(args.namespace) <= 63):
+        err.line(f"kci-webhook trust: --namespace {args.namespace!r} is not a valid namespace",
+                 "error")
+        return EXIT_USAGE
+    if args.pems.count("-") > 1:
+        err.line("kci-webhook trust: stdin (-) can be read only once", "error")
+        return EXIT_USAGE
+    try:
+        sources = [(path, _read(path)) for path in args.pems]
+    except OSError as e:
+        err.line(f"kci-webhook trust: cannot read {e.filename}: {e.strerror}", "error")
+        return EXIT_USAGE
+    try:
+        entries, notes = build_entries(sources, args.name, allow_leaf=args.allow_leaf,
+                                       warn_within=warn_within)
+    except TrustError as e:
+        err.line(f"kci-webhook trust: {e}", "error")
+        return EXIT_USAGE
+    for note in notes:
+        err.line(note, note.split(":", 1)[0] if note.startswith(("warning:", "note:")) else None)
+    if secret:
+        document = trust_secret(entries, cluster=args.cluster, namespace=args.namespace)
+        names = ", ".join(f"{{name: {e.name}}}" for e in entries)
+        err.line(f"note: in the cluster {args.cluster}, list these names under trust."
+                 f"additionalTrustedCAs: [{names}]", "note")
+    else:
+        document = tkg_service_configuration(entries)
+        err.line("note: kubectl apply replaces spec.trust.additionalTrustedCAs as a whole — "
+                 "pass every CA the clusters must trust, not only the new one; new clusters "
+                 f"get it, existing ones at their next rolling update; spec.defaultCNI is "
+                 f"{DEFAULT_CNI}, change it if yours differs", "note")
+    sys.stdout.write(render(document, entries))
+    return EXIT_OK
+
+
+def _run_check(path: str, *, as_json: bool, warn_within: timedelta, err: _Printer) -> int:
+    try:
+        raw = _read(path)
+        text = raw.decode("utf-8-sig")
+        report = check_text(text, source=path, warn_within=warn_within)
+    except (OSError, UnicodeDecodeError, TrustError) as e:
+        if isinstance(e, OSError):
+            message = f"{path}: cannot read: {e.strerror}"
+        elif isinstance(e, UnicodeDecodeError):
+            message = f"{path}: not UTF-8 text"
+        else:
+            message = str(e)
+        if as_json:
+            print(json.dumps({"source": path, "ok": False, "error": message}, indent=2))
+        err.line(f"kci-webhook trust --check: {message}", "error")
+        return EXIT_USAGE
+    if as_json:
+        print(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
+    else:
+        print_report(report, _Printer(sys.stdout))
+    return EXIT_OK if report.ok else EXIT_PROBLEMS
