@@ -1,0 +1,9 @@
+"""Benchmarks for kci-webhook (`python -m bench`, `make bench`).
+
+- `bench.inprocess`: µs per admission in-process, with a stage breakdown.
+- `bench.load`: a real `kci-webhook serve` over TLS driven by wrk (`post.lua`) at fixed
+  concurrencies, and a Nagle canary; optional layer comparison (`--layers`).
+- `bench.sampling`: optional py-spy profile of the workers under load (`--profile`).
+
+The figures are measured, never asserted in tests: see the README's "Benchmark" section.
+"""

@@ -1,0 +1,116 @@
+"""The AdmissionReviews the benchmark sends, and the context it mutates them in.
+
+Three captured reviews from `../shared/cases/admission/` and one built here: a 3-container
+pod that carries the KCI annotations (dns-config, host-aliases, http-registry) as the seeds'
+examples do: one image from docker.io and one digest-pinned from gcr.io, both rewritten to
+their mirrors, and one from a private registry spoken to over HTTP and resolved through a
+host alias — so every branch of the mutation runs, and the answer carries no warning.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from webhook import config as config_mod
+from webhook.mutate import Context
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+CONFIG_PATH = BENCH_DIR / "bench-config.yaml"
+
+
+def cases_dir() -> Path:
+    """`../shared/cases/admission` beside the repository (override: $KCI_BENCH_CASES)."""
+    return Path(os.environ.get("KCI_BENCH_CASES")
+                or REPO.parent / "shared" / "cases" / "admission")
+
+
+@dataclass(frozen=True)
+class Sample:
+    key: str            # short name used on the command line and in the JSON
+    title: str          # what it is, for the table
+    body: bytes         # the AdmissionReview as sent
+
+    @property
+    def size_kb(self) -> float:
+        return len(self.body) / 1024
+
+
+CAPTURED = (
+    ("pod-create", "pod-create.json: 1 container, small pod",
+     "pod-create.json"),
+    ("deploy-3", "deployment-pod-3-containers.json (the 6 KB review)",
+     "deployment-pod-3-containers.json"),
+    ("deploy-12", "deployment-pod-12-containers.json (the 25 KB review)",
+     "deployment-pod-12-containers.json"),
+)
+TARGET_SAMPLE = "deploy-3"   # the review the issue's targets are stated for
+
+GCR_DIGEST = "sha256:" + "7c3e1d5a9b2f4e6c8a0d2b4f6e8a1c3e5d7b9f1a3c5e7d9b1f3a5c7e9d1b3f5a"
+
+
+def kci_review(base: bytes) -> bytes:
+    """A 3-container Deployment pod with KCI annotations and mirrored images, built from
+    the captured 6 KB review so that everything else about it is realistic."""
+    review = orjson.loads(base)
+    review["request"]["uid"] = "0b7d3c9e-5a1f-4e2d-8c6b-4f1a2e3d5c7b"
+    pod = copy.deepcopy(review["request"]["object"])
+    annotations = pod["metadata"].setdefault("annotations", {})
+    annotations.update({
+        "k8s.ksyun.com/kci-dns-config": orjson.dumps({
+            "nameservers": ["10.96.0.53", "10.20.0.2"],
+            "searches": ["shop.svc.cluster.local", "registry.corp.internal"],
+            "options": [{"name": "ndots", "value": "2"}, {"name": "timeout", "value": "3"}],
+        }).decode(),
+        "k8s.ksyun.com/kci-host-aliases": orjson.dumps([
+            {"ip": "10.20.0.15", "hostnames": ["harbor.corp.internal"]},
+            {"ip": "10.20.0.16", "hostnames": ["charts.corp.internal", "files.corp.internal"]},
+        ]).decode(),
+        "k8s.ksyun.com/kci-http-registry": "harbor.corp.internal:5000",
+    })
+    images = ("harbor.corp.internal:5000/shop/checkout-api:2.14.1", "envoyproxy/envoy:v1.29.4",
+              f"gcr.io/google-containers/pause@{GCR_DIGEST}")
+    for container, image in zip(pod["spec"]["containers"], images, strict=True):
+        container["image"] = image
+    review["request"]["object"] = pod
+    return orjson.dumps(review)
+
+
+def load_samples() -> list[Sample]:
+    directory = cases_dir()
+    samples = []
+    for key, title, name in CAPTURED:
+        path = directory / name
+        if not path.is_file():
+            raise SystemExit(f"bench: sample {path} not found (set KCI_BENCH_CASES to the "
+                             "directory of the captured AdmissionReviews)")
+        samples.append(Sample(key, title, path.read_bytes()))
+    base = next(s.body for s in samples if s.key == "deploy-3")
+    samples.append(Sample("kci-3", "3 containers, KCI annotations, docker.io + gcr.io mirrors "
+                          "and a private HTTP registry",
+                          kci_review(base)))
+    return samples
+
+
+def context_factory(config_path: Path = CONFIG_PATH) -> Callable[[str], Context]:
+    """`context_for` as the server builds it (`webhook.server.create_app`): the config and
+    the KCI_* environment parsed once, one Context per namespace. The benchmark serves and
+    mutates with an empty KCI_* environment so in-process and server figures agree."""
+    config = config_mod.load_config(config_path.read_bytes(), source=str(config_path))
+    environment = config_mod.environment_defaults({})
+    contexts: dict[str, Context] = {}
+
+    def context_for(namespace: str) -> Context:
+        ctx = contexts.get(namespace)
+        if ctx is None:
+            ctx = contexts[namespace] = Context(config=config, environment=environment,
+                                                namespace=namespace)
+        return ctx
+
+    return context_for
