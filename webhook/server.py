@@ -17,7 +17,7 @@ import os
 import signal
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -25,13 +25,13 @@ from typing import Any
 
 import orjson
 import uvicorn
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import Response
 
 from webhook import config as config_mod
 from webhook import metrics
 from webhook.config import Mirror
-from webhook.errors import BadRequest, ConfigError, PayloadTooLarge, UnsupportedMediaType
+from webhook.errors import ConfigError
 from webhook.logs import log_config
 from webhook.mutate import Context
 from webhook.namespaces import NamespaceCache, api_from_environment
@@ -42,11 +42,11 @@ from webhook.review import (
     Decision,
     admit_request,
     decode,
-    errored,
     questions,
     validate,
 )
 from webhook.tls import ReloadingContext
+from webhook.transport import AdmissionTransport
 
 log = logging.getLogger("kci-webhook")
 
@@ -113,7 +113,8 @@ class AppState:
                        own_namespace=self.own_namespace)
 
 
-def create_app(settings: Settings, *, namespaces: NamespaceCache | None = None) -> FastAPI:
+def create_app(settings: Settings, *,
+               namespaces: NamespaceCache | None = None) -> AdmissionTransport:
     """The application for one worker. Config is parsed here once, never per request."""
     config, environment = load_settings_config(settings)
     tls = tls_for(settings.cert_file, settings.key_file) if settings.cert_file else None
@@ -157,33 +158,6 @@ def create_app(settings: Settings, *, namespaces: NamespaceCache | None = None) 
     async def validate_body(body: bytes) -> Decision:
         return validate(body, context_for=state.context_for)
 
-    async def answer(request: Request, endpoint: str,
-                     handler: Callable[[bytes], Awaitable[Decision]]) -> Response:
-        started = time.perf_counter()
-        body = b""
-        try:
-            body = await read_body(request, settings.max_body_bytes)
-            decision = await handler(body)
-        except BadRequest as exc:
-            metrics.REJECTED.labels(str(exc.status_code)).inc()
-            log.info("rejected request: %s", exc,
-                     extra={"endpoint": endpoint, "code": exc.status_code})
-            return _error(exc.status_code, str(exc))
-        except Exception as exc:  # noqa: BLE001 - the one place a bug becomes an answer
-            log.exception("admission failed", extra={"endpoint": endpoint})
-            metrics.ADMISSIONS.labels(endpoint, "", "error").inc()
-            return Response(errored(body, f"internal error: {exc}"), media_type=JSON)
-        _observe(endpoint, decision, time.perf_counter() - started)
-        return Response(decision.body, media_type=JSON)
-
-    @app.post("/mutate")
-    async def mutate_endpoint(request: Request) -> Response:
-        return await answer(request, "mutate", mutate_with_checks)
-
-    @app.post("/validate")
-    async def validate_endpoint(request: Request) -> Response:
-        return await answer(request, "validate", validate_body)
-
     @app.get("/healthz")
     async def healthz() -> Response:
         return Response(b'{"status":"ok"}', media_type=JSON)
@@ -214,7 +188,8 @@ def create_app(settings: Settings, *, namespaces: NamespaceCache | None = None) 
         data, content_type = metrics.exposition()
         return Response(data, media_type=content_type)
 
-    return app
+    return AdmissionTransport(app, {"/mutate": mutate_with_checks, "/validate": validate_body},
+                              max_body_bytes=settings.max_body_bytes)
 
 
 async def ask_mirrors(state: AppState, asked: list[tuple[Mirror, Reference, str]]
@@ -291,54 +266,9 @@ def _digest(path: str | None) -> bytes:
         return b""
 
 
-def _observe(endpoint: str, decision: Decision, seconds: float) -> None:
-    """Metrics and logs for one answer: one line per admission at debug, denials at info."""
-    metrics.ADMISSIONS.labels(endpoint, decision.operation, decision.outcome).inc()
-    metrics.LATENCY.labels(endpoint).observe(seconds)
-    for _old, new in decision.rewritten.values():
-        metrics.IMAGES_REWRITTEN.labels(new.split("/", 1)[0]).inc()
-    fields = {"endpoint": endpoint, "uid": decision.uid, "namespace": decision.namespace,
-              "pod": decision.name, "operation": decision.operation,
-              "decision": decision.outcome, "duration_ms": round(seconds * 1000, 3)}
-    if decision.outcome == "denied":
-        for problem in decision.message.split("; "):
-            metrics.DENIALS.labels(problem.split(" ", 1)[0].rstrip(":")).inc()
-        log.info("denied: %s", decision.message, extra=fields)
-    elif log.isEnabledFor(logging.DEBUG):
-        log.debug("admission %s", decision.outcome, extra={
-            **fields, "warnings": len(decision.warnings), "rewritten": len(decision.rewritten)})
-
-
-def app_from_environ() -> FastAPI:
+def app_from_environ() -> AdmissionTransport:
     """uvicorn factory for `--workers N`: each worker builds its app from the environment."""
     return create_app(Settings.from_environ())
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """Read at most `limit` bytes; refuse larger bodies without reading them whole."""
-    content_type = request.headers.get("content-type", JSON).split(";")[0].strip().lower()
-    if content_type not in (JSON, "application/json-patch+json", "*/*", ""):
-        raise UnsupportedMediaType(f"content-type must be {JSON}, got {content_type!r}")
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise BadRequest("invalid content-length header")
-        if int(declared) > limit:
-            raise PayloadTooLarge(f"body of {declared} bytes exceeds the limit of {limit} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes")
-    if not body:
-        raise BadRequest("empty body: expected an AdmissionReview")
-    return bytes(body)
-
-
-def _error(status: int, reason: str) -> Response:
-    headers = {"connection": "close"} if status == 413 else None
-    return Response(orjson.dumps({"error": reason, "code": status}), status_code=status,
-                    media_type=JSON, headers=headers)
 
 
 @functools.lru_cache(maxsize=4)
