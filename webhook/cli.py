@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import logging.config
 import os
@@ -117,13 +118,16 @@ def _serve(args: argparse.Namespace) -> int:
         "KCI_WEBHOOK_MAX_BODY_BYTES": str(args.max_body_bytes),
         "KCI_WEBHOOK_KUBECONFIG": args.kubeconfig or "",
     })
-    if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        # each worker is a process: /metrics must add up all of them (metrics.py)
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="kci-webhook-metrics-")
     log.info("serving on https://%s:%d with config %s, %d mirror(s), %d worker(s)",
              args.host, args.port, config.source, len(config.mirrors), args.workers)
-    server.run(host=args.host, port=args.port, workers=max(1, args.workers),
-               log_level=args.log_level, log_format=args.log_format)
+    with contextlib.ExitStack() as stack:
+        if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # each worker is a process: /metrics must add up all of them (metrics.py);
+            # their files live only as long as this server
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="kci-webhook-metrics-"))
+        server.run(host=args.host, port=args.port, workers=max(1, args.workers),
+                   log_level=args.log_level, log_format=args.log_format)
     return 0
 
 

@@ -12,6 +12,7 @@ live in one place:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -30,7 +31,7 @@ from webhook.annotations import (
     parse_name_list,
     parse_registry_list,
 )
-from webhook.config import Config, EnvironmentDefaults
+from webhook.config import Config, Defaults, EnvironmentDefaults
 from webhook.errors import AnnotationError
 
 # Annotations every level understands, and those only a Namespace may carry.
@@ -59,7 +60,30 @@ class Layer:
 
 def layer_from_annotations(annotations: Mapping[str, object], *, level: str,
                            keys: Sequence[str] = POD_KEYS) -> Layer:
-    """Parse the KCI annotations among `annotations`; invalid ones become `problems`."""
+    """Parse the KCI annotations among `annotations`; invalid ones become `problems`.
+
+    Pods of one Deployment carry the same values: a layer is a pure function of them,
+    so it is remembered (keyed on the raw strings, bounded)."""
+    values = tuple(annotations.get(key) for key in keys)
+    if not any(values):
+        return _empty_layer(level)
+    if all(v is None or isinstance(v, str) for v in values):
+        return _cached_layer(level, tuple(keys), values)
+    return _parse_layer(dict(zip(keys, values, strict=True)), level=level, keys=keys)
+
+
+@functools.lru_cache(maxsize=64)
+def _empty_layer(level: str) -> Layer:
+    return Layer(level=level)
+
+
+@functools.lru_cache(maxsize=2048)
+def _cached_layer(level: str, keys: tuple[str, ...], values: tuple[str | None, ...]) -> Layer:
+    return _parse_layer(dict(zip(keys, values, strict=True)), level=level, keys=keys)
+
+
+def _parse_layer(annotations: Mapping[str, object], *, level: str,
+                 keys: Sequence[str]) -> Layer:
     problems: list[str] = []
     values: dict[str, object] = {}
     for key in keys:
@@ -102,14 +126,20 @@ def namespace_layer(name: str, annotations: Mapping[str, object]) -> Layer:
     return layer_from_annotations(annotations, level=f"namespace {name}", keys=NAMESPACE_KEYS)
 
 
+@functools.lru_cache(maxsize=8)
 def environment_layer(env: EnvironmentDefaults) -> Layer:
     return Layer(level="environment", host_aliases=env.host_aliases or None,
                  dns_config=env.dns_config)
 
 
 def config_layer(config: Config) -> Layer:
-    return Layer(level="config", host_aliases=config.defaults.host_aliases or None,
-                 dns_config=config.defaults.dns_config)
+    return _defaults_layer(config.defaults)
+
+
+@functools.lru_cache(maxsize=8)
+def _defaults_layer(defaults: Defaults) -> Layer:
+    return Layer(level="config", host_aliases=defaults.host_aliases or None,
+                 dns_config=defaults.dns_config)
 
 
 def merge_host_aliases(layers: Iterable[Layer]) -> tuple[HostAlias, ...]:
