@@ -163,7 +163,7 @@ class NamespaceCache:
             _request_timeout=(5, self._watch_timeout + 30), deserialize=False)
         try:
             for event in stream:
-                self._apply(event)
+                self.apply(event)
                 if self._stop.is_set():
                     break
         except ApiException as exc:
@@ -171,7 +171,8 @@ class NamespaceCache:
                 raise Gone from exc
             raise
 
-    def _apply(self, event: Mapping[str, Any]) -> None:
+    def apply(self, event: Mapping[str, Any]) -> None:
+        """Apply one watch event (ADDED, MODIFIED, DELETED, BOOKMARK) to the cache."""
         kind = event.get("type")
         obj = event.get("object") or {}
         version = (obj.get("metadata") or {}).get("resourceVersion")
