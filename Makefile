@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Debian packages the tests start for real (a registry, skopeo to push test images).
 DEB_PACKAGES ?= docker-registry skopeo wrk
 
-.PHONY: all venv deps run test lint typecheck bench fuzz clean certs
+.PHONY: all venv deps run test lint typecheck bench soak fuzz clean certs
 
 all: test
 
@@ -42,6 +42,11 @@ test: $(STAMP) deps lint typecheck
 
 bench: $(STAMP) deps
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.namespaces
+
+# 10 minutes of load while the certificate and config rotate every 30 s (not in `make test`).
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak
 
 # Coverage-guided fuzzing of decode → mutate → patch → encode (atheris), a fixed budget.
 FUZZ_RUNS ?= 100000

@@ -58,6 +58,17 @@ def apply_response_patch(review: dict[str, Any], response: dict[str, Any]) -> di
     return jsonpatch.apply_patch(obj, ops)  # type: ignore[no-any-return]
 
 
+def eventually(condition: Callable[[], bool], timeout: float = 15.0,
+               interval: float = 0.05) -> bool:
+    """Poll `condition` until it holds or `timeout` passes (bounded: never hangs)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return condition()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

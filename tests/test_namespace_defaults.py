@@ -7,8 +7,7 @@ last known values, and /readyz and /metrics say the cache is degraded.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from tests.apiserver_standin import StandIn, running_standin
 from tests.conftest import (
     RunningServer,
     apply_response_patch,
+    eventually,
     pod_review,
     start_server,
     stop_server,
@@ -32,13 +32,6 @@ mirrors:
 """
 
 
-def eventually(condition: Callable[[], bool], timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def kubeconfig(path: Path, server: str) -> Path:

@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from kubernetes import client
 
 from tests.apiserver_standin import StandIn, running_standin
+from tests.conftest import eventually
 from webhook.namespaces import NamespaceCache
 
 ALIASES = "k8s.ksyun.com/kci-host-aliases"
 TEAM_A = {ALIASES: '[{"ip":"10.0.0.2","hostnames":["registry.team-a.example"]}]'}
 
 
-def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
 
 
 @pytest.fixture

@@ -5,14 +5,14 @@ from __future__ import annotations
 import base64
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
-from tests.conftest import RunningServer, pod_review, start_server, stop_server
+from tests.conftest import RunningServer, eventually, pod_review, start_server, stop_server
 
 CONFIG = """
 mirrors:
@@ -131,10 +131,3 @@ def swap(path: Path, text: str) -> None:
     staged.replace(path)
 
 
-def eventually(condition: Callable[[], bool], timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return condition()
