@@ -46,9 +46,10 @@ def _diff(a: Any, b: Any, path: str, ops: list[Op]) -> None:
                 ops.append({"op": "add", "path": sub, "value": value})
             else:
                 _diff(old, value, sub, ops)
-        for key in a:
-            if key not in b:
-                ops.append({"op": "remove", "path": f"{path}/{escape(key)}"})
+        removed = a.keys() - b.keys()          # a set operation in C: usually empty
+        if removed:
+            ops.extend({"op": "remove", "path": f"{path}/{escape(key)}"}
+                       for key in a if key in removed)
     elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
         for index, (x, y) in enumerate(zip(a, b, strict=True)):
             if x is not y:
@@ -116,7 +117,7 @@ def _apply_one(parent: Any, kind: str, key: str, value: Any) -> None:
 
 
 def _unescape(part: str) -> str:
-    return part.replace("~1", "/").replace("~0", "~")
+    return part.replace("~1", "/").replace("~0", "~") if "~" in part else part
 
 
 def _copy_spines(document: Any, ops: list[Op]) -> Any:
