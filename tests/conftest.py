@@ -126,13 +126,20 @@ def start_server(workdir: Path, config_text: str | None, *, env: dict[str, str] 
     raise RuntimeError(f"server did not become healthy:\n{log.read_text()}")
 
 
-def stop_server(server: RunningServer) -> None:
-    server.process.terminate()
+def terminate(process: subprocess.Popen[bytes], timeout: float = 10) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `timeout` (bounded either way)."""
+    if process.poll() is not None:
+        return
+    process.terminate()
     try:
-        server.process.wait(timeout=10)
+        process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait(timeout=5)
+        process.kill()
+        process.wait(timeout=timeout)
+
+
+def stop_server(server: RunningServer) -> None:
+    terminate(server.process)
 
 
 TEST_CONFIG = """

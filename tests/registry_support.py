@@ -57,6 +57,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
+from tests.conftest import free_port, terminate
 from webhook.config import Mirror, config_from_data
 from webhook.tls import KeyPair, generate_ca, generate_serving_cert
 
@@ -77,12 +78,6 @@ def require_tools() -> None:
         missing.append(SKOPEO)
     if missing:
         pytest.fail(f"{', '.join(missing)} not installed: run `make deps`", pytrace=False)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- certificates and passwords ----------------------------------------------------------
@@ -363,13 +358,8 @@ class Registry:
             time.sleep(0.05)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        if self.process is not None:
+            terminate(self.process)
         if self.token_server is not None:
             self.token_server.stop()
             self.token_server = None

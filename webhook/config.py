@@ -15,8 +15,6 @@ from typing import Any
 import yaml
 
 from webhook.annotations import (
-    KCI_DNS_CONFIG,
-    KCI_HOST_ALIASES,
     DnsConfig,
     HostAlias,
     dns_config_from_data,
@@ -405,29 +403,19 @@ def registry_allowed(registry: str, patterns: tuple[str, ...]) -> bool:
     """
     if not patterns:
         return True
-    host, port = _split_port(registry.lower())
+    host, port = parse_registry_host(registry.lower())
     for pattern in patterns:
-        p_host, p_port = _split_port(pattern)
+        wildcard = pattern.startswith("*.")
+        p_host, p_port = parse_registry_host(pattern[2:] if wildcard else pattern)
         if p_port is not None and p_port != port:
             continue
-        if p_host.startswith("*."):
-            if host.endswith(p_host[1:]) and len(host) > len(p_host) - 1:
-                return True
-        elif p_host == host:
+        if host.endswith("." + p_host) if wildcard else host == p_host:
             return True
     return False
 
 
-def _split_port(text: str) -> tuple[str, str | None]:
-    if text.startswith("["):
-        host, _, rest = text.partition("]")
-        return host + "]", (rest[1:] or None) if rest.startswith(":") else None
-    host, sep, port = text.rpartition(":")
-    return (host, port) if sep else (text, None)
-
-
 __all__ = [
-    "KCI_DNS_CONFIG", "KCI_HOST_ALIASES", "Config", "Defaults", "EnvironmentDefaults", "Mirror",
+    "Config", "Defaults", "EnvironmentDefaults", "Mirror",
     "config_from_data", "environment_defaults", "load_config", "parse_endpoint",
     "registry_allowed",
 ]

@@ -111,18 +111,25 @@ def _plan_uncached(image: str, mirrors: tuple[Mirror, ...]) -> tuple[Option, ...
     return tuple(options)
 
 
-def mirrors_used(spec: Pod, mirrors: tuple[Mirror, ...]) -> list[Mirror]:
-    """Mirrors the pod pulls from now, whether we rewrote the image or its author did."""
-    used: list[Mirror] = []
+def image_refs(spec: Pod) -> list[Reference]:
+    """The valid image references of the pod's containers and init containers."""
+    refs = []
     for list_name in CONTAINER_LISTS:
         for container in spec.get(list_name) or ():
             ref = parse_image(container.get("image") or "")
-            if isinstance(ref, ReferenceError_):
-                continue
-            for mirror in mirrors:
-                if mirror.host == ref.domain and mirror not in used and (
-                        not mirror.namespace or ref.path.startswith(mirror.namespace + "/")):
-                    used.append(mirror)
+            if isinstance(ref, Reference):
+                refs.append(ref)
+    return refs
+
+
+def mirrors_used(refs: list[Reference], mirrors: tuple[Mirror, ...]) -> list[Mirror]:
+    """Mirrors the pod pulls from now, whether we rewrote the image or its author did."""
+    used: list[Mirror] = []
+    for ref in refs:
+        for mirror in mirrors:
+            if mirror.host == ref.domain and mirror not in used and (
+                    not mirror.namespace or ref.path.startswith(mirror.namespace + "/")):
+                used.append(mirror)
     return used
 
 

@@ -8,7 +8,7 @@ pods stays cheap.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -36,8 +36,8 @@ from webhook.images import (
     CONTAINER_LISTS,
     Availability,
     Pod,
+    image_refs,
     mirrors_used,
-    parse_image,
     questions,
     rewrite_images,
 )
@@ -120,8 +120,9 @@ def mutate(pod: Pod, ctx: Context, *, availability: Availability | None = None) 
     mirrors_on = _mirrors_enabled(pod_layer, ns_layer)
     rewritten = (rewrite_images(new_spec, config, warnings, availability) if mirrors_on
                  else {})
-    used = mirrors_used(new_spec, config.mirrors)
-    warnings.extend(_advice(new_spec, pod_layer, used, rewritten))
+    refs = image_refs(new_spec)
+    used = mirrors_used(refs, config.mirrors)
+    warnings.extend(_advice(pod_layer, used, rewritten, {ref.domain for ref in refs}))
 
     new_annotations = dict(annotations)
     _apply_registries(new_annotations, pod_layer, layers, used)
@@ -189,9 +190,7 @@ def _security_problems(layer: Layer, patterns: tuple[str, ...]) -> list[str]:
 
 
 def _without_registries(layer: Layer) -> Layer:
-    return Layer(level=layer.level, host_aliases=layer.host_aliases,
-                 dns_config=layer.dns_config, mirrors_on=layer.mirrors_on,
-                 pull_secrets=layer.pull_secrets, problems=layer.problems)
+    return replace(layer, http_registries=(), insecure_registries=())
 
 
 # --- images ----------------------------------------------------------------------------
@@ -215,21 +214,15 @@ def presence_questions(pod: Pod, ctx: Context) -> list[tuple[Mirror, Reference, 
     return questions(spec, config) if isinstance(spec, dict) else []
 
 
-def _advice(spec: Pod, pod_layer: Layer, used: list[Mirror],
-            rewritten: dict[str, tuple[str, str]]) -> list[str]:
-    """Likely mistakes worth a warning, not a denial."""
+def _advice(pod_layer: Layer, used: list[Mirror], rewritten: dict[str, tuple[str, str]],
+            domains: set[str]) -> list[str]:
+    """Likely mistakes worth a warning, not a denial. `domains`: registries of the images."""
     advice = []
     hosts = {new.split("/", 1)[0] for _old, new in rewritten.values()}
     for mirror in used:
         if mirror.host in hosts and not mirror.pull_secret:
             advice.append(f"images rewritten to mirror {mirror.host}, which has no pullSecret "
                           "configured: the node must be able to pull from it anonymously")
-    domains = set()
-    for list_name in CONTAINER_LISTS:
-        for container in spec.get(list_name) or ():
-            ref = parse_image(container.get("image") or "")
-            if isinstance(ref, Reference):
-                domains.add(ref.domain)
     for key, registries in ((KCI_HTTP_REGISTRY, pod_layer.http_registries),
                             (KCI_INSECURE_REGISTRY, pod_layer.insecure_registries)):
         for registry in registries:

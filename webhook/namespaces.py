@@ -18,6 +18,7 @@ This is the only module that imports the `kubernetes` client.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 import time
@@ -46,8 +47,6 @@ class Gone(Exception):
 
 def api_from_environment(kubeconfig: str | None) -> client.CoreV1Api | None:
     """In-cluster config when running in a pod, a kubeconfig when given, else None."""
-    import os
-
     if kubeconfig:
         api_client = kube_config.new_client_from_config(config_file=kubeconfig)
         return client.CoreV1Api(api_client)

@@ -145,7 +145,6 @@ def create_app(settings: Settings, *,
 
     app = FastAPI(title="kci-webhook", docs_url=None, redoc_url=None, openapi_url=None,
                   lifespan=lifespan)
-    app.state.kci = state
 
     async def mutate_with_checks(body: bytes) -> Decision:
         """Decode, ask `if-present` mirrors within the budget (if any), then decide."""

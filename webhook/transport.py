@@ -46,9 +46,6 @@ class AdmissionTransport:
         self.max_body_bytes = max_body_bytes
         self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.fallback, name)      # app.state and friends, for tests and tools
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         handler = self.routes.get(scope.get("path", "")) if scope["type"] == "http" else None
         if handler is None or scope["method"] != "POST":
