@@ -313,10 +313,12 @@ def slow_upload(port: int, ca_file: Path, upload: Upload, resume: threading.Even
 
 
 def connection_refused(port: int) -> bool:
+    """No new connection is taken. A connect that races the listening socket's close is
+    answered by a reset instead of a refusal: both mean the server no longer accepts."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1):
             return False
-    except ConnectionRefusedError:
+    except (ConnectionRefusedError, ConnectionResetError):
         return True
 
 
