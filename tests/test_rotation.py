@@ -313,12 +313,14 @@ def slow_upload(port: int, ca_file: Path, upload: Upload, resume: threading.Even
 
 
 def connection_refused(port: int) -> bool:
-    """No new connection is taken. A connect that races the listening socket's close is
-    answered by a reset instead of a refusal: both mean the server no longer accepts."""
+    """No new connection is taken. A listening socket gets the kernel to complete the
+    handshake whether or not the server calls accept(), so a refusal, a reset (a connect
+    racing the listener's close) and a handshake that never completes all mean the
+    server no longer listens."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1):
             return False
-    except (ConnectionRefusedError, ConnectionResetError):
+    except (ConnectionRefusedError, ConnectionResetError, TimeoutError):
         return True
 
 
