@@ -28,7 +28,7 @@ with atheris.instrument_imports():
     from webhook.review import admit, validate
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = orjson.loads((ROOT.parent / "shared" / "cases" / "admission" /
+SAMPLE = orjson.loads((ROOT / "tests" / "data" / "admission" /
                        "deployment-pod-3-containers.json").read_bytes())
 CONFIG = load_config((ROOT / "examples" / "config.yaml").read_bytes(), source="examples")
 KEYS = ["k8s.ksyun.com/kci-dns-config", "k8s.ksyun.com/kci-host-aliases",

@@ -1,6 +1,6 @@
 """The AdmissionReviews the benchmark sends, and the context it mutates them in.
 
-Three captured reviews from `../shared/cases/admission/` and one built here: a 3-container
+Three captured reviews from `tests/data/admission/` and one built here: a 3-container
 pod that carries the KCI annotations (dns-config, host-aliases, http-registry) as the seeds'
 examples do: one image from docker.io and one digest-pinned from gcr.io, both rewritten to
 their mirrors, and one from a private registry spoken to over HTTP and resolved through a
@@ -26,9 +26,9 @@ CONFIG_PATH = BENCH_DIR / "bench-config.yaml"
 
 
 def cases_dir() -> Path:
-    """`../shared/cases/admission` beside the repository (override: $KCI_BENCH_CASES)."""
+    """The captured reviews in `tests/data/admission` (override: $KCI_BENCH_CASES)."""
     return Path(os.environ.get("KCI_BENCH_CASES")
-                or REPO.parent / "shared" / "cases" / "admission")
+                or REPO / "tests" / "data" / "admission")
 
 
 @dataclass(frozen=True)

@@ -21,14 +21,13 @@ import orjson
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-CASES = SHARED / "cases"
-ADMISSION = CASES / "admission"
+DATA = ROOT / "tests" / "data"       # copied in; tests/data/README.md says from where
+ADMISSION = DATA / "admission"
 EXAMPLES = ROOT / "examples"
 
 
 def load_review(name: str) -> dict[str, Any]:
-    """A captured AdmissionReview from ../shared/cases/admission/."""
+    """A captured AdmissionReview from tests/data/admission/."""
     return orjson.loads((ADMISSION / name).read_bytes())
 
 

@@ -42,7 +42,7 @@ from webhook.annotations import (
 )
 from webhook.errors import AnnotationError
 
-# The values exactly as the Kingsoft KCI document (../shared/seeds/003_*.txt) shows them.
+# The values exactly as the Kingsoft KCI document ("使用自建仓库") shows them.
 SEED_DNS = ('{"nameservers":["1.1.1.1"],"options":[{"name":"ndots","value":"2"},'
             '{"name":"timeout","value":"3"}],"searches":["test1.com"]}')
 SEED_HOST_ALIASES = ('[{"ip":"1.2.3.4","hostnames":["www.privaterepo1.com"]},'

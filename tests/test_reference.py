@@ -1,6 +1,6 @@
 """The image reference grammar: upstream conformance, the project's additions, properties.
 
-Conformance data comes from distribution/reference's own tests (../shared/cases); the
+Conformance data comes from distribution/reference's own tests (tests/data); the
 tables below pin what the webhook adds on top (Docker Hub aliases, registry hosts,
 with_name for mirror rewrites, the input cap); the Hypothesis properties check that no
 string can make the parser raise anything but ReferenceError_, and that what it accepts
@@ -33,9 +33,7 @@ from webhook.reference import (
     parse_registry_host,
 )
 
-# CI checks ../shared out beside the clone.
-SHARED_CASES = Path(__file__).resolve().parents[1].parent / "shared" / "cases"
-CASES_FILE = SHARED_CASES / "image_references.json"
+CASES_FILE = Path(__file__).resolve().parent / "data" / "image_references.json"
 CASES: list[dict[str, Any]] = json.loads(CASES_FILE.read_text())
 # The size of the data set when these tests were written: a loader or filter that
 # dropped cases would otherwise pass silently. Update it together with the data.
