@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Debian packages the tests start for real (a registry, skopeo to push test images).
 DEB_PACKAGES ?= docker-registry skopeo wrk
 
-.PHONY: all venv deps run test lint typecheck bench soak fuzz clean certs
+.PHONY: all venv deps run test lint typecheck bench bench-compare soak fuzz clean certs
 
 all: test
 
@@ -43,6 +43,11 @@ test: $(STAMP) deps lint typecheck
 bench: $(STAMP) deps
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.namespaces
+
+# The in-process admission cost of this tree beside another revision, in one run.
+BASE ?= HEAD~1
+bench-compare: $(STAMP)
+	$(BIN)/python -m bench.compare --base $(BASE)
 
 # 10 minutes of load while the certificate and config rotate every 30 s (not in `make test`).
 soak: $(STAMP)
