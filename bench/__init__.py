@@ -5,5 +5,5 @@
   concurrencies, and a Nagle canary; optional layer comparison (`--layers`).
 - `bench.sampling`: optional py-spy profile of the workers under load (`--profile`).
 
-The figures are measured, never asserted in tests: see the README's "Benchmark" section.
+The figures are measured, never asserted in tests: see docs/benchmarks.md.
 """

@@ -1,4 +1,4 @@
-"""`python -m bench` — see bench/__init__.py and the README's "Benchmark" section."""
+"""`python -m bench` — see bench/__init__.py and docs/benchmarks.md."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from webhook.review import admit
 
 RESULTS = BENCH_DIR / "results"
 
-# The issue's targets: (key, text, limit, unit, higher is better)
+# The latency and throughput targets: (key, text, limit, unit, higher is better)
 TARGETS = (
     ("inprocess_6kb_us", "in-process admission, 6 KB review (median)", 150.0, "µs", False),
     ("rps_16", "req/s, 2 workers, 16 connections, TLS", 2500.0, "req/s", True),
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         lines += ["", "Profile (py-spy, native frames, all workers, 16 connections)", ""]
         lines += sampling.table(report["profile"])
     if report["targets"]:
-        lines += ["", "Targets (issue 7)", ""] + target_table(report["targets"])
+        lines += ["", "Targets", ""] + target_table(report["targets"])
     probes = " → ".join(f"{p:g}" for p in report["machine"]["speed_probe_us"])
     lines += ["", f"load average at end {report['machine']['load_average_end']}; speed probe "
               f"start → end {probes} µs; {report['elapsed_s']:.0f} s; results in {args.json}",
