@@ -50,7 +50,7 @@ CAPTURED = (
     ("deploy-12", "deployment-pod-12-containers.json (the 25 KB review)",
      "deployment-pod-12-containers.json"),
 )
-TARGET_SAMPLE = "deploy-3"   # the review the targets are stated for
+TARGET_SAMPLE = "deploy-3"   # the review the targets are stated for
 
 GCR_DIGEST = "sha256:" + "7c3e1d5a9b2f4e6c8a0d2b4f6e8a1c3e5d7b9f1a3c5e7d9b1f3a5c7e9d1b3f5a"
 
