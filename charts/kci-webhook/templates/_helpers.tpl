@@ -1,0 +1,84 @@
+{{/* The chart's name, or nameOverride. */}}
+{{- define "kci-webhook.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The objects' name: the release's, with the chart's name unless it already has it. */}}
+{{- define "kci-webhook.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := include "kci-webhook.name" . -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Selects the webhook's pods (Deployment, Service, PDB, anti-affinity). */}}
+{{- define "kci-webhook.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "kci-webhook.name" . }}
+{{- end -}}
+
+{{- define "kci-webhook.labels" -}}
+{{ include "kci-webhook.selectorLabels" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{- define "kci-webhook.image" -}}
+{{- $image := .Values.image -}}
+{{- if $image.digest -}}
+{{- printf "%s@%s" $image.repository $image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $image.repository (default .Chart.AppVersion $image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "kci-webhook.tlsSecretName" -}}
+{{- if and (eq .Values.certificates.mode "secret") .Values.certificates.secret.name -}}
+{{- .Values.certificates.secret.name -}}
+{{- else -}}
+{{- printf "%s-tls" (include "kci-webhook.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The Service's DNS names: the API server calls SERVICE.NAMESPACE.svc. */}}
+{{- define "kci-webhook.dnsNames" -}}
+{{- $service := include "kci-webhook.fullname" . -}}
+{{- $ns := .Release.Namespace -}}
+{{- list $service (printf "%s.%s" $service $ns) (printf "%s.%s.svc" $service $ns) (printf "%s.%s.svc.cluster.local" $service $ns) | toJson -}}
+{{- end -}}
+
+{{/* The namespaces neither webhook is called for: the config's exclude list and the
+     release's own namespace (the webhook must always be able to start its replicas). */}}
+{{- define "kci-webhook.namespaceSelector" -}}
+{{- $excluded := concat (.Values.config.exclude.namespaces | default list) (list .Release.Namespace) | uniq -}}
+{{- $selector := .Values.webhook.namespaceSelector -}}
+{{- if $selector.matchLabels }}
+matchLabels:
+  {{- toYaml $selector.matchLabels | nindent 2 }}
+{{- end }}
+matchExpressions:
+  - key: kubernetes.io/metadata.name
+    operator: NotIn
+    values: {{ toJson $excluded }}
+  {{- with $selector.matchExpressions }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- end -}}
+
+{{- define "kci-webhook.clientConfig" -}}
+service:
+  name: {{ include "kci-webhook.fullname" .root }}
+  namespace: {{ .root.Release.Namespace }}
+  path: {{ .path }}
+  port: 443
+{{- with .caBundle }}
+caBundle: {{ . }}
+{{- end }}
+{{- end -}}
