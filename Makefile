@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Debian packages the tests start for real (a registry, skopeo to push test images).
 DEB_PACKAGES ?= docker-registry skopeo wrk
 
-.PHONY: all venv deps run test lint typecheck bench bench-compare soak fuzz clean certs
+.PHONY: all venv deps run test lint typecheck bench bench-compare soak fuzz clean certs manifests chart-docs
 
 all: test
 
@@ -58,6 +58,14 @@ FUZZ_RUNS ?= 100000
 fuzz: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[test,fuzz]'
 	$(BIN)/python -m bench.fuzz -atheris_runs=$(FUZZ_RUNS)
+
+# manifests/base (and the cert-manager overlay's certificates) are rendered from the Helm
+# chart, and the values table of docs/helm.md from its schema; tests fail when they differ.
+manifests: $(STAMP)
+	$(BIN)/python -m tests.chart_render manifests
+
+chart-docs: $(STAMP)
+	$(BIN)/python -m tests.chart_render docs
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -89,6 +89,12 @@ def render(values: dict[str, Any] | None = None, *, name: str = RELEASE,
                                                             namespace=namespace)]
 
 
+def merged_values(values: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The chart's defaults with `values` over them, as an install composes them."""
+    with helm.Chart.load(CHART) as chart:
+        return chart.merge_values(values or {})
+
+
 def base_values() -> dict[str, Any]:
     loaded: dict[str, Any] = yaml.safe_load(BASE_VALUES.read_text())
     return loaded

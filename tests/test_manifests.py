@@ -1,22 +1,28 @@
-"""The deploy path: kustomize manifests, `kci-webhook certs`, and the Dockerfile.
+"""The deploy path: the manifests (kustomize and the Helm chart), `kci-webhook certs`, and the
+Dockerfile.
 
-The manifests are rendered with the real `kubectl kustomize` and every rendered object is
-validated against the Kubernetes OpenAPI schema (kubernetes-validate, strict: an unknown
-or misspelt field is an error). Then the properties that make the webhook safe to run in
-a cluster are pinned down one by one, and the pieces are checked against each other
-(the Service selects the pods, the webhook calls that Service, the probes hit the port
-the server listens on), because each file can be valid alone and the whole still broken.
+`manifests/base` is rendered from the Helm chart (tests/test_chart.py keeps the two equal).
+Both are checked here the same way: the kustomize manifests rendered with the real
+`kubectl kustomize`, and the chart rendered by Helm's own engine with each values file of
+`charts/kci-webhook/ci/`. Every rendered object is validated against the Kubernetes OpenAPI
+schema of the oldest and the newest version kubernetes-validate ships (strict: an unknown
+or misspelt field is an error), and refused if it uses a field that Kubernetes 1.24, the
+oldest supported, does not have. Then the properties that make the webhook safe to run in
+a cluster are pinned down one by one, and the pieces are checked against each other (the
+Service selects the pods, the webhook calls that Service, the probes hit the port the
+server listens on), because each file can be valid alone and the whole still broken.
 """
 
 from __future__ import annotations
 
 import base64
+import fnmatch
 import re
 import shutil
 import ssl
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,21 +31,25 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+from kubernetes_validate.utils import all_versions
 
+from tests import chart_render as chart
 from tests.conftest import ROOT
-from webhook import cli, config, server, tls, workloads
+from webhook import cli, config, tls, workloads
 
 MANIFESTS = ROOT / "manifests"
-K8S_VERSION = kubernetes_validate.latest_version()
+# The oldest and the newest schema kubernetes-validate ships.
+K8S_VERSIONS = (all_versions()[0], kubernetes_validate.latest_version())
 KUBECTL_TIMEOUT = 60
 NAMESPACE = "kci-webhook"
 SERVICE = "kci-webhook"
 TLS_SECRET = "kci-webhook-tls"
 SYSTEM_NAMESPACES = {"kube-system", "kube-public", NAMESPACE}
-IGNORE_LABEL = "kci-webhook.ksyun.com/ignore"
 WEBHOOK_CONFIGURATIONS = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
+CHART_MATRIX = sorted((chart.CHART / "ci").glob("*-values.yaml"))
 
 Objects = list[dict[str, Any]]
+Values = dict[str, Any]
 
 
 def kubectl() -> str:
@@ -73,9 +83,10 @@ def group(obj: dict[str, Any]) -> str:
     return obj["apiVersion"].rpartition("/")[0]
 
 
-# --- cert-manager objects: kubernetes-validate has no schema for CRDs ------------------------
-# A minimal schema of our own for the cert-manager.io/v1 fields this project uses, closed
-# with additionalProperties: false so a misspelt field fails here, not in the cluster.
+# --- custom resources: kubernetes-validate has no schema for CRDs ----------------------------
+# A minimal schema of our own for the cert-manager.io/v1 and monitoring.coreos.com/v1 fields
+# this project uses, closed with additionalProperties: false so a misspelt field fails
+# here, not in the cluster.
 
 _DURATION = {"type": "string", "pattern": r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"}
 _ISSUER_REF = {"type": "object", "required": ["name", "kind"], "additionalProperties": False,
@@ -84,7 +95,20 @@ _ISSUER_REF = {"type": "object", "required": ["name", "kind"], "additionalProper
                               "group": {"const": "cert-manager.io"}}}
 _METADATA = {"type": "object", "required": ["name", "namespace"],
              "properties": {"name": {"type": "string"}, "namespace": {"type": "string"}}}
-CERT_MANAGER_SCHEMAS: dict[str, dict[str, Any]] = {
+_LABELS = {"type": "object", "additionalProperties": {"type": "string"}}
+_SERVICE_MONITOR_ENDPOINT = {
+    "type": "object", "required": ["port"], "additionalProperties": False,
+    "properties": {
+        "port": {"type": "string"}, "path": {"type": "string"},
+        "scheme": {"enum": ["http", "https"]}, "interval": _DURATION, "scrapeTimeout": _DURATION,
+        "tlsConfig": {"type": "object", "additionalProperties": False, "properties": {
+            "serverName": {"type": "string"},
+            "ca": {"type": "object", "additionalProperties": False, "properties": {
+                "secret": {"type": "object", "required": ["name", "key"],
+                           "additionalProperties": False,
+                           "properties": {"name": {"type": "string"},
+                                          "key": {"type": "string"}}}}}}}}}
+CUSTOM_SCHEMAS: dict[str, dict[str, Any]] = {
     "Issuer": {
         "type": "object", "required": ["apiVersion", "kind", "metadata", "spec"],
         "additionalProperties": False,
@@ -128,16 +152,124 @@ CERT_MANAGER_SCHEMAS: dict[str, dict[str, Any]] = {
             },
         },
     },
+    "ServiceMonitor": {
+        "type": "object", "required": ["apiVersion", "kind", "metadata", "spec"],
+        "additionalProperties": False,
+        "properties": {
+            "apiVersion": {"const": "monitoring.coreos.com/v1"},
+            "kind": {"const": "ServiceMonitor"}, "metadata": _METADATA,
+            "spec": {
+                "type": "object", "required": ["selector", "endpoints"],
+                "additionalProperties": False,
+                "properties": {
+                    "selector": {"type": "object", "additionalProperties": False,
+                                 "properties": {"matchLabels": _LABELS}},
+                    "namespaceSelector": {"type": "object", "additionalProperties": False,
+                                          "properties": {"matchNames": {
+                                              "type": "array", "items": {"type": "string"}}}},
+                    "endpoints": {"type": "array", "minItems": 1,
+                                  "items": _SERVICE_MONITOR_ENDPOINT},
+                },
+            },
+        },
+    },
 }
 
 
 def validate(obj: dict[str, Any]) -> None:
-    """The Kubernetes OpenAPI schema for built-in kinds; ours for cert-manager's."""
-    if group(obj) == "cert-manager.io":
-        jsonschema.validate(obj, CERT_MANAGER_SCHEMAS[obj["kind"]])
-    else:
-        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+    """The Kubernetes OpenAPI schemas (oldest and newest) for built-in kinds; ours for
+    cert-manager's and the Prometheus Operator's."""
+    if group(obj) in {"cert-manager.io", "monitoring.coreos.com"}:
+        jsonschema.validate(obj, CUSTOM_SCHEMAS[obj["kind"]])
+        return
+    for version in K8S_VERSIONS:
+        kubernetes_validate.validate(obj, version, strict=True)
 
+
+# --- Kubernetes 1.24: nothing it refuses ------------------------------------------------------
+# kubernetes-validate's oldest schema is 1.25, so strict validation already refuses every
+# field added after 1.25. These are the fields it cannot catch (added in 1.25, or present
+# in the schema while feature-gated off on older servers), and the recent ones a manifest is
+# most tempted by, named explicitly: each path pattern with the version that brought it.
+
+NEWER_THAN_1_24 = {
+    "*.lifecycle.*.sleep": "the lifecycle sleep handler (1.29 alpha, 1.30 beta)",
+    "*.lifecycle.stopSignal": "lifecycle.stopSignal (1.33)",
+    "spec.template.spec.hostUsers": "hostUsers (1.25)",
+    "spec.template.spec.schedulingGates": "schedulingGates (1.26)",
+    "spec.template.spec.resourceClaims": "resourceClaims (1.26)",
+    "spec.template.spec.resources": "pod-level resources (1.32)",
+    "*ontainers.#.resizePolicy": "resizePolicy (1.27)",
+    "*ontainers.#.restartPolicy": "sidecar containers' restartPolicy (1.28)",
+    "*.resources.claims": "resources.claims (1.26)",
+    "*.topologySpreadConstraints.#.matchLabelKeys": "matchLabelKeys (1.25)",
+    "*.topologySpreadConstraints.#.nodeAffinityPolicy": "nodeAffinityPolicy (1.25)",
+    "*.topologySpreadConstraints.#.nodeTaintsPolicy": "nodeTaintsPolicy (1.25)",
+    "*.podAffinityTerm.matchLabelKeys": "podAffinityTerm.matchLabelKeys (1.29)",
+    "*.podAffinityTerm.mismatchLabelKeys": "podAffinityTerm.mismatchLabelKeys (1.29)",
+    "*.appArmorProfile": "appArmorProfile (1.30)",
+    "webhooks.#.matchConditions": "webhook matchConditions (1.27 alpha, 1.30 GA)",
+    "spec.trafficDistribution": "Service trafficDistribution (1.30)",
+    "spec.unhealthyPodEvictionPolicy": "PDB unhealthyPodEvictionPolicy (1.26 alpha, 1.27)",
+}
+# Every API group/version a 1.24 API server serves that these manifests use.
+SERVED_BY_1_24 = {"v1", "apps/v1", "policy/v1", "rbac.authorization.k8s.io/v1",
+                  "admissionregistration.k8s.io/v1", "networking.k8s.io/v1",
+                  "cert-manager.io/v1", "monitoring.coreos.com/v1"}
+
+
+def paths(value: Any, prefix: str = "") -> Iterator[str]:
+    """Every field path of an object, each list item as `#`."""
+    if isinstance(value, dict):
+        for key, child in value.items():
+            path = f"{prefix}.{key}" if prefix else key
+            yield path
+            yield from paths(child, path)
+    elif isinstance(value, list):
+        for child in value:
+            yield from paths(child, f"{prefix}.#")
+
+
+def newer_than_1_24(obj: dict[str, Any]) -> list[str]:
+    found = [f"{path}: {why}" for path in paths(obj)
+             for pattern, why in NEWER_THAN_1_24.items() if fnmatch.fnmatchcase(path, pattern)]
+    if obj["apiVersion"] not in SERVED_BY_1_24:
+        found.append(f"apiVersion {obj['apiVersion']}: not served by Kubernetes 1.24")
+    return found
+
+
+@pytest.mark.parametrize(("field", "expected"), [
+    ({"spec": {"template": {"spec": {"containers": [{"lifecycle": {"preStop": {
+        "sleep": {"seconds": 5}}}}]}}}}, "sleep handler"),
+    ({"webhooks": [{"matchConditions": [{"name": "x", "expression": "true"}]}]},
+     "matchConditions"),
+    ({"spec": {"trafficDistribution": "PreferClose"}}, "trafficDistribution"),
+    ({"spec": {"unhealthyPodEvictionPolicy": "AlwaysAllow"}}, "unhealthyPodEvictionPolicy"),
+    ({"spec": {"template": {"spec": {"initContainers": [{"restartPolicy": "Always"}]}}}},
+     "sidecar"),
+], ids=["prestop-sleep", "match-conditions", "traffic-distribution", "unhealthy-eviction",
+        "sidecar"])
+def test_the_1_24_check_refuses_newer_fields(field: dict[str, Any], expected: str) -> None:
+    """The check must not be a rubber stamp: each named field is found."""
+    (problem,) = newer_than_1_24({"apiVersion": "v1", **field})
+    assert expected in problem
+
+
+def test_the_1_24_check_refuses_an_api_version_1_24_does_not_serve() -> None:
+    assert newer_than_1_24({"apiVersion": "resource.k8s.io/v1", "kind": "DeviceClass"})
+
+
+def test_custom_schema_catches_a_misspelt_field() -> None:
+    """The home-made schema must not be a rubber stamp."""
+    bad = {"apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+           "metadata": {"name": "x", "namespace": "y"},
+           "spec": {"secretName": "s", "issuerRef": {"name": "i", "kind": "Issuer"},
+                    "dnsName": ["a"]}}
+    with pytest.raises(jsonschema.ValidationError, match="dnsName"):
+        validate(bad)
+
+
+# --- what is rendered: kustomize base, overlays, and the chart with each values file --------
 
 @pytest.fixture(scope="module")
 def base() -> Objects:
@@ -151,14 +283,31 @@ def cert_manager() -> Objects:
     return render(MANIFESTS / "overlays" / "cert-manager")
 
 
-def test_cert_manager_schema_catches_a_misspelt_field() -> None:
-    """The home-made schema must not be a rubber stamp."""
-    bad = {"apiVersion": "cert-manager.io/v1", "kind": "Certificate",
-           "metadata": {"name": "x", "namespace": "y"},
-           "spec": {"secretName": "s", "issuerRef": {"name": "i", "kind": "Issuer"},
-                    "dnsName": ["a"]}}
-    with pytest.raises(jsonschema.ValidationError, match="dnsName"):
-        validate(bad)
+def chart_values(path: Path) -> Values:
+    return yaml.safe_load(path.read_text()) or {}
+
+
+@pytest.fixture(scope="module",
+                params=["kustomize", *(f"chart-{p.name.removesuffix('-values.yaml')}"
+                                       for p in CHART_MATRIX)])
+def source(request: pytest.FixtureRequest) -> tuple[Values, Objects]:
+    """Module-scoped, once per source: (the chart values in effect, the rendered objects).
+    The kustomize base is the chart rendered with manifests/chart-values.yaml, so those
+    are its values."""
+    if request.param == "kustomize":
+        return chart.merged_values(chart.base_values()), render(MANIFESTS)
+    path = chart.CHART / "ci" / f"{request.param.removeprefix('chart-')}-values.yaml"
+    return chart.merged_values(chart_values(path)), chart.render(chart_values(path))
+
+
+@pytest.fixture(scope="module")
+def values(source: tuple[Values, Objects]) -> Values:
+    return source[0]
+
+
+@pytest.fixture(scope="module")
+def objects(source: tuple[Values, Objects]) -> Objects:
+    return source[1]
 
 
 def test_base_renders_and_every_object_validates(base: Objects) -> None:
@@ -166,8 +315,15 @@ def test_base_renders_and_every_object_validates(base: Objects) -> None:
         "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ConfigMap",
         "Deployment", "PodDisruptionBudget", "Service", "MutatingWebhookConfiguration",
         "ValidatingWebhookConfiguration"}
-    for obj in base:
+
+
+def test_every_object_validates_for_the_oldest_and_newest_kubernetes(objects: Objects) -> None:
+    for obj in objects:
         validate(obj)
+
+
+def test_nothing_is_newer_than_kubernetes_1_24(objects: Objects) -> None:
+    assert [p for obj in objects for p in newer_than_1_24(obj)] == []
 
 
 def test_cert_manager_overlay_renders_and_every_object_validates(
@@ -175,6 +331,7 @@ def test_cert_manager_overlay_renders_and_every_object_validates(
 ) -> None:
     for obj in cert_manager:
         validate(obj)
+    assert [p for obj in cert_manager for p in newer_than_1_24(obj)] == []
     added = sorted((o["kind"], o["metadata"]["name"]) for o in cert_manager
                    if group(o) == "cert-manager.io")
     assert added == [("Certificate", "kci-webhook-ca"), ("Certificate", "kci-webhook-serving"),
@@ -185,8 +342,8 @@ def test_cert_manager_overlay_renders_and_every_object_validates(
 # --- the Deployment: hardened, spread, drained, probed ---------------------------------------
 
 @pytest.fixture(scope="module")
-def deployment(base: Objects) -> dict[str, Any]:
-    return one(base, "Deployment", SERVICE)
+def deployment(objects: Objects) -> dict[str, Any]:
+    return one(objects, "Deployment", SERVICE)
 
 
 @pytest.fixture(scope="module")
@@ -198,6 +355,11 @@ def pod_spec(deployment: dict[str, Any]) -> dict[str, Any]:
 def container(pod_spec: dict[str, Any]) -> dict[str, Any]:
     (only,) = pod_spec["containers"]
     return only
+
+
+def arg(container: dict[str, Any], flag: str) -> str:
+    (value,) = [a.removeprefix(f"{flag}=") for a in container["args"] if a.startswith(f"{flag}=")]
+    return value
 
 
 def test_pod_runs_non_root_read_only_without_capabilities(
@@ -214,30 +376,32 @@ def test_pod_runs_non_root_read_only_without_capabilities(
     assert sc.get("privileged", False) is False
     assert not pod_spec.get("hostNetwork") and not pod_spec.get("hostPID")
     # The key is mounted readable by the webhook's group only.
-    tls_volume = next(v for v in pod_spec["volumes"] if v.get("secret"))
+    tls_volume = next(v for v in pod_spec["volumes"] if v["name"] == "tls")
     assert tls_volume["secret"]["defaultMode"] == 0o440 and pod_sc["fsGroup"] == 65532
 
 
-def test_two_replicas_spread_by_hostname_and_protected_by_a_pdb(
-    base: Objects, deployment: dict[str, Any], pod_spec: dict[str, Any],
+def test_replicas_spread_by_hostname_and_protected_by_a_pdb(
+    objects: Objects, values: Values, deployment: dict[str, Any], pod_spec: dict[str, Any],
 ) -> None:
     labels = deployment["spec"]["template"]["metadata"]["labels"]
-    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["replicas"] == values["replicas"] >= 2
     assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
-    anti = pod_spec["affinity"]["podAntiAffinity"]
-    term = anti["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]
-    assert term["topologyKey"] == "kubernetes.io/hostname"
-    assert term["labelSelector"]["matchLabels"].items() <= labels.items()
-    pdb = one(base, "PodDisruptionBudget")
+    if not values["affinity"]:
+        anti = pod_spec["affinity"]["podAntiAffinity"]
+        term = anti["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]
+        assert term["topologyKey"] == "kubernetes.io/hostname"
+        assert term["labelSelector"]["matchLabels"].items() <= labels.items()
+    pdb = one(objects, "PodDisruptionBudget")
     assert pdb["metadata"]["namespace"] == NAMESPACE and pdb["spec"]["minAvailable"] == 1
     assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
     assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
 
 
-def test_resources_requests_and_limits(container: dict[str, Any]) -> None:
+def test_resources_requests_and_limits(container: dict[str, Any], values: Values) -> None:
     resources = container["resources"]
     assert set(resources["requests"]) == {"cpu", "memory"}
     assert set(resources["limits"]) == {"cpu", "memory"}
+    assert resources == values["resources"]
 
 
 def test_probes_are_https_on_the_served_port(container: dict[str, Any]) -> None:
@@ -249,60 +413,78 @@ def test_probes_are_https_on_the_served_port(container: dict[str, Any]) -> None:
             path, "HTTPS", 8443), probe
 
 
-def test_shutdown_drains_before_sigterm_and_outlasts_the_graceful_timeout(
-    pod_spec: dict[str, Any], container: dict[str, Any],
+def test_shutdown_drains_in_the_server_and_outlasts_the_drain(
+    values: Values, pod_spec: dict[str, Any], container: dict[str, Any],
 ) -> None:
-    pre_stop = container["lifecycle"]["preStop"]
-    assert set(pre_stop) == {"sleep"}, "preStop must not need a shell in the image"
-    sleep = pre_stop["sleep"]["seconds"]
-    assert sleep >= 3
-    # The grace period covers the preStop sleep and uvicorn's graceful shutdown (25 s,
-    # webhook.server.run), or the kubelet SIGKILLs admissions in flight.
-    graceful = int(re.search(r"timeout_graceful_shutdown=(\d+)",
-                             Path(server.__file__).read_text()).group(1))  # type: ignore[union-attr]
-    assert pod_spec["terminationGracePeriodSeconds"] > sleep + graceful
+    # No preStop hook: the `sleep` handler is refused before 1.30 and an `exec` sleep
+    # needs a shell in the image; the server itself keeps accepting for the delay.
+    assert "lifecycle" not in container
+    delay = int(arg(container, "--shutdown-delay"))
+    timeout = int(arg(container, "--webhook-timeout"))
+    assert delay == values["shutdownDelaySeconds"] >= 3
+    # The grace period covers the delay and the longest admission in flight (the API
+    # server gives up on a call after timeoutSeconds), with room to spare.
+    assert pod_spec["terminationGracePeriodSeconds"] >= 2 * (delay + timeout)
+
+
+def test_one_timeout_for_the_webhooks_and_the_server(
+    objects: Objects, values: Values, container: dict[str, Any],
+) -> None:
+    timeouts = {hook["timeoutSeconds"] for kind in WEBHOOK_CONFIGURATIONS
+                for hook in one(objects, kind)["webhooks"]}
+    assert timeouts == {int(arg(container, "--webhook-timeout"))}
+    assert timeouts == {values["webhook"]["timeoutSeconds"]}
 
 
 def test_config_tls_and_namespace_reach_the_server(
-    base: Objects, pod_spec: dict[str, Any], container: dict[str, Any],
+    objects: Objects, values: Values, pod_spec: dict[str, Any], container: dict[str, Any],
 ) -> None:
     assert container["args"][0] == "serve"
     env = {e["name"]: e for e in container["env"]}
     assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
     mounts = {m["name"]: m for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in pod_spec["volumes"]}
-    # The config file: the generated ConfigMap, mounted where KCI_WEBHOOK_CONFIG points.
+    # The config file: the ConfigMap, mounted as a directory where KCI_WEBHOOK_CONFIG points.
     assert env["KCI_WEBHOOK_CONFIG"]["value"] == "/etc/kci-webhook/config/config.yaml"
     assert mounts["config"]["mountPath"] == "/etc/kci-webhook/config"
     assert "subPath" not in mounts["config"]      # updated in place: the server reloads it
-    configmap = one(base, "ConfigMap")
+    configmap = one(objects, "ConfigMap")
     assert volumes["config"]["configMap"]["name"] == configmap["metadata"]["name"]
     assert configmap["metadata"]["name"] == "kci-webhook-config"   # fixed: reloaded in place
     # The TLS Secret: a directory mount (no subPath, or updates never arrive), and the
     # --cert/--key arguments inside it.
-    assert volumes["tls"]["secret"]["secretName"] == TLS_SECRET
+    secret = values["certificates"]["secret"]["name"] if values["certificates"][
+        "mode"] == "secret" and values["certificates"]["secret"]["name"] else TLS_SECRET
+    assert volumes["tls"]["secret"]["secretName"] == secret
     assert mounts["tls"] == {"name": "tls", "mountPath": "/etc/kci-webhook/tls", "readOnly": True}
     assert "--cert=/etc/kci-webhook/tls/tls.crt" in container["args"]
     assert "--key=/etc/kci-webhook/tls/tls.key" in container["args"]
+    assert not any("subPath" in m for m in container["volumeMounts"])
 
 
-def test_shipped_config_loads_and_agrees_with_the_namespace_selector(base: Objects) -> None:
-    text = one(base, "ConfigMap")["data"]["config.yaml"]
-    assert text == (MANIFESTS / "base" / "config.yaml").read_text()
-    loaded = config.load_config(text, source="manifests/base/config.yaml")
-    assert loaded.on_invalid == "deny"
-    selector = one(base, "MutatingWebhookConfiguration")["webhooks"][0]["namespaceSelector"]
-    (expression,) = selector["matchExpressions"]
-    # The API server skips these namespaces; the server skips them too (own one via
-    # POD_NAMESPACE), so neither can mutate what the other leaves alone.
-    assert loaded.exclude_namespaces | {NAMESPACE} == set(expression["values"])
+def test_shipped_config_loads_and_agrees_with_the_namespace_selector(
+    objects: Objects, values: Values,
+) -> None:
+    text = one(objects, "ConfigMap")["data"]["config.yaml"]
+    loaded = config.load_config(text, source="ConfigMap kci-webhook-config")
+    assert loaded.on_invalid == values["config"]["onInvalid"]
+    assert len(loaded.mirrors) == len(values["config"]["mirrors"])
+    for kind in WEBHOOK_CONFIGURATIONS:
+        (hook,) = one(objects, kind)["webhooks"]
+        excluded = hook["namespaceSelector"]["matchExpressions"][0]
+        assert excluded["key"] == "kubernetes.io/metadata.name"
+        assert excluded["operator"] == "NotIn"
+        # The API server skips these namespaces; the server skips them too (own one via
+        # POD_NAMESPACE), so neither can mutate what the other leaves alone.
+        assert loaded.exclude_namespaces | {NAMESPACE} == set(excluded["values"])
+        assert set(excluded["values"]) >= SYSTEM_NAMESPACES
 
 
 # --- Service, RBAC, Namespace ----------------------------------------------------------------
 
-def test_service_maps_443_to_the_pods_8443(base: Objects, deployment: dict[str, Any],
+def test_service_maps_443_to_the_pods_8443(objects: Objects, deployment: dict[str, Any],
                                            container: dict[str, Any]) -> None:
-    service = one(base, "Service", SERVICE)
+    service = one(objects, "Service", SERVICE)
     assert service["metadata"]["namespace"] == NAMESPACE
     (port,) = service["spec"]["ports"]
     named = {p["name"]: p["containerPort"] for p in container["ports"]}
@@ -311,60 +493,82 @@ def test_service_maps_443_to_the_pods_8443(base: Objects, deployment: dict[str, 
     assert service["spec"]["selector"].items() <= labels.items()
 
 
-def test_rbac_grants_only_get_list_watch_on_namespaces(base: Objects,
+def test_rbac_grants_only_get_list_watch_on_namespaces(objects: Objects,
                                                        pod_spec: dict[str, Any]) -> None:
-    assert {o["kind"] for o in base} & {"Role", "RoleBinding"} == set()
-    role = one(base, "ClusterRole")
+    assert {o["kind"] for o in objects} & {"Role", "RoleBinding"} == set()
+    role = one(objects, "ClusterRole")
     assert role["rules"] == [{"apiGroups": [""], "resources": ["namespaces"],
                               "verbs": ["get", "list", "watch"]}]
-    binding = one(base, "ClusterRoleBinding")
+    binding = one(objects, "ClusterRoleBinding")
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io",
                                   "kind": "ClusterRole", "name": role["metadata"]["name"]}
-    account = one(base, "ServiceAccount")
+    account = one(objects, "ServiceAccount")
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account["metadata"]["name"],
                                     "namespace": NAMESPACE}]
     assert pod_spec["serviceAccountName"] == account["metadata"]["name"]
 
 
-def test_everything_namespaced_is_in_the_webhook_namespace(base: Objects) -> None:
-    assert one(base, "Namespace")["metadata"]["name"] == NAMESPACE
+def test_everything_namespaced_is_in_the_webhook_namespace(objects: Objects,
+                                                           values: Values) -> None:
+    namespaces = [o for o in objects if o["kind"] == "Namespace"]
+    assert [n["metadata"]["name"] for n in namespaces] == (
+        [NAMESPACE] if values["namespace"]["create"] else [])
     cluster_scoped = {"Namespace", "ClusterRole", "ClusterRoleBinding",
                       *WEBHOOK_CONFIGURATIONS}
-    for obj in base:
+    for obj in objects:
         assert obj["metadata"].get("namespace") == (
             None if obj["kind"] in cluster_scoped else NAMESPACE), obj["kind"]
 
 
 # --- the webhook configurations ------------------------------------------------------------
 
-EXCLUDED = {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "NotIn",
-                                  "values": ["kube-system", "kube-public", "kci-webhook"]}]}
-OPT_OUT = {"matchExpressions": [{"key": IGNORE_LABEL, "operator": "NotIn", "values": ["true"]}]}
-
-
-def test_mutating_webhook_configuration(base: Objects) -> None:
-    (hook,) = one(base, "MutatingWebhookConfiguration")["webhooks"]
+def test_mutating_webhook_configuration(objects: Objects, values: Values) -> None:
+    (hook,) = one(objects, "MutatingWebhookConfiguration")["webhooks"]
     assert hook["admissionReviewVersions"] == ["v1", "v1beta1"]
     assert hook["sideEffects"] == "None"
     assert hook["reinvocationPolicy"] == "IfNeeded"
-    assert hook["failurePolicy"] == "Fail"
-    assert 1 <= hook["timeoutSeconds"] <= 5
-    assert hook["rules"] == [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
-                              "resources": ["pods"], "scope": "Namespaced"}]
+    assert hook["matchPolicy"] == "Equivalent"
+    assert hook["failurePolicy"] == values["webhook"]["failurePolicy"] == "Fail"
+    assert 1 <= hook["timeoutSeconds"] <= 10
+    # Pods as created and updated, and `kubectl debug`'s ephemeral containers; never
+    # pods/status (the kubelet's writes must not wait on the webhook).
+    assert hook["rules"] == [{"apiGroups": [""], "apiVersions": ["v1"],
+                              "operations": ["CREATE", "UPDATE"],
+                              "resources": ["pods", "pods/ephemeralcontainers"],
+                              "scope": "Namespaced"}]
     assert hook["clientConfig"]["service"] == {"name": SERVICE, "namespace": NAMESPACE,
                                                "path": "/mutate", "port": 443}
-    assert hook["namespaceSelector"] == EXCLUDED
-    assert hook["objectSelector"] == OPT_OUT
 
 
-def test_validating_webhook_configuration_covers_the_workload_kinds(base: Objects) -> None:
-    (hook,) = one(base, "ValidatingWebhookConfiguration")["webhooks"]
+@pytest.mark.parametrize("kind", WEBHOOK_CONFIGURATIONS)
+def test_no_pod_controlled_label_skips_a_webhook(objects: Objects, kind: str) -> None:
+    """A pod's (or workload's) author sets its labels: an objectSelector would let them
+    switch the webhook off. Only the platform-owned namespaceSelector selects, and it
+    names namespace labels alone."""
+    (hook,) = one(objects, kind)["webhooks"]
+    assert "objectSelector" not in hook or hook["objectSelector"] == {}
+    assert set(hook["namespaceSelector"]) <= {"matchExpressions", "matchLabels"}
+
+
+def test_extra_namespace_selector_terms_are_anded_to_the_exclusion(
+    objects: Objects, values: Values,
+) -> None:
+    extra = values["webhook"]["namespaceSelector"]
+    for kind in WEBHOOK_CONFIGURATIONS:
+        (hook,) = one(objects, kind)["webhooks"]
+        selector = hook["namespaceSelector"]
+        assert selector["matchExpressions"][1:] == extra["matchExpressions"]
+        assert selector.get("matchLabels", {}) == extra["matchLabels"]
+
+
+def test_validating_webhook_configuration_covers_the_workload_kinds(objects: Objects) -> None:
+    (hook,) = one(objects, "ValidatingWebhookConfiguration")["webhooks"]
     assert hook["admissionReviewVersions"] == ["v1", "v1beta1"]
     assert hook["sideEffects"] == "None"
     # Ignore: the pods are still checked by the mutating webhook; Fail here would block
     # rollouts and ReplicaSet scaling during an outage.
     assert hook["failurePolicy"] == "Ignore"
-    assert 1 <= hook["timeoutSeconds"] <= 5
+    assert 1 <= hook["timeoutSeconds"] <= 10
     assert hook["clientConfig"]["service"] == {"name": SERVICE, "namespace": NAMESPACE,
                                                "path": "/validate", "port": 443}
     covered = {(group_, resource) for rule in hook["rules"] for group_ in rule["apiGroups"]
@@ -375,22 +579,20 @@ def test_validating_webhook_configuration_covers_the_workload_kinds(base: Object
     assert covered == {(g, plural[k]) for k, g in workloads.WORKLOAD_GROUPS.items()}
     for rule in hook["rules"]:
         assert rule["operations"] == ["CREATE", "UPDATE"] and rule["apiVersions"] == ["v1"]
-    assert hook["namespaceSelector"] == EXCLUDED
-    assert hook["objectSelector"] == OPT_OUT
 
 
 @pytest.mark.parametrize("kind", WEBHOOK_CONFIGURATIONS)
 def test_base_ca_bundle_is_a_placeholder_that_says_so(base: Objects, kind: str) -> None:
     (hook,) = one(base, kind)["webhooks"]
     decoded = base64.b64decode(hook["clientConfig"]["caBundle"], validate=True)
-    assert b"BEGIN CERTIFICATE" not in decoded and b"README" in decoded
+    assert b"BEGIN CERTIFICATE" not in decoded and b"placeholder" in decoded
 
 
 @pytest.mark.parametrize("kind", WEBHOOK_CONFIGURATIONS)
-def test_webhook_calls_the_service_that_selects_the_pods(base: Objects, kind: str) -> None:
-    (hook,) = one(base, kind)["webhooks"]
+def test_webhook_calls_the_service_that_selects_the_pods(objects: Objects, kind: str) -> None:
+    (hook,) = one(objects, kind)["webhooks"]
     ref = hook["clientConfig"]["service"]
-    service = one(base, "Service", ref["name"])
+    service = one(objects, "Service", ref["name"])
     assert service["metadata"]["namespace"] == ref["namespace"]
     assert ref["port"] in {p["port"] for p in service["spec"]["ports"]}
 
