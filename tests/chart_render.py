@@ -177,8 +177,10 @@ def _rows(node: dict[str, Any], defaults: Any, prefix: str) -> Iterator[str]:
         path = f"{prefix}{key}"
         default = defaults.get(key) if isinstance(defaults, dict) else None
         if "description" in child and not _described(child):
+            present = isinstance(defaults, dict) and key in defaults
             shown = json.dumps(default, ensure_ascii=False).replace("|", "\\|")
-            yield f"| `{path}` | {_type(child)} | `{shown}` | {child['description']} |"
+            cell = f"`{shown}`" if present else ""
+            yield f"| `{path}` | {_type(child)} | {cell} | {child['description']} |"
         elif "description" in child:
             yield f"| `{path}` | object | | {child['description']} |"
         yield from _rows(child, default, f"{path}.")

@@ -1,0 +1,470 @@
+"""The Helm chart, with Helm's own engine (helm-python-sdk binds Helm v4's Go SDK).
+
+What tests/test_manifests.py checks on every render (schemas, hardening, 1.24) is not
+repeated here. This file pins down what is the chart's own: strict lint for each values
+file, the schema refusing typos and wrong types, the manifests and docs being renders of
+the chart, the config values passing the server's own loader, the certificate modes, and
+certificates that `helm upgrade` keeps, rendered against an HTTP stand-in of the API
+server so that Helm's `lookup` finds the Secret the install made.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import ssl
+import threading
+import tomllib
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import helm_python as helm
+import pytest
+import yaml
+
+from tests import chart_render as chart
+from tests.conftest import ROOT
+from tests.test_manifests import CHART_MATRIX, chart_values, handshake, one, render
+from webhook import config, tls
+
+Objects = list[dict[str, Any]]
+SERVICE_NAMES = tls.service_dns_names("kci-webhook", "kci-webhook")
+
+
+def lint_findings(values: dict[str, Any], **options: Any) -> list[str]:
+    """Warnings and errors of `helm lint --strict` (info, e.g. "icon is recommended",
+    is advice, not a finding)."""
+    report = helm.lint(chart.CHART, values, strict=True, **options)
+    return [f"{m['path']}: {m['error']}" for m in report["messages"] if m["severity"] >= 2] + [
+        str(e) for e in report["errors"]]
+
+
+# --- lint, metadata, schema -------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", CHART_MATRIX, ids=lambda p: p.name)
+@pytest.mark.parametrize("kube_version", [None, "v1.24.0", "v1.37.0"],
+                         ids=["default", "k8s-1.24", "k8s-1.37"])
+def test_strict_lint_is_clean(path: Path, kube_version: str | None) -> None:
+    assert lint_findings(chart_values(path), kube_version=kube_version) == []
+
+
+def test_strict_lint_reports_values_the_schema_refuses() -> None:
+    """The lint check must be able to fail. (Helm's lint mode turns a template's `fail`
+    into an info line, so refusals made by templates are tested on the render below.)"""
+    findings = lint_findings({"replica": 3})
+    assert any("'replica' not allowed" in f for f in findings), findings
+
+
+def test_chart_version_and_app_version_are_the_package_version() -> None:
+    package = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    metadata = yaml.safe_load((chart.CHART / "Chart.yaml").read_text())
+    assert metadata["apiVersion"] == "v2" and metadata["kubeVersion"] == ">=1.24.0-0"
+    assert metadata["version"] == metadata["appVersion"] == package
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"replica": 3}, "'replica' not allowed"),
+    ({"image": {"tags": "v1"}}, "'tags' not allowed"),
+    ({"certificates": {"mode": "generate", "generate": {"caDay": 10}}}, "'caDay' not allowed"),
+    ({"config": {"mirrors": [{"endpoint": "mirror:5000", "host": ["docker.io"]}]}},
+     "'host' not allowed"),
+    ({"config": {"exclude": {"namespace": ["a"]}}}, "'namespace' not allowed"),
+    ({"webhook": {"namespaceSelector": {"matchExpression": []}}}, "'matchExpression' not allowed"),
+    ({"replicas": "3"}, "/replicas"),
+    ({"webhook": {"timeoutSeconds": "5"}}, "/webhook/timeoutSeconds"),
+    ({"webhook": {"timeoutSeconds": 31}}, "/webhook/timeoutSeconds"),
+    ({"webhook": {"failurePolicy": "fail"}}, "/webhook/failurePolicy"),
+    ({"certificates": {"mode": "selfSigned"}}, "/certificates/mode"),
+    ({"image": {"digest": "sha256:abc"}}, "/image/digest"),
+    ({"config": {"onInvalid": "allow"}}, "/config/onInvalid"),
+    ({"podDisruptionBudget": {"enabled": "yes"}}, "/podDisruptionBudget/enabled"),
+    ({"certificates": {"mode": "certManager", "certManager": {"issuerRef": {"name": "x"}}}},
+     "/certificates/certManager/issuerRef"),
+], ids=["top-level-typo", "image-typo", "nested-typo", "mirror-typo", "exclude-typo",
+        "selector-typo", "replicas-string", "timeout-string", "timeout-too-long",
+        "policy-case", "unknown-mode", "short-digest", "on-invalid", "bool-string",
+        "issuer-without-kind"])
+def test_schema_refuses_a_misspelt_key_or_a_wrong_type_at_install(
+    values: dict[str, Any], message: str,
+) -> None:
+    with helm.Chart.load(chart.CHART) as loaded:
+        with pytest.raises(helm.HelmValuesError, match=message.replace("/", ".")):
+            loaded.validate_schema(values)
+        # What `helm install` does: the render refuses before any object exists.
+        with pytest.raises(helm.HelmValuesError, match="schema"):
+            loaded.render(values, name="kci-webhook", namespace="kci-webhook")
+
+
+def _schema_paths(node: dict[str, Any], prefix: str = "") -> Iterator[str]:
+    """Dotted key paths the schema names; a list's items share the list's path."""
+    for key, child in node.get("properties", {}).items():
+        yield f"{prefix}{key}"
+        yield from _schema_paths(child, f"{prefix}{key}.")
+    if isinstance(node.get("items"), dict):
+        yield from _schema_paths(node["items"], prefix)
+
+
+def _value_paths(values: Any, prefix: str = "") -> Iterator[str]:
+    if isinstance(values, dict):
+        for key, child in values.items():
+            yield f"{prefix}{key}"
+            yield from _value_paths(child, f"{prefix}{key}.")
+    elif isinstance(values, list):
+        for child in values:
+            yield from _value_paths(child, prefix)
+
+
+def test_schema_is_closed_at_every_level() -> None:
+    def closed(node: dict[str, Any], where: str) -> Iterator[str]:
+        if "properties" in node and node.get("additionalProperties") is not False:
+            yield where
+        for key, child in node.get("properties", {}).items():
+            yield from closed(child, f"{where}.{key}")
+        if isinstance(node.get("items"), dict):
+            yield from closed(node["items"], f"{where}[]")
+    assert list(closed(chart.schema(), "values")) == []
+
+
+def test_every_default_value_has_its_place_in_the_schema() -> None:
+    assert set(_value_paths(chart.chart_defaults())) <= set(_schema_paths(chart.schema()))
+
+
+def test_schema_config_keys_are_the_loaders_keys() -> None:
+    """Every key the schema allows under `config` is one the server's loader accepts: a
+    config with all of them set loads."""
+    everything = {
+        "onInvalid": "warn",
+        "defaults": {"scope": "all", "hostAliases": [{"ip": "10.0.0.1", "hostnames": ["a.b"]}],
+                     "dnsConfig": {"nameservers": ["10.0.0.2"], "searches": ["b.c"],
+                                   "options": [{"name": "ndots", "value": "2"}]}},
+        "mirrors": [{"endpoint": "https://mirror.example:5000/v2/hub", "hosts": ["docker.io"],
+                     "pullSecret": "pull", "caFile": "/ca.crt", "insecureSkipVerify": False,
+                     "policy": "if-present", "allowCredentialsOverHTTP": False,
+                     "pullCredentialConfigPath": "/creds/config.json"}],
+        "mirrorChecks": {"budgetSeconds": 1, "positiveTTLSeconds": 60,
+                         "negativeTTLSeconds": 10, "cooldownSeconds": 5},
+        "security": {"allowedInsecureRegistries": ["*.example:5443"]},
+        "exclude": {"namespaces": ["kube-system"]},
+    }
+    assert set(_value_paths(everything)) == set(
+        _schema_paths(chart.schema()["properties"]["config"]))
+    with helm.Chart.load(chart.CHART) as loaded:
+        loaded.validate_schema({"config": everything})
+    config.config_from_data(everything, source="values")
+
+
+# --- one source: manifests/ and the docs table are renders of the chart -------------------
+
+def test_committed_manifests_are_the_charts_render() -> None:
+    assert chart.stale_manifests() == [], "run `make manifests`"
+
+
+def _without_helm_labels(objects: Objects) -> Objects:
+    for obj in objects:
+        for labels in (obj["metadata"].get("labels", {}),
+                       obj.get("spec", {}).get("template", {}).get("metadata", {}).get(
+                           "labels", {})):
+            labels.pop("helm.sh/chart", None)
+            labels.pop("app.kubernetes.io/managed-by", None)
+    return objects
+
+
+def _by_identity(objects: Objects) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(o["kind"], o["metadata"]["name"]): o for o in objects}
+
+
+@pytest.mark.parametrize(("overlay", "values"), [
+    ("", chart.base_values), ("overlays/cert-manager", chart.cert_manager_values),
+], ids=["base", "cert-manager-overlay"])
+def test_kustomize_renders_exactly_the_charts_objects(overlay: str, values: Any) -> None:
+    """Whatever the files say, what `kubectl apply -k` would send is what the chart makes
+    (less the labels that say Helm manages it)."""
+    kustomized = render(chart.MANIFESTS / overlay)
+    assert _by_identity(kustomized) == _by_identity(_without_helm_labels(chart.render(values())))
+
+
+def test_docs_values_table_is_generated_from_the_schema() -> None:
+    text = chart.DOCS.read_text()
+    assert text == chart.docs_with_table(text), "run `make chart-docs`"
+
+    def described(node: dict[str, Any], prefix: str) -> Iterator[str]:
+        for key, child in node.get("properties", {}).items():
+            if "description" in child:
+                yield f"{prefix}{key}"
+            yield from described(child, f"{prefix}{key}.")
+    documented = list(described(chart.schema(), ""))
+    assert len(documented) > 50
+    for path in documented:
+        assert f"| `{path}` |" in text, path
+
+
+# --- config and environment as values ------------------------------------------------------
+
+def _configmap_text(objects: Objects) -> str:
+    text: str = one(objects, "ConfigMap")["data"]["config.yaml"]
+    return text
+
+
+def test_config_values_load_with_the_servers_loader() -> None:
+    values = chart_values(chart.CHART / "ci" / "platform-values.yaml")
+    loaded = config.load_config(_configmap_text(chart.render(values)), source="ConfigMap")
+    (mirror,) = loaded.mirrors
+    assert loaded.on_invalid == "warn" and loaded.defaults.scope == "virtual-kubelet"
+    assert mirror.pull_secret == "mirror-pull" and mirror.policy == "if-present"
+    assert loaded.mirror_checks.budget_seconds == 2.0
+
+
+def test_a_config_the_loader_refuses_renders_but_is_refused_at_start() -> None:
+    """The schema checks shape; the loader checks meaning (here: a mirror that serves
+    itself). The rendered file carries the value as given, and the same loader that
+    runs at start refuses it with the key's name."""
+    cycle = {"config": {"mirrors": [{"endpoint": "mirror.example:5000/hub",
+                                     "hosts": ["mirror.example:5000"]}]}}
+    text = _configmap_text(chart.render(cycle))
+    with pytest.raises(config.ConfigError, match="mirrors"):
+        config.load_config(text, source="ConfigMap")
+
+
+def test_environment_defaults_reach_the_server_as_the_loader_reads_them() -> None:
+    values = chart_values(chart.CHART / "ci" / "platform-values.yaml")
+    container = one(chart.render(values), "Deployment")["spec"]["template"]["spec"][
+        "containers"][0]
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    defaults = config.environment_defaults(env)
+    assert [(a.ip, list(a.hostnames)) for a in defaults.host_aliases] == [
+        ("172.18.0.20", ["mirror.registry.internal"])]
+    assert defaults.dns_config is not None
+    assert json.loads(env["KCI_DNS_CONFIG"]) == values["environment"]["dnsConfig"]
+
+
+def test_unset_environment_defaults_are_not_rendered() -> None:
+    container = one(chart.render({}), "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    names = {e["name"] for e in container["env"]}
+    assert names == {"KCI_WEBHOOK_CONFIG", "POD_NAMESPACE"}
+
+
+# --- values a platform team sets ------------------------------------------------------------
+
+def _container(objects: Objects) -> dict[str, Any]:
+    spec = one(objects, "Deployment")["spec"]["template"]["spec"]
+    container: dict[str, Any] = spec["containers"][0]
+    return container
+
+
+@pytest.mark.parametrize(("image", "expected"), [
+    ({}, "kci-webhook:0.1.0"),
+    ({"repository": "registry.example/kci-webhook", "tag": "1.2.3"},
+     "registry.example/kci-webhook:1.2.3"),
+    ({"tag": "1.2.3", "digest": "sha256:" + "ab" * 32}, "kci-webhook@sha256:" + "ab" * 32),
+], ids=["app-version", "tag", "digest-wins"])
+def test_image_reference(image: dict[str, Any], expected: str) -> None:
+    assert _container(chart.render({"image": image}))["image"] == expected
+
+
+def test_timeout_and_drain_flags_follow_their_values() -> None:
+    objects = chart.render({"webhook": {"timeoutSeconds": 9}, "shutdownDelaySeconds": 7,
+                            "terminationGracePeriodSeconds": 40})
+    args = _container(objects)["args"]
+    assert "--webhook-timeout=9" in args and "--shutdown-delay=7" in args
+    for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+        assert one(objects, kind)["webhooks"][0]["timeoutSeconds"] == 9
+
+
+@pytest.mark.parametrize("values", [
+    {"terminationGracePeriodSeconds": 10},
+    {"shutdownDelaySeconds": 20, "terminationGracePeriodSeconds": 25},
+    {"webhook": {"timeoutSeconds": 30}},
+], ids=["grace-equals-delay-plus-timeout", "long-delay", "long-timeout"])
+def test_a_grace_period_that_leaves_no_room_to_drain_is_refused(values: dict[str, Any]) -> None:
+    with pytest.raises(helm.HelmRenderError, match="terminationGracePeriodSeconds"):
+        chart.render(values)
+
+
+def test_release_name_and_namespace_name_everything() -> None:
+    objects = chart.render({}, name="platform", namespace="infra")
+    names = {o["metadata"]["name"] for o in objects}
+    assert names == {"platform-kci-webhook", "platform-kci-webhook-config",
+                     "platform-kci-webhook-tls"}
+    for obj in objects:
+        assert obj["metadata"].get("namespace") in {None, "infra"}
+    hook = one(objects, "MutatingWebhookConfiguration")["webhooks"][0]
+    assert hook["clientConfig"]["service"]["namespace"] == "infra"
+    assert "infra" in hook["namespaceSelector"]["matchExpressions"][0]["values"]
+
+
+def test_pod_disruption_budget_eviction_policy_only_when_asked() -> None:
+    pdb = one(chart.render({"podDisruptionBudget": {
+        "unhealthyPodEvictionPolicy": "AlwaysAllow"}}), "PodDisruptionBudget")
+    assert pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+    assert "unhealthyPodEvictionPolicy" not in one(chart.render({}), "PodDisruptionBudget")["spec"]
+
+
+def test_service_monitor_scrapes_metrics_over_tls_with_the_webhooks_ca() -> None:
+    objects = chart.render(chart_values(chart.CHART / "ci" / "monitoring-values.yaml"))
+    monitor = one(objects, "ServiceMonitor")
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert (endpoint["port"], endpoint["path"], endpoint["scheme"]) == ("https", "/metrics",
+                                                                        "https")
+    assert endpoint["tlsConfig"]["serverName"] == "kci-webhook.kci-webhook.svc"
+    assert endpoint["tlsConfig"]["ca"]["secret"] == {"name": "kci-webhook-tls", "key": "ca.crt"}
+    assert monitor["metadata"]["labels"]["release"] == "prometheus"
+    service = one(objects, "Service")
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"][
+        "labels"].items()
+    policy = one(objects, "NetworkPolicy")
+    assert policy["spec"]["ingress"][0]["ports"] == [{"port": 8443, "protocol": "TCP"}]
+
+
+# --- certificates -----------------------------------------------------------------------------
+
+def _hooks(objects: Objects) -> list[dict[str, Any]]:
+    return [one(objects, kind)["webhooks"][0] for kind in ("MutatingWebhookConfiguration",
+                                                           "ValidatingWebhookConfiguration")]
+
+
+def test_existing_secret_mode_uses_the_secret_and_its_ca() -> None:
+    values = chart_values(chart.CHART / "ci" / "existing-secret-values.yaml")
+    objects = chart.render(values)
+    assert not [o for o in objects if o["kind"] == "Secret"]
+    volumes = one(objects, "Deployment")["spec"]["template"]["spec"]["volumes"]
+    assert {"secretName": "webhook-serving", "defaultMode": 0o440} in [
+        v.get("secret") for v in volumes]
+    for hook in _hooks(objects):
+        assert hook["clientConfig"]["caBundle"] == values["certificates"]["secret"]["caBundle"]
+
+
+def test_existing_secret_mode_without_a_ca_is_refused() -> None:
+    with pytest.raises(helm.HelmRenderError, match="certificates.secret.caBundle is required"):
+        chart.render({"certificates": {"mode": "secret"}})
+
+
+def test_cert_manager_with_an_existing_issuer_makes_only_the_serving_certificate() -> None:
+    values = chart_values(chart.CHART / "ci" / "cert-manager-issuer-values.yaml")
+    objects = chart.render(values)
+    made = [o for o in objects if o["apiVersion"] == "cert-manager.io/v1"]
+    (serving,) = made
+    assert serving["spec"]["issuerRef"] == values["certificates"]["certManager"]["issuerRef"]
+    assert serving["spec"]["dnsNames"] == SERVICE_NAMES
+    assert serving["spec"]["duration"] == "720h"
+    for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+        webhook = one(objects, kind)
+        assert webhook["metadata"]["annotations"] == {
+            "cert-manager.io/inject-ca-from": "kci-webhook/kci-webhook-serving"}
+        assert "caBundle" not in webhook["webhooks"][0]["clientConfig"]
+
+
+def _secret(objects: Objects) -> dict[str, Any]:
+    return one(objects, "Secret", "kci-webhook-tls")
+
+
+@pytest.mark.parametrize("hostname", SERVICE_NAMES)
+def test_generated_certificate_serves_each_service_name_under_the_ca_bundle(
+    tmp_path: Path, hostname: str,
+) -> None:
+    """What the API server does: trust caBundle, call the Service, check the names; the
+    server loads the generated pair as it loads any other."""
+    objects = chart.render({})
+    secret = _secret(objects)
+    assert secret["type"] == "kubernetes.io/tls"
+    for name in ("tls.crt", "tls.key"):
+        (tmp_path / name).write_bytes(base64.b64decode(secret["data"][name]))
+    for hook in _hooks(objects):
+        assert hook["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
+    ca_pem = base64.b64decode(secret["data"]["ca.crt"]).decode()
+    server_context = tls.ReloadingContext(tmp_path / "tls.crt", tmp_path / "tls.key").context
+    handshake(server_context, ssl.create_default_context(cadata=ca_pem), hostname)
+
+
+# An HTTP stand-in of the API server, for Helm's `lookup`: discovery of the core group, and
+# the Secrets it holds. Real HTTP on loopback, Kubernetes' JSON; nothing else is served.
+
+class _ApiServer(BaseHTTPRequestHandler):
+    secrets: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        path = self.path.split("?")[0]
+        parts = path.strip("/").split("/")
+        if path == "/api/v1":
+            self._send(200, {"kind": "APIResourceList", "groupVersion": "v1", "resources": [
+                {"name": "secrets", "singularName": "secret", "namespaced": True,
+                 "kind": "Secret", "verbs": ["get", "list"]}]})
+        elif len(parts) == 6 and parts[:3] == ["api", "v1", "namespaces"] and (
+                parts[4] == "secrets") and (parts[3], parts[5]) in self.secrets:
+            self._send(200, self.secrets[(parts[3], parts[5])])
+        else:
+            self._send(404, {"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                             "reason": "NotFound", "code": 404})
+
+    def _send(self, status: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def cluster() -> Iterator[tuple[helm.Config, dict[tuple[str, str], dict[str, Any]]]]:
+    """A Helm configuration whose kubeconfig points at the stand-in; the dict is the
+    cluster's Secrets by (namespace, name)."""
+    secrets: dict[tuple[str, str], dict[str, Any]] = {}
+    handler = type("Handler", (_ApiServer,), {"secrets": secrets})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    kubeconfig = yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "test",
+        "clusters": [{"name": "test", "cluster": {
+            "server": f"http://127.0.0.1:{server.server_address[1]}"}}],
+        "users": [{"name": "test", "user": {"token": "test"}}],
+        "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test",
+                                                  "namespace": "kci-webhook"}}]})
+    try:
+        with helm.Config(kubeconfig_content=kubeconfig, namespace="kci-webhook") as helm_config:
+            yield helm_config, secrets
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def _upgrade_render(helm_config: helm.Config, values: dict[str, Any]) -> Objects:
+    with helm.Chart.load(chart.CHART) as loaded:
+        rendered = helm_config.render(loaded, values, name="kci-webhook",
+                                      namespace="kci-webhook", revision=2, is_upgrade=True)
+    return [yaml.safe_load(doc) for doc in chart.documents(rendered)]
+
+
+def test_helm_upgrade_keeps_the_generated_certificates(
+    cluster: tuple[helm.Config, dict[tuple[str, str], dict[str, Any]]],
+) -> None:
+    helm_config, secrets = cluster
+    installed = chart.render({})
+    secret = _secret(installed)
+    assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    # Without the Secret in the cluster, a render makes a new pair: the comparison below
+    # can tell a kept pair from a new one.
+    assert _secret(_upgrade_render(helm_config, {}))["data"] != secret["data"]
+    secrets[("kci-webhook", "kci-webhook-tls")] = secret
+    upgraded = _upgrade_render(helm_config, {"replicas": 3})
+    assert _secret(upgraded)["data"] == secret["data"]
+    for hook in _hooks(upgraded):
+        assert hook["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
+
+
+def test_an_incomplete_secret_is_replaced_not_half_reused(
+    cluster: tuple[helm.Config, dict[tuple[str, str], dict[str, Any]]],
+) -> None:
+    helm_config, secrets = cluster
+    secret = _secret(chart.render({}))
+    del secret["data"]["ca.crt"]
+    secrets[("kci-webhook", "kci-webhook-tls")] = secret
+    upgraded = _secret(_upgrade_render(helm_config, {}))
+    assert set(upgraded["data"]) == {"ca.crt", "tls.crt", "tls.key"}
+    assert upgraded["data"]["tls.crt"] != secret["data"]["tls.crt"]
