@@ -273,9 +273,9 @@ def test_timeout_and_drain_flags_follow_their_values() -> None:
 
 
 @pytest.mark.parametrize("values", [
-    {"terminationGracePeriodSeconds": 10},
+    {"terminationGracePeriodSeconds": 10},  # 5 + 5
     {"shutdownDelaySeconds": 20, "terminationGracePeriodSeconds": 25},
-    {"webhook": {"timeoutSeconds": 30}},
+    {"webhook": {"timeoutSeconds": 30}, "shutdownDelaySeconds": 10},
 ], ids=["grace-equals-delay-plus-timeout", "long-delay", "long-timeout"])
 def test_a_grace_period_that_leaves_no_room_to_drain_is_refused(values: dict[str, Any]) -> None:
     with pytest.raises(helm.HelmRenderError, match="terminationGracePeriodSeconds"):

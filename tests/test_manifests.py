@@ -634,6 +634,25 @@ def test_cert_manager_overlay_changes_nothing_else(base: Objects, cert_manager: 
             assert overlay[key(obj)] == obj
 
 
+def test_an_overlay_of_ones_own_replaces_the_config_in_place(tmp_path: Path) -> None:
+    """The kustomize way to set the config (docs/helm.md): the base is generated, so an
+    overlay replaces its ConfigMap, under the same name the pods mount and reload."""
+    copy = tmp_path / "manifests"
+    shutil.copytree(MANIFESTS, copy, ignore=shutil.ignore_patterns("certs"))
+    mine = copy / "overlays" / "mine"
+    mine.mkdir()
+    (mine / "config.yaml").write_text("onInvalid: warn\n")
+    (mine / "kustomization.yaml").write_text(yaml.safe_dump({
+        "resources": ["../../base"],
+        "configMapGenerator": [{"name": "kci-webhook-config", "namespace": NAMESPACE,
+                                "behavior": "replace", "files": ["config.yaml"],
+                                "options": {"disableNameSuffixHash": True}}]}))
+    (configmap,) = [o for o in render(mine) if o["kind"] == "ConfigMap"]
+    assert configmap["metadata"]["name"] == "kci-webhook-config"
+    assert configmap["data"] == {"config.yaml": "onInvalid: warn\n"}
+    assert config.load_config(configmap["data"]["config.yaml"], source="x").on_invalid == "warn"
+
+
 # --- the static-certs overlay, fed by `kci-webhook certs` ------------------------------------
 
 def handshake(server_context: ssl.SSLContext, client_context: ssl.SSLContext,
@@ -675,6 +694,7 @@ def test_static_certs_overlay_carries_the_cli_output(static_certs: tuple[Path, O
     out, objects = static_certs
     for obj in objects:
         validate(obj)
+    assert [p for obj in objects for p in newer_than_1_24(obj)] == []
     secret = one(objects, "Secret", TLS_SECRET)
     assert secret["metadata"]["namespace"] == NAMESPACE and secret["type"] == "kubernetes.io/tls"
     data = {k: base64.b64decode(v) for k, v in secret["data"].items()}
