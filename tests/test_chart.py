@@ -82,10 +82,11 @@ def test_chart_version_and_app_version_are_the_package_version() -> None:
     ({"podDisruptionBudget": {"enabled": "yes"}}, "/podDisruptionBudget/enabled"),
     ({"certificates": {"mode": "certManager", "certManager": {"issuerRef": {"name": "x"}}}},
      "/certificates/certManager/issuerRef"),
+    ({"podLabels": {"app.kubernetes.io/name": "other"}}, "propertyName .app.kubernetes.io.name"),
 ], ids=["top-level-typo", "image-typo", "nested-typo", "mirror-typo", "exclude-typo",
         "selector-typo", "replicas-string", "timeout-string", "timeout-too-long",
         "policy-case", "unknown-mode", "short-digest", "on-invalid", "bool-string",
-        "issuer-without-kind"])
+        "issuer-without-kind", "pod-label-that-selects"])
 def test_schema_refuses_a_misspelt_key_or_a_wrong_type_at_install(
     values: dict[str, Any], message: str,
 ) -> None:
@@ -280,6 +281,30 @@ def test_timeout_and_drain_flags_follow_their_values() -> None:
 def test_a_grace_period_that_leaves_no_room_to_drain_is_refused(values: dict[str, Any]) -> None:
     with pytest.raises(helm.HelmRenderError, match="terminationGracePeriodSeconds"):
         chart.render(values)
+
+
+@pytest.mark.parametrize("values", [
+    {"replicas": 1}, {"replicas": 2, "podDisruptionBudget": {"minAvailable": 2}},
+], ids=["one-replica", "min-available-equals-replicas"])
+def test_a_budget_that_blocks_every_drain_is_refused(values: dict[str, Any]) -> None:
+    with pytest.raises(helm.HelmRenderError, match="blocks every node drain"):
+        chart.render(values)
+
+
+def test_one_replica_renders_without_a_budget() -> None:
+    objects = chart.render({"replicas": 1, "podDisruptionBudget": {"enabled": False}})
+    assert one(objects, "Deployment")["spec"]["replicas"] == 1
+    assert not [o for o in objects if o["kind"] == "PodDisruptionBudget"]
+
+
+def test_packaged_chart_renders_as_the_directory(tmp_path: Path) -> None:
+    """What `helm package` ships (after .helmignore) is the whole chart."""
+    archive = helm.package(chart.CHART, destination=tmp_path)
+    values = chart_values(chart.CHART / "ci" / "existing-secret-values.yaml")
+    with helm.Chart.load(archive) as packaged, helm.Chart.load(chart.CHART) as directory:
+        assert packaged.render(values, name="kci-webhook", namespace="kci-webhook") == (
+            directory.render(values, name="kci-webhook", namespace="kci-webhook"))
+        assert packaged.schema == directory.schema
 
 
 def test_release_name_and_namespace_name_everything() -> None:
