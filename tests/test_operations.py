@@ -63,12 +63,12 @@ def test_counters_follow_a_scripted_sequence(server: RunningServer) -> None:
         return after.get(name, 0) - before.get(name, 0)
 
     admissions = ('kci_webhook_admissions_total{endpoint="mutate",operation="CREATE",'
-                  'subresource="",outcome="%s"}')
+                  'outcome="%s",subresource=""}')
     assert moved(admissions % "mutated") == 1
     assert moved(admissions % "unchanged") == 1
     assert moved(admissions % "denied") == 1
     assert moved('kci_webhook_admissions_total{endpoint="mutate",operation="UPDATE",'
-                 'subresource="",outcome="skipped"}') == 1
+                 'outcome="skipped",subresource=""}') == 1
     assert moved('kci_webhook_requests_rejected_total{code="400"}') == 1
     assert moved('kci_webhook_images_rewritten_total{mirror="mirror.example:5000"}') == 1
     assert moved('kci_webhook_denials_total{annotation="k8s.ksyun.com/kci-dns-config"}') == 1
