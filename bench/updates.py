@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import base64
 import copy
+import gc
+import statistics
+import timeit
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 
-from bench.inprocess import measure
 from bench.samples import Sample
 from webhook import patch
 from webhook.mutate import Context
@@ -85,22 +87,41 @@ def reviews(sample: Sample, context_for: Callable[[str], Context]) -> dict[str, 
 
 def run(samples: dict[str, Sample], context_for: Callable[[str], Context], *,
         quick: bool) -> list[dict[str, Any]]:
+    """Per base sample, µs per admission of each kind: min and median of `repeats` rounds,
+    the kinds interleaved in every round so that they see the same machine (a shared VM's
+    speed drifts by tens of percent within minutes: see `bench.procs`)."""
     repeats, target_s = (3, 0.03) if quick else (7, 0.2)
     results = []
     for key in BASES:
         bodies = reviews(samples[key], context_for)
-        row: dict[str, Any] = {"sample": key}
+        timers = {}
         for kind, body in bodies.items():
             decision = admit(body, context_for=context_for)
             if decision.outcome != EXPECTED[kind] or decision.warnings:
                 raise SystemExit(f"bench: {key} {kind} was {decision.outcome} "
                                  f"{decision.warnings or decision.message}, expected "
                                  f"{EXPECTED[kind]} with no warning")
-            timing = measure(lambda body=body: admit(body, context_for=context_for),
-                             repeats=repeats, target_s=target_s)
-            row[kind] = {"bytes": len(body), **timing.as_dict()}
+            timers[kind] = _calibrated(lambda body=body: admit(body, context_for=context_for),
+                                       target_s)
+        runs: dict[str, list[float]] = {kind: [] for kind in bodies}
+        for _ in range(repeats):
+            for kind, (timer, number) in timers.items():
+                runs[kind].append(timer.timeit(number) / number * 1e6)
+        row: dict[str, Any] = {"sample": key}
+        for kind, values in runs.items():
+            row[kind] = {"bytes": len(bodies[kind]), "min_us": round(min(values), 2),
+                         "median_us": round(statistics.median(values), 2)}
         results.append(row)
     return results
+
+
+def _calibrated(fn: Callable[[], Any], target_s: float) -> tuple[timeit.Timer, int]:
+    """A timer and the number of calls that take about `target_s` (as `inprocess.measure`)."""
+    timer = timeit.Timer(fn, setup=gc.enable)
+    number = 1
+    while (elapsed := timer.timeit(number)) < target_s / 10:   # also warms every cache
+        number *= 10
+    return timer, max(1, round(number * target_s / elapsed))
 
 
 def table(results: list[dict[str, Any]]) -> list[str]:
