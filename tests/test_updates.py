@@ -473,11 +473,25 @@ def test_malformed_pod_in_an_update_is_denied_with_the_field(
      lambda r: r["object"]["spec"].update(ephemeralContainers=[1, None, "x"])),
     ("image-not-a-string", SET_IMAGE,
      lambda r: r["object"]["spec"]["containers"][0].update(image=5)),
+    ("old-ephemeral-name-not-a-string", EPHEMERAL, lambda r: r["oldObject"]["spec"].update(
+        ephemeralContainers=[{"name": ["x"], "image": "busybox:1.36"}])),
 ])
 def test_odd_shapes_elsewhere_are_admitted_unpatched(name: str, base: str, edit: Edit) -> None:
     """Nothing to compare or to rewrite: admitted as is (the API server judges the rest)."""
     response = answer(build(base, both(with_secret), edit))
     assert response["allowed"] is True and "patch" not in response
+
+
+@pytest.mark.parametrize(("name", "secrets"), [
+    ("secret-name-a-list", [{"name": ["mirror-pull"]}]),
+    ("secret-name-an-object", [{"name": {}}]),
+    ("secret-not-an-object", ["mirror-pull"]),
+])
+def test_odd_pull_secrets_in_the_stored_pod_count_as_none(name: str, secrets: Any) -> None:
+    review = build(SET_IMAGE, lambda r: r["oldObject"]["spec"].update(imagePullSecrets=secrets))
+    response = answer(review)
+    assert response["allowed"] is True and "patch" not in response
+    assert any("pull secret 'mirror-pull'" in w for w in response["warnings"])
 
 
 def test_patch_outside_what_an_update_may_change_is_refused() -> None:

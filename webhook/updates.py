@@ -106,10 +106,11 @@ def targets(pod: Pod, old: object, sub_resource: str) -> Iterator[Target]:
         return
     old_spec = old_spec if isinstance(old_spec, dict) else {}
     if sub_resource == EPHEMERAL:
-        before = {c.get("name"): c.get("image") for c in _dicts(old_spec.get(EPHEMERAL_LIST))}
+        before = {_text(c.get("name")): c.get("image")
+                  for c in _dicts(old_spec.get(EPHEMERAL_LIST))}
         for index, container in enumerate(_dicts(spec.get(EPHEMERAL_LIST))):
             image = container.get("image")
-            if isinstance(image, str) and before.get(container.get("name")) != image:
+            if isinstance(image, str) and before.get(_text(container.get("name"))) != image:
                 yield EPHEMERAL_LIST, index, container, image
         return
     for list_name in CONTAINER_LISTS:
@@ -120,6 +121,11 @@ def targets(pod: Pod, old: object, sub_resource: str) -> Iterator[Target]:
             image = container.get("image")
             if isinstance(image, str) and image != previous.get("image"):
                 yield list_name, index, container, image
+
+
+def _text(value: object) -> str | None:
+    """A name as the API has it (a string), or None: values from the body may be anything."""
+    return value if isinstance(value, str) else None
 
 
 def _dicts(items: object) -> list[dict[str, Any]]:
@@ -164,10 +170,11 @@ def mutate_update(pod: Pod, old: object, ctx: Context, *, sub_resource: str,
     pod_layer = layer_from_annotations(annotations, level="pod")
     if not _mirrors_enabled(pod_layer, ctx.namespace_layer):
         return Outcome(pod, warnings=warnings)
-    old_spec = old.get("spec") if isinstance(old, dict) else None
-    secrets = {s.get("name") for s in _dicts((old_spec if isinstance(old_spec, dict)
-                                              else pod["spec"]).get("imagePullSecrets"))}
     spec = pod["spec"]
+    old_spec = old.get("spec") if isinstance(old, dict) else None
+    # The stored pod's secrets: the list cannot change on UPDATE, whatever the object says.
+    secrets = {_text(s.get("name")) for s in _dicts(
+        (old_spec if isinstance(old_spec, dict) else spec).get("imagePullSecrets"))}
     lists: dict[str, list[Any]] = {}
     rewritten: dict[str, tuple[str, str]] = {}
     for list_name, index, container, image in targets(pod, old, sub_resource):
@@ -225,7 +232,7 @@ def _annotation_changes(annotations: dict[str, Any], before: dict[str, Any], con
     return None
 
 
-def _unusable(mirror: Mirror, secrets: set[object], pod_layer: Layer,
+def _unusable(mirror: Mirror, secrets: set[str | None], pod_layer: Layer,
               sub_resource: str) -> str | None:
     """Why the pod, as it stands, cannot pull from `mirror`, with the fix; None if it can."""
     ephemeral = sub_resource == EPHEMERAL
