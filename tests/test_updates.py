@@ -307,6 +307,29 @@ def test_kci_annotations_an_update_adds_are_judged_as_at_create(
     assert "patch" not in response
 
 
+STRICT = load_config(CONFIG_TEXT.replace('["10.0.0.9:5000", "*.corp.example"]',
+                                         '["harbor.example.org"]'), source="test")
+
+
+@pytest.mark.parametrize(("name", "key", "value", "image", "expected"), [
+    ("http-mirror", HTTP, "10.0.0.9:5000", "quay.io/prometheus/busybox:latest",
+     "10.0.0.9:5000/prometheus/busybox:latest"),
+    ("insecure-mirror", INSECURE, "ghcr-mirror.corp.example:5443",
+     "ghcr.io/nicolaka/netshoot:v0.11",
+     "ghcr-mirror.corp.example:5443/ghcr/nicolaka/netshoot:v0.11"),
+])
+def test_a_mirrors_own_host_may_be_added_whatever_the_allow_list(
+        name: str, key: str, value: str, image: str, expected: str) -> None:
+    """The platform declared that mirror HTTP / insecure; the warnings' fix must work."""
+    assert STRICT.allowed_insecure_registries == ("harbor.example.org",)
+    review = build(SET_IMAGE, set_image("containers", 0, image), annotate("object", key, value))
+    response = answer(review, STRICT)
+    assert response["allowed"] is True, response
+    assert images(patched(review, response), "containers") == [expected]
+    other = build(SET_IMAGE, annotate("object", key, value + ",10.0.0.10:5000"))
+    assert answer(other, STRICT)["allowed"] is False       # any other registry still judged
+
+
 def test_invalid_annotation_added_under_warn_is_admitted_with_a_warning() -> None:
     review = build(SET_IMAGE, both(with_secret), annotate("object", DNS, "{"))
     response = answer(review, WARN)

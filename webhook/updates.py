@@ -17,8 +17,9 @@ Mutating admission runs before those rules, so an UPDATE's patch stays inside th
 - plain UPDATE: the containers and init containers whose image the update changed are
   rewritten as at CREATE (same mirrors, `if-present` answers, idempotency). KCI annotations
   the update adds or changes are validated, and the security rules apply to the registries
-  it adds (a pod cannot declare a disallowed insecure registry after creation); values that
-  predate the update are not judged again, so a pod admitted under older rules stays editable.
+  it adds (a pod cannot declare a disallowed insecure registry after creation; a mirror's
+  own host, which the config declares HTTP or insecure, is allowed); values that predate the
+  update are not judged again, so a pod admitted under older rules stays editable.
 - ephemeral containers: the new (or changed) ones are rewritten; nothing else is patched.
 
 A pod cannot gain a pull secret after creation, and the webhook changes no annotation on
@@ -215,12 +216,19 @@ def _annotation_changes(annotations: dict[str, Any], before: dict[str, Any], con
             return "; ".join(layer.problems)
         warnings.extend(f"{p} (ignored)" for p in layer.problems)
     old_layer = layer_from_annotations(before, level="pod")
+    # A mirror's own host is the platform's declaration (its `http://` endpoint or
+    # `insecureSkipVerify`), as the webhook writes it at creation: adding it is allowed,
+    # and is the fix the warnings below give for a pod created without it.
+    http_mirrors = {m.host for m in config.mirrors if m.scheme == "http"}
+    insecure_mirrors = {m.host for m in config.mirrors
+                        if m.insecure_skip_verify and m.scheme == "https"}
     added = replace(
         layer,
         http_registries=tuple(r for r in layer.http_registries
-                              if r not in old_layer.http_registries),
+                              if r not in old_layer.http_registries and r not in http_mirrors),
         insecure_registries=tuple(r for r in layer.insecure_registries
-                                  if r not in old_layer.insecure_registries))
+                                  if r not in old_layer.insecure_registries
+                                  and r not in insecure_mirrors))
     denied = _security_problems(added, config.allowed_insecure_registries)
     if denied:
         return "; ".join(denied)
