@@ -184,7 +184,8 @@ def images(pod: dict[str, Any], list_name: str) -> list[str]:
 #  "no patch", substrings every one of which some warning must contain)
 CASES: list[tuple[str, str, tuple[Edit, ...], dict[str, list[str]] | None, tuple[str, ...]]] = [
     ("debug-captured-pod-lacks-the-mirror-secret", EPHEMERAL, (), None,
-     ("busybox:1.36' kept", "pull secret 'mirror-pull'", "--copy-to")),
+     ("busybox:1.36' kept", "pull secret 'mirror-pull'",
+      "`kubectl debug web --copy-to=web-debug` instead")),
     ("debug-pod-with-the-secret-is-rewritten", EPHEMERAL, (both(with_secret),),
      {"ephemeralContainers": [f"{MIRROR}/library/busybox:1.36"]}, ()),
     ("debug-several-only-the-new-ones", EPHEMERAL, (
@@ -503,6 +504,17 @@ def test_odd_shapes_elsewhere_are_admitted_unpatched(name: str, base: str, edit:
     """Nothing to compare or to rewrite: admitted as is (the API server judges the rest)."""
     response = answer(build(base, both(with_secret), edit))
     assert response["allowed"] is True and "patch" not in response
+
+
+def test_a_pod_without_metadata_is_named_pod_in_the_advice() -> None:
+    review = build(EPHEMERAL)
+    request = review["request"]
+    request["object"]["metadata"] = None
+    outcome = mutate_update(request["object"], request["oldObject"],
+                            Context(config=CONFIG, namespace="team-a"),
+                            sub_resource="ephemeralcontainers")
+    assert outcome.pod is request["object"]
+    assert any("`kubectl debug POD --copy-to=POD-debug`" in w for w in outcome.warnings)
 
 
 @pytest.mark.parametrize(("name", "secrets"), [

@@ -59,8 +59,8 @@ EPHEMERAL_LIST = "ephemeralContainers"
 # What each kind of UPDATE may patch: the image fields the API server lets it change.
 _PATCHABLE = {"": re.compile(r"/spec/(?:initContainers|containers)/\d+/image"),
               EPHEMERAL: re.compile(r"/spec/ephemeralContainers/\d+/image")}
-DEBUG_COPY = ("use `kubectl debug POD --copy-to=NEW_NAME` instead, which creates a new pod "
-              "that the webhook mutates in full")
+DEBUG_COPY = ("use `kubectl debug {pod} --copy-to={pod}-debug` instead, which creates a new "
+              "pod that the webhook mutates in full")
 
 Target = tuple[str, int, dict[str, Any], str]     # list name, index, container, its image
 
@@ -176,6 +176,7 @@ def mutate_update(pod: Pod, old: object, ctx: Context, *, sub_resource: str,
     # The stored pod's secrets: the list cannot change on UPDATE, whatever the object says.
     secrets = {_text(s.get("name")) for s in _dicts(
         (old_spec if isinstance(old_spec, dict) else spec).get("imagePullSecrets"))}
+    pod_name = _text((pod.get("metadata") or {}).get("name")) or "POD"
     lists: dict[str, list[Any]] = {}
     rewritten: dict[str, tuple[str, str]] = {}
     for list_name, index, container, image in targets(pod, old, sub_resource):
@@ -185,7 +186,7 @@ def mutate_update(pod: Pod, old: object, ctx: Context, *, sub_resource: str,
         if chosen is None:
             continue
         mirror, new_image = chosen
-        reason = _unusable(mirror, secrets, pod_layer, sub_resource)
+        reason = _unusable(mirror, secrets, pod_layer, sub_resource, pod_name=pod_name)
         if reason:
             warnings.append(f"{where}: image {image!r} kept: {reason}")
             continue
@@ -241,15 +242,16 @@ def _annotation_changes(annotations: dict[str, Any], before: dict[str, Any], con
 
 
 def _unusable(mirror: Mirror, secrets: set[str | None], pod_layer: Layer,
-              sub_resource: str) -> str | None:
+              sub_resource: str, *, pod_name: str) -> str | None:
     """Why the pod, as it stands, cannot pull from `mirror`, with the fix; None if it can."""
     ephemeral = sub_resource == EPHEMERAL
+    copy_it = DEBUG_COPY.format(pod=pod_name)
     if mirror.pull_secret and mirror.pull_secret not in secrets:
         return (f"mirror {mirror.host} needs the pull secret {mirror.pull_secret!r}, which "
                 "this pod does not have (spec.imagePullSecrets cannot change after "
                 f"creation); a pod needs imagePullSecrets [{{name: {mirror.pull_secret}}}] "
                 "from its creation to use this mirror (the webhook adds it then): "
-                + (DEBUG_COPY if ephemeral else "recreate the pod"))
+                + (copy_it if ephemeral else "recreate the pod"))
     for key, needed, listed in (
             (KCI_HTTP_REGISTRY, mirror.scheme == "http", pod_layer.http_registries),
             (KCI_INSECURE_REGISTRY, mirror.insecure_skip_verify and mirror.scheme == "https",
@@ -261,7 +263,7 @@ def _unusable(mirror: Mirror, secrets: set[str | None], pod_layer: Layer,
                 return (need + "does not list it (annotations cannot change through the "
                         f"ephemeralcontainers subresource); a pod needs {key}: {mirror.host} "
                         "from its creation to use this mirror (the webhook adds it then): "
-                        + DEBUG_COPY)
+                        + copy_it)
             return (need + f"does not list it; add {mirror.host} to the pod's {key} (in this "
                     "update or before it) to use the mirror")
     return None
