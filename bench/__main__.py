@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import inprocess, load, procs, sampling
+from bench import inprocess, load, procs, sampling, updates
 from bench.samples import BENCH_DIR, TARGET_SAMPLE, context_factory, load_samples
 from webhook.review import admit
 
@@ -90,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "inprocess"):
         log("in-process: timing admit() and its stages ...")
         report["inprocess"] = inprocess.run(list(samples.values()), context_for, quick=quick)
+        log("in-process: UPDATE beside CREATE of the same pod ...")
+        report["updates"] = updates.run(samples, context_for, quick=quick)
         report["machine"]["load_average_after_inprocess"] = procs.load_average()
         report["machine"]["speed_probe_us"].append(procs.speed_probe())
 
@@ -122,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
                   "bench/bench-config.yaml", "(timeit, GC on; admit: min and median of "
                   f"{3 if quick else 7} repeats; stages: medians inside the pipeline)", ""]
         lines += inprocess.table(report["inprocess"])
+    if "updates" in report:
+        lines += ["", "In-process, µs per admission: a pod's UPDATEs beside its CREATE "
+                  "(bench/updates.py: label only, set image, kubectl debug)", ""]
+        lines += updates.table(report["updates"])
     if "tls" in report:
         lines += ["", f"Over TLS: python -m webhook serve (uvloop + httptools), wrk "
                   f"{plan.duration:g} s per run, body {sample.key} ({len(sample.body)} bytes)",

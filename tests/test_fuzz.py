@@ -53,7 +53,8 @@ def hostile_pods(draw: st.DrawFn) -> Any:
     for _ in range(draw(st.integers(1, 3))):
         target = draw(st.sampled_from([
             "annotations", "annotation-value", "image", "containers", "spec", "metadata",
-            "pull-secrets", "host-aliases", "dns", "huge-list", "deep", "whole"]))
+            "pull-secrets", "host-aliases", "dns", "huge-list", "deep", "whole",
+            "ephemeral"]))
         value = draw(json_values)
         metadata = pod.get("metadata") if isinstance(pod, dict) else None
         if not isinstance(metadata, dict) or not isinstance(pod.get("spec"), dict):
@@ -76,10 +77,10 @@ def hostile_pods(draw: st.DrawFn) -> Any:
             pod["spec"] = value
         elif target == "metadata":
             pod["metadata"] = value
-        elif target in ("pull-secrets", "host-aliases", "dns") and isinstance(
+        elif target in ("pull-secrets", "host-aliases", "dns", "ephemeral") and isinstance(
                 pod.get("spec"), dict):
             key = {"pull-secrets": "imagePullSecrets", "host-aliases": "hostAliases",
-                   "dns": "dnsConfig"}[target]
+                   "dns": "dnsConfig", "ephemeral": "ephemeralContainers"}[target]
             pod["spec"][key] = value
         elif target == "huge-list" and isinstance(pod.get("spec"), dict):
             pod["spec"]["containers"] = [{"name": f"c{i}", "image": "nginx"}
@@ -99,6 +100,10 @@ def bodies(draw: st.DrawFn) -> tuple[bytes, dict[str, Any] | None]:
                                                  "admission.k8s.io/v1beta1"]))
     review["request"]["object"] = draw(hostile_pods())
     review["request"]["operation"] = draw(st.sampled_from(["CREATE", "CREATE", "UPDATE", 7]))
+    if review["request"]["operation"] == "UPDATE":     # the stored pod, and what changed it
+        review["request"]["oldObject"] = copy.deepcopy(BASE["request"]["object"])
+        review["request"]["subResource"] = draw(st.sampled_from(
+            ["", "", "ephemeralcontainers", "status"]))
     raw = orjson.dumps(review)
     if DEEP_MARK.encode() in raw:
         depth = draw(st.integers(100, 3000))

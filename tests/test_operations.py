@@ -62,16 +62,20 @@ def test_counters_follow_a_scripted_sequence(server: RunningServer) -> None:
     def moved(name: str) -> float:
         return after.get(name, 0) - before.get(name, 0)
 
-    admissions = 'kci_webhook_admissions_total{endpoint="mutate",operation="CREATE",outcome="%s"}'
+    admissions = ('kci_webhook_admissions_total{endpoint="mutate",operation="CREATE",'
+                  'outcome="%s",subresource=""}')
     assert moved(admissions % "mutated") == 1
     assert moved(admissions % "unchanged") == 1
     assert moved(admissions % "denied") == 1
     assert moved('kci_webhook_admissions_total{endpoint="mutate",operation="UPDATE",'
-                 'outcome="skipped"}') == 1
+                 'outcome="skipped",subresource=""}') == 1
     assert moved('kci_webhook_requests_rejected_total{code="400"}') == 1
     assert moved('kci_webhook_images_rewritten_total{mirror="mirror.example:5000"}') == 1
     assert moved('kci_webhook_denials_total{annotation="k8s.ksyun.com/kci-dns-config"}') == 1
-    assert moved('kci_webhook_admission_duration_seconds_count{endpoint="mutate"}') == 4
+    duration = ('kci_webhook_admission_duration_seconds_count{endpoint="mutate",'
+                'operation="%s",subresource=""}')
+    assert moved(duration % "CREATE") == 3
+    assert moved(duration % "UPDATE") == 1
     assert after["kci_webhook_certificate_expiry_timestamp_seconds"] > time.time()
     assert after['kci_webhook_namespace_cache_state{state="disabled"}'] == 1
 

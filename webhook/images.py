@@ -9,7 +9,7 @@ Plans are remembered per config: the same few images recur on every pod.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from webhook.config import Config, Mirror
@@ -56,8 +56,15 @@ def rewrite_images(spec: Pod, config: Config, warnings: list[str],
 
 def _mirrored(image: str, config: Config, where: str, warnings: list[str],
               availability: Availability | None) -> str | None:
+    chosen = choose_mirror(image, config, where, warnings, availability)
+    return chosen[1] if chosen else None
+
+
+def choose_mirror(image: str, config: Config, where: str, warnings: list[str],
+                  availability: Availability | None) -> tuple[Mirror, str] | None:
     """The first mirror (in config order) that serves the image's registry and, for
-    `policy: if-present`, has the image; None keeps the original (upstream fallback)."""
+    `policy: if-present`, has the image, with the rewritten image; None keeps the
+    original (upstream fallback). `where` names the container in warnings."""
     plan = _plan(image, config)
     if isinstance(plan, str):
         warnings.append(f"{where}: image {image[:300]!r} {plan}; left unchanged")
@@ -69,10 +76,10 @@ def _mirrored(image: str, config: Config, where: str, warnings: list[str],
             if not present:
                 misses.append(f"mirror {mirror.host}: {detail}")
                 continue
-        if problem:
+        if problem or new_image is None:
             warnings.append(f"{where}: image {image!r} {problem}; left unchanged")
             return None
-        return new_image
+        return mirror, new_image
     if misses:
         warnings.append(f"{where}: image {image!r} kept, pulled from its own registry "
                         f"({'; '.join(misses)})")
@@ -139,19 +146,30 @@ def questions(spec: Pod, config: Config) -> list[tuple[Mirror, Reference, str]]:
     mirrors."""
     if not any(m.policy == "if-present" for m in config.mirrors):
         return []
-    asked: dict[tuple[str, str], tuple[Mirror, Reference, str]] = {}
+    images = []
     for list_name in CONTAINER_LISTS:
         containers = spec.get(list_name)
         for container in containers if isinstance(containers, list) else ():
             image = container.get("image") if isinstance(container, dict) else None
-            if not isinstance(image, str):
-                continue
-            plan, ref = _plan(image, config), parse_image(image)
-            if isinstance(plan, str) or not isinstance(ref, Reference):
-                continue
-            for mirror, new_image, _problem in plan:
-                if mirror.policy != "if-present":
-                    break
-                if new_image:
-                    asked[(mirror.endpoint, image)] = (mirror, ref, image)
+            if isinstance(image, str):
+                images.append(image)
+    return image_questions(images, config)
+
+
+def image_questions(images: Iterable[str], config: Config
+                    ) -> list[tuple[Mirror, Reference, str]]:
+    """`questions` for a list of images: what a pod UPDATE asks about the images it
+    changes, and a CREATE about all of its own."""
+    if not any(m.policy == "if-present" for m in config.mirrors):
+        return []
+    asked: dict[tuple[str, str], tuple[Mirror, Reference, str]] = {}
+    for image in images:
+        plan, ref = _plan(image, config), parse_image(image)
+        if isinstance(plan, str) or not isinstance(ref, Reference):
+            continue
+        for mirror, new_image, _problem in plan:
+            if mirror.policy != "if-present":
+                break
+            if new_image:
+                asked[(mirror.endpoint, image)] = (mirror, ref, image)
     return list(asked.values())

@@ -1,9 +1,12 @@
 """AdmissionReview in and out: decode, decide, patch, self-check, encode.
 
 The handler never sees HTTP: it takes the body's bytes and returns the response's bytes
-(or raises `BadRequest`, which the transport turns into a 4xx). Only Pod CREATE is
-mutated; everything else is admitted unchanged. Responses are built as plain dicts in the
-version the request came in (`admission.k8s.io/v1` or `v1beta1`), echoing the `uid`.
+(or raises `BadRequest`, which the transport turns into a 4xx). Pod CREATE is mutated
+(`webhook.mutate`); a Pod UPDATE, of the pod itself or of its `ephemeralcontainers`
+subresource, gets the images it brings rewritten (`webhook.updates`); everything else —
+`pods/status` and other subresources included — is admitted unchanged. Responses are built
+as plain dicts in the version the request came in (`admission.k8s.io/v1` or `v1beta1`),
+echoing the `uid`.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from webhook import patch
+from webhook import patch, updates
 from webhook.config import Mirror
 from webhook.errors import BadRequest, InvalidInput
 from webhook.layers import POD_KEYS
@@ -41,6 +44,7 @@ class Decision:
     namespace: str = ""
     name: str = ""
     operation: str = ""
+    sub_resource: str = ""
     warnings: list[str] = field(default_factory=list)
     rewritten: dict[str, tuple[str, str]] = field(default_factory=dict)
     message: str = ""
@@ -106,6 +110,9 @@ def admit(body: bytes, *, context_for: Callable[[str], Context]) -> Decision:
 
 def questions(request: Request, ctx: Context) -> list[tuple[Mirror, Reference, str]]:
     """What to ask `policy: if-present` mirrors before `admit_request` (none: ask nothing)."""
+    if _is_pod_update(request):
+        return updates.update_questions(request.object, request.old_object, ctx,
+                                        sub_resource=request.sub_resource)
     if not _is_pod_create(request) or not isinstance(request.object, dict):
         return []
     return presence_questions(request.object, ctx)
@@ -114,11 +121,24 @@ def questions(request: Request, ctx: Context) -> list[tuple[Mirror, Reference, s
 def admit_request(request: Request, ctx: Context, *,
                   availability: Availability | None = None) -> Decision:
     """Answer a decoded AdmissionReview; `availability` answers `questions(request, ctx)`."""
+    if _is_pod_update(request):
+        sub_resource = request.sub_resource
+        if updates.changes_nothing(request.object, request.old_object, sub_resource):
+            return _answer(request, "unchanged", allowed=True, name=_pod_name(request.object))
+        return _decide(request, lambda: updates.mutate_update(
+            request.object, request.old_object, ctx, sub_resource=sub_resource,
+            availability=availability), scope=sub_resource)
     if not _is_pod_create(request):
         return _answer(request, "skipped", allowed=True)
+    return _decide(request, lambda: mutate(request.object, ctx, availability=availability))
+
+
+def _decide(request: Request, decide: Callable[[], Outcome], *,
+            scope: str | None = None) -> Decision:
+    """The answer for a mutation's outcome; `scope`: the UPDATE whose patch rules apply."""
     name = _pod_name(request.object)
     try:
-        outcome = mutate(request.object, ctx, availability=availability)
+        outcome = decide()
     except InvalidInput as exc:
         return _answer(request, "denied", allowed=False, message=str(exc), name=name)
     if outcome.denial:
@@ -127,7 +147,7 @@ def admit_request(request: Request, ctx: Context, *,
     if outcome.pod is request.object:
         return _answer(request, "skipped" if outcome.skipped else "unchanged", allowed=True,
                        warnings=outcome.warnings, name=name)
-    return _patched(request, outcome, name)
+    return _patched(request, outcome, name, scope=scope)
 
 
 def validate(body: bytes, *, context_for: Callable[[str], Context]) -> Decision:
@@ -181,6 +201,15 @@ def _is_pod_create(request: Request) -> bool:
             and request.resource in ("pods", "") and not request.sub_resource)
 
 
+def _is_pod_update(request: Request) -> bool:
+    """An UPDATE of a pod or of its ephemeral containers, with the pod before it to compare
+    (the API server always sends `oldObject` on UPDATE; without it there is no "what
+    changed", and the request is admitted unchanged)."""
+    return (request.operation == "UPDATE" and request.kind == "Pod" and request.group == ""
+            and request.resource in ("pods", "") and request.sub_resource in updates.SUBRESOURCES
+            and isinstance(request.object, dict) and isinstance(request.old_object, dict))
+
+
 def _pod_name(obj: object) -> str:
     meta = obj.get("metadata") if isinstance(obj, dict) else None
     if not isinstance(meta, dict):
@@ -188,9 +217,12 @@ def _pod_name(obj: object) -> str:
     return _text(meta.get("name")) or _text(meta.get("generateName"))
 
 
-def _patched(request: Request, outcome: Outcome, name: str) -> Decision:
+def _patched(request: Request, outcome: Outcome, name: str, *,
+             scope: str | None = None) -> Decision:
     ops = patch.diff(request.object, outcome.pod)
     patch.check(request.object, ops, outcome.pod)
+    if scope is not None:
+        updates.check_patch_scope(ops, scope)
     audit = {}
     if outcome.rewritten:
         audit["original-images"] = orjson.dumps(
@@ -220,7 +252,8 @@ def _answer(request: Request, outcome: str, *, allowed: bool, message: str = "",
     body = orjson.dumps({"apiVersion": request.api_version, "kind": "AdmissionReview",
                          "response": response})
     return Decision(body=body, outcome=outcome, uid=request.uid, namespace=request.namespace,
-                    name=name, operation=request.operation, warnings=warnings, message=message)
+                    name=name, operation=request.operation, sub_resource=request.sub_resource,
+                    warnings=warnings, message=message)
 
 
 def errored(request_body: bytes, message: str) -> bytes:

@@ -44,7 +44,7 @@ class AdmissionTransport:
         self.fallback = fallback
         self.routes = routes
         self.max_body_bytes = max_body_bytes
-        self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        self._children: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         handler = self.routes.get(scope.get("path", "")) if scope["type"] == "http" else None
@@ -67,7 +67,7 @@ class AdmissionTransport:
             return
         except Exception as exc:  # noqa: BLE001 - the one place a bug becomes an answer
             log.exception("admission failed", extra={"endpoint": endpoint})
-            metrics.ADMISSIONS.labels(endpoint, "", "error").inc()
+            metrics.ADMISSIONS.labels(endpoint, "", "", "error").inc()
             await _send(send, 200, errored(body, f"internal error: {exc}"))
             return
         self._observe(endpoint, decision, time.perf_counter() - started)
@@ -109,11 +109,13 @@ class AdmissionTransport:
         """Metrics and logs for one answer: one line per admission at debug, denials at
         info. Labelled metrics are bound once per label set (binding costs more than
         counting)."""
-        key = (endpoint, decision.operation, decision.outcome)
+        operation, sub_resource = metrics.admission_labels(decision.operation,
+                                                           decision.sub_resource)
+        key = (endpoint, operation, sub_resource, decision.outcome)
         children = self._children.get(key)
         if children is None:
             children = self._children[key] = (metrics.ADMISSIONS.labels(*key),
-                                              metrics.LATENCY.labels(endpoint))
+                                              metrics.LATENCY.labels(*key[:3]))
         children[0].inc()
         children[1].observe(seconds)
         for _old, new in decision.rewritten.values():
@@ -131,6 +133,7 @@ class AdmissionTransport:
 def _fields(endpoint: str, decision: Decision, seconds: float) -> dict[str, Any]:
     return {"endpoint": endpoint, "uid": decision.uid, "namespace": decision.namespace,
             "pod": decision.name, "operation": decision.operation,
+            "subresource": decision.sub_resource,
             "decision": decision.outcome, "duration_ms": round(seconds * 1000, 3)}
 
 

@@ -1,0 +1,284 @@
+"""Pod UPDATE: rewrite the images an update brings, and nothing the API server would refuse.
+
+After creation a pod is nearly immutable. What a kube-apiserver (1.24 and newer) lets an
+update change — `ValidatePodUpdate`, `ValidatePodEphemeralContainersUpdate`
+(pkg/apis/core/validation) and the pod strategies (pkg/registry/core/pod/strategy.go):
+
+- `pods` UPDATE: `spec.containers[*].image`, `spec.initContainers[*].image`,
+  `spec.activeDeadlineSeconds`, additions to `spec.tolerations`, and metadata (labels,
+  annotations). Any other spec change is refused — `imagePullSecrets`, `hostAliases`,
+  `dnsConfig`, and `ephemeralContainers` too (they are added through the subresource).
+- `pods/ephemeralcontainers` UPDATE (`kubectl debug`): the object is the whole pod, but
+  only its `spec.ephemeralContainers` is kept; the rest, annotations included, is reset to
+  the stored pod. An ephemeral container that already exists may not change or go.
+- `pods/status` and every other subresource: nothing a mutating webhook should touch.
+
+Mutating admission runs before those rules, so an UPDATE's patch stays inside them:
+- plain UPDATE: the containers and init containers whose image the update changed are
+  rewritten as at CREATE (same mirrors, `if-present` answers, idempotency). KCI annotations
+  the update adds or changes are validated, and the security rules apply to the registries
+  it adds (a pod cannot declare a disallowed insecure registry after creation; a mirror's
+  own host, which the config declares HTTP or insecure, is allowed); values that predate the
+  update are not judged again, so a pod admitted under older rules stays editable.
+- ephemeral containers: the new (or changed) ones are rewritten; nothing else is patched.
+
+A pod cannot gain a pull secret after creation, and the webhook changes no annotation on
+UPDATE (through the subresource it could not; on a plain UPDATE it changes images only, so a
+running pod's registry trust is never widened by anyone but its author). So when the chosen
+mirror needs a pull secret that the pod lacks, or an HTTP / insecure setting that the pod's
+own KCI annotations (as they stand after this update) lack, the image is kept as written
+with a warning that names the reason and the fix. `kci-webhook/original-images` is not
+rewritten on UPDATE; the response's audit annotation records each rewrite.
+
+Pure: the shell asks the `if-present` mirrors (`update_questions`) and passes the answers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+from webhook.annotations import (
+    KCI_DNS_CONFIG,
+    KCI_HOST_ALIASES,
+    KCI_HTTP_REGISTRY,
+    KCI_INSECURE_REGISTRY,
+)
+from webhook.config import Config, Mirror
+from webhook.images import CONTAINER_LISTS, Availability, Pod, choose_mirror, image_questions
+from webhook.layers import POD_KEYS, Layer, layer_from_annotations
+from webhook.mutate import Context, Outcome, _check_shape, _mirrors_enabled, _security_problems
+from webhook.patch import Op, PatchMismatch
+from webhook.reference import Reference
+
+EPHEMERAL = "ephemeralcontainers"
+SUBRESOURCES = ("", EPHEMERAL)          # the UPDATEs we patch; `status` and the rest never
+EPHEMERAL_LIST = "ephemeralContainers"
+# What each kind of UPDATE may patch: the image fields the API server lets it change.
+_PATCHABLE = {"": re.compile(r"/spec/(?:initContainers|containers)/\d+/image"),
+              EPHEMERAL: re.compile(r"/spec/ephemeralContainers/\d+/image")}
+DEBUG_COPY = ("use `kubectl debug {pod} --copy-to={pod}-debug` instead, which creates a new "
+              "pod that the webhook mutates in full")
+
+Target = tuple[str, int, dict[str, Any], str]     # list name, index, container, its image
+
+
+# --- what changed ------------------------------------------------------------------------
+
+
+def changes_nothing(pod: object, old: object, sub_resource: str) -> bool:
+    """The fast path: no image and no KCI annotation we act on differs. Raw values only —
+    no parsing — so an UPDATE we do not care about (labels, finalizers, a controller's
+    bookkeeping) costs a few dictionary lookups."""
+    if sub_resource == EPHEMERAL:
+        return _images(pod, EPHEMERAL_LIST) == _images(old, EPHEMERAL_LIST)
+    return (all(_images(pod, name) == _images(old, name) for name in CONTAINER_LISTS)
+            and _kci(pod) == _kci(old))
+
+
+def _images(pod: object, list_name: str) -> list[object]:
+    spec = pod.get("spec") if isinstance(pod, dict) else None
+    items = spec.get(list_name) if isinstance(spec, dict) else None
+    if not isinstance(items, list):
+        return []
+    return [c.get("image") if isinstance(c, dict) else None for c in items]
+
+
+def _annotations(pod: object) -> dict[str, Any]:
+    meta = pod.get("metadata") if isinstance(pod, dict) else None
+    annotations = meta.get("annotations") if isinstance(meta, dict) else None
+    return annotations if isinstance(annotations, dict) else {}
+
+
+def _kci(pod: object) -> list[object]:
+    annotations = _annotations(pod)
+    return [annotations.get(key) for key in POD_KEYS]
+
+
+def targets(pod: Pod, old: object, sub_resource: str) -> Iterator[Target]:
+    """The containers whose image this update brings. Plain UPDATE: by position, as the API
+    server compares them (a list whose length changed is refused there; nothing to do).
+    Ephemeral containers: by name, those that are new or whose image differs."""
+    spec = pod.get("spec")
+    old_spec = old.get("spec") if isinstance(old, dict) else None
+    if not isinstance(spec, dict):
+        return
+    old_spec = old_spec if isinstance(old_spec, dict) else {}
+    if sub_resource == EPHEMERAL:
+        before = {_text(c.get("name")): c.get("image")
+                  for c in _dicts(old_spec.get(EPHEMERAL_LIST))}
+        for index, container in enumerate(_dicts(spec.get(EPHEMERAL_LIST))):
+            image = container.get("image")
+            if isinstance(image, str) and before.get(_text(container.get("name"))) != image:
+                yield EPHEMERAL_LIST, index, container, image
+        return
+    for list_name in CONTAINER_LISTS:
+        new_items, old_items = _dicts(spec.get(list_name)), _dicts(old_spec.get(list_name))
+        if len(new_items) != len(old_items):
+            continue
+        for index, (container, previous) in enumerate(zip(new_items, old_items, strict=True)):
+            image = container.get("image")
+            if isinstance(image, str) and image != previous.get("image"):
+                yield list_name, index, container, image
+
+
+def _text(value: object) -> str | None:
+    """A name as the API has it (a string), or None: values from the body may be anything."""
+    return value if isinstance(value, str) else None
+
+
+def _dicts(items: object) -> list[dict[str, Any]]:
+    if not isinstance(items, list):
+        return []
+    return [item if isinstance(item, dict) else {} for item in items]
+
+
+# --- the shell's questions, and the mutation ------------------------------------------------
+
+
+def update_questions(pod: object, old: object, ctx: Context, *,
+                     sub_resource: str) -> list[tuple[Mirror, Reference, str]]:
+    """What to ask `policy: if-present` mirrors about the images this update brings."""
+    if (not isinstance(pod, dict) or _excluded(ctx)
+            or changes_nothing(pod, old, sub_resource)):
+        return []
+    return image_questions((image for *_rest, image in targets(pod, old, sub_resource)),
+                           ctx.config)
+
+
+def mutate_update(pod: Pod, old: object, ctx: Context, *, sub_resource: str,
+                  availability: Availability | None = None) -> Outcome:
+    """The pod with the images this update brings rewritten to their mirrors (or a denial).
+
+    Like `webhook.mutate.mutate`, the input is never modified and `pod is original` exactly
+    when nothing changed. Raises InvalidInput when the object is not shaped like a Pod.
+    """
+    _check_shape(pod)
+    if _excluded(ctx):
+        return Outcome(pod, skipped=f"namespace {ctx.namespace} is excluded")
+    config = ctx.config
+    warnings: list[str] = []
+    if sub_resource == EPHEMERAL:
+        # The subresource keeps the stored pod's annotations, whatever the object says.
+        annotations = _annotations(old)
+    else:
+        annotations = _annotations(pod)
+        denial = _annotation_changes(annotations, _annotations(old), config, warnings)
+        if denial:
+            return Outcome(pod, denial=denial, warnings=warnings)
+    pod_layer = layer_from_annotations(annotations, level="pod")
+    if not _mirrors_enabled(pod_layer, ctx.namespace_layer):
+        return Outcome(pod, warnings=warnings)
+    spec = pod["spec"]
+    old_spec = old.get("spec") if isinstance(old, dict) else None
+    # The stored pod's secrets: the list cannot change on UPDATE, whatever the object says.
+    secrets = {_text(s.get("name")) for s in _dicts(
+        (old_spec if isinstance(old_spec, dict) else spec).get("imagePullSecrets"))}
+    pod_name = _text((pod.get("metadata") or {}).get("name")) or "POD"
+    lists: dict[str, list[Any]] = {}
+    rewritten: dict[str, tuple[str, str]] = {}
+    for list_name, index, container, image in targets(pod, old, sub_resource):
+        name = str(container.get("name", f"{list_name}[{index}]"))
+        where = f"spec.{list_name}[{index}] ({container.get('name', '?')})"
+        chosen = choose_mirror(image, config, where, warnings, availability)
+        if chosen is None:
+            continue
+        mirror, new_image = chosen
+        reason = _unusable(mirror, secrets, pod_layer, sub_resource, pod_name=pod_name)
+        if reason:
+            warnings.append(f"{where}: image {image!r} kept: {reason}")
+            continue
+        lists.setdefault(list_name, list(spec[list_name]))[index] = {**container,
+                                                                   "image": new_image}
+        rewritten[name] = (image, new_image)
+    if not lists:
+        return Outcome(pod, warnings=warnings)
+    return Outcome({**pod, "spec": {**spec, **lists}}, warnings=warnings, rewritten=rewritten)
+
+
+def _excluded(ctx: Context) -> bool:
+    return (ctx.namespace in ctx.config.exclude_namespaces
+            or ctx.namespace == ctx.own_namespace)
+
+
+def _annotation_changes(annotations: dict[str, Any], before: dict[str, Any], config: Config,
+                        warnings: list[str]) -> str | None:
+    """Validate the KCI annotations this update adds or changes, as at CREATE; the security
+    rules judge the registries it adds. Returns the denial, if any."""
+    changed = {key: annotations[key] for key in POD_KEYS
+               if key in annotations and annotations[key] != before.get(key)}
+    if not changed:
+        return None
+    layer = layer_from_annotations(changed, level="pod")
+    if layer.problems:
+        if config.on_invalid == "deny":
+            return "; ".join(layer.problems)
+        warnings.extend(f"{p} (ignored)" for p in layer.problems)
+    old_layer = layer_from_annotations(before, level="pod")
+    # A mirror's own host is the platform's declaration (its `http://` endpoint or
+    # `insecureSkipVerify`), as the webhook writes it at creation: adding it is allowed,
+    # and is the fix the warnings below give for a pod created without it.
+    http_mirrors = {m.host for m in config.mirrors if m.scheme == "http"}
+    insecure_mirrors = {m.host for m in config.mirrors
+                        if m.insecure_skip_verify and m.scheme == "https"}
+    added = replace(
+        layer,
+        http_registries=tuple(r for r in layer.http_registries
+                              if r not in old_layer.http_registries and r not in http_mirrors),
+        insecure_registries=tuple(r for r in layer.insecure_registries
+                                  if r not in old_layer.insecure_registries
+                                  and r not in insecure_mirrors))
+    denied = _security_problems(added, config.allowed_insecure_registries)
+    if denied:
+        return "; ".join(denied)
+    for key, value, field in ((KCI_HOST_ALIASES, layer.host_aliases, "spec.hostAliases"),
+                              (KCI_DNS_CONFIG, layer.dns_config, "spec.dnsConfig")):
+        if value is not None:
+            warnings.append(f"{key} (pod): changed after creation; {field} cannot change on "
+                            "an existing pod, so the new value applies to pods created with it")
+    return None
+
+
+def _unusable(mirror: Mirror, secrets: set[str | None], pod_layer: Layer,
+              sub_resource: str, *, pod_name: str) -> str | None:
+    """Why the pod, as it stands, cannot pull from `mirror`, with the fix; None if it can."""
+    ephemeral = sub_resource == EPHEMERAL
+    copy_it = DEBUG_COPY.format(pod=pod_name)
+    if mirror.pull_secret and mirror.pull_secret not in secrets:
+        return (f"mirror {mirror.host} needs the pull secret {mirror.pull_secret!r}, which "
+                "this pod does not have (spec.imagePullSecrets cannot change after "
+                f"creation); a pod needs imagePullSecrets [{{name: {mirror.pull_secret}}}] "
+                "from its creation to use this mirror (the webhook adds it then): "
+                + (copy_it if ephemeral else "recreate the pod"))
+    for key, needed, listed in (
+            (KCI_HTTP_REGISTRY, mirror.scheme == "http", pod_layer.http_registries),
+            (KCI_INSECURE_REGISTRY, mirror.insecure_skip_verify and mirror.scheme == "https",
+             pod_layer.insecure_registries)):
+        if needed and mirror.host not in listed:
+            how = "plain HTTP" if key == KCI_HTTP_REGISTRY else "TLS without verification"
+            need = f"mirror {mirror.host} is reached over {how}, and this pod's {key} "
+            if ephemeral:
+                return (need + "does not list it (annotations cannot change through the "
+                        f"ephemeralcontainers subresource); a pod needs {key}: {mirror.host} "
+                        "from its creation to use this mirror (the webhook adds it then): "
+                        + copy_it)
+            return (need + f"does not list it; add {mirror.host} to the pod's {key} (in this "
+                    "update or before it) to use the mirror")
+    return None
+
+
+def check_patch_scope(ops: list[Op], sub_resource: str) -> None:
+    """Every op of an UPDATE's patch must touch an image field that update may change: the
+    API server would refuse the whole update (or silently drop a change through the
+    subresource) otherwise. A bug here must never reach the cluster."""
+    allowed = _PATCHABLE[sub_resource]
+    for op in ops:
+        if op["op"] != "replace" or not allowed.fullmatch(op["path"]):
+            raise PatchMismatch(f"an UPDATE ({sub_resource or 'pods'}) may not patch "
+                                f"{op['op']} {op['path']}")
+
+
+__all__ = ["EPHEMERAL", "SUBRESOURCES", "changes_nothing", "check_patch_scope",
+           "mutate_update", "targets", "update_questions"]
