@@ -9,9 +9,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import ROOT, RunningServer, apply_response_patch, pod_review
+from webhook.preview import documents
 
 CONFIG = """
 mirrors:
@@ -59,6 +63,11 @@ spec:
         value: kingsoftcloud
         effect: NoSchedule
 """  # noqa: E501
+
+
+POD = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n" \
+      "  - {name: c, image: nginx}\n"
+MIRRORED = "172.18.0.20:5000/test-namespace/library/nginx"
 
 
 def run(tmp_path: Path, *args: str, stdin: str | None = None,
@@ -111,13 +120,20 @@ def test_diff_shows_the_changes_only(tmp_path: Path) -> None:
     assert result.stdout.startswith("---")
 
 
-def test_denial_goes_to_stderr_with_a_non_zero_exit(tmp_path: Path) -> None:
+def test_denial_prints_nothing_on_stdout_and_exits_1(tmp_path: Path) -> None:
+    """`mutate | kubectl apply -f -` must apply nothing when the webhook would refuse an
+    object: not the refused object, and not the others beside it either."""
     bad = SEED_DEPLOYMENT.replace('"ip":"1.2.3.4"', '"ip":"1.2.3"')
-    result = run(tmp_path, "-f", manifest(tmp_path, bad))
+    path = manifest(tmp_path, POD + "---" + bad)
+    result = run(tmp_path, "-f", path)
     assert result.returncode == 1
+    assert result.stdout == ""
     assert result.stderr.startswith(
-        'denied: Deployment/nginx-rbkci: k8s.ksyun.com/kci-host-aliases (pod): item 1: "ip": '
-        '"1.2.3" is not an IPv4 or IPv6 address')
+        f'{path}:8: denied: Deployment/nginx-rbkci: k8s.ksyun.com/kci-host-aliases (pod): '
+        'item 1: "ip": "1.2.3" is not an IPv4 or IPv6 address\n')
+    assert "nothing printed (denied)" in result.stderr
+    assert run(tmp_path, "-f", path, "--diff").stdout == ""
+    assert run(tmp_path, "-f", path, "-o", "json").stdout == ""
 
 
 def test_other_kinds_pass_through_and_every_workload_kind_is_handled(tmp_path: Path) -> None:
@@ -138,9 +154,7 @@ def test_other_kinds_pass_through_and_every_workload_kind_is_handled(tmp_path: P
 
 
 def test_namespace_annotations_are_simulated(tmp_path: Path) -> None:
-    pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n" \
-          "  - {name: c, image: nginx}\n"
-    result = run(tmp_path, "-f", manifest(tmp_path, pod), "--namespace", "team-a",
+    result = run(tmp_path, "-f", manifest(tmp_path, POD), "--namespace", "team-a",
                  "--namespace-annotations", '{"kci-webhook/mirrors": "off", '
                  '"kci-webhook/image-pull-secrets": "team-pull"}')
     out = yaml.safe_load(result.stdout)
@@ -148,7 +162,257 @@ def test_namespace_annotations_are_simulated(tmp_path: Path) -> None:
     assert out["spec"]["imagePullSecrets"] == [{"name": "team-pull"}]
 
 
-def test_unreadable_input_exits_2(tmp_path: Path) -> None:
-    assert run(tmp_path, "-f", manifest(tmp_path, "a: [")).returncode == 2
-    assert run(tmp_path, "-f", str(tmp_path / "missing.yaml")).returncode == 2
+# --- documents in, documents out --------------------------------------------------------
+
+CONFIGMAP = """\
+# settings for the app: this comment, the quoting and the order stay as written
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings}
+data:
+  "z-last": 'one'
+  a-first: "two"
+"""
+
+
+def test_unchanged_documents_come_out_exactly_as_written(tmp_path: Path) -> None:
+    text = CONFIGMAP + "---\n" + POD + "---\n# a comment between documents\n" + CONFIGMAP
+    result = run(tmp_path, "-f", manifest(tmp_path, text))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.startswith(CONFIGMAP + "---\n")
+    assert out.endswith("---\n# a comment between documents\n" + CONFIGMAP)
+    pod = list(yaml.safe_load_all(out))[1]
+    assert pod["spec"]["containers"][0]["image"] == MIRRORED
+    assert [d["kind"] for d in yaml.safe_load_all(out)] == ["ConfigMap", "Pod", "ConfigMap"]
+
+
+def test_json_document_in_a_stream_and_flow_after_the_marker(tmp_path: Path) -> None:
+    pod = json.dumps(yaml.safe_load(POD))
+    text = f"{pod}\n--- {pod}\n"
+    result = run(tmp_path, "-f", manifest(tmp_path, text))
+    assert result.returncode == 0, result.stderr
+    pods = list(yaml.safe_load_all(result.stdout))
+    assert [p["spec"]["containers"][0]["image"] for p in pods] == [MIRRORED] * 2
+
+
+@pytest.mark.parametrize(("documents", "expected"), [
+    pytest.param([POD], "Pod", id="one-object-as-itself"),
+    pytest.param([POD, CONFIGMAP], "List", id="several-as-a-v1-List"),
+])
+def test_json_output_follows_kubectl(tmp_path: Path, documents: list[str],
+                                     expected: str) -> None:
+    result = run(tmp_path, "-f", manifest(tmp_path, "---\n".join(documents)), "-o", "json")
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["kind"] == expected
+    objects = out["items"] if expected == "List" else [out]
+    if expected == "List":
+        assert out["apiVersion"] == "v1" and out["metadata"] == {"resourceVersion": ""}
+    assert objects[0]["spec"]["containers"][0]["image"] == MIRRORED
+    assert [o["kind"] for o in objects] == [yaml.safe_load(d)["kind"] for d in documents]
+
+
+def test_diff_is_against_the_file_as_written(tmp_path: Path) -> None:
+    text = CONFIGMAP + "---\n" + POD
+    result = run(tmp_path, "-f", manifest(tmp_path, text), "--diff")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    removed = [line[1:] for line in lines if line.startswith("-") and not line.startswith("---")]
+    assert removed and all(line + "\n" in text for line in removed)
+    changed = "".join(line[1:] for line in lines if line[:1] in "+-" and line[:3] not in
+                      ("+++", "---"))
+    assert "ConfigMap" not in changed and "comment" not in changed, "unchanged: no diff lines"
+    assert f"image: {MIRRORED}" in changed
+
+
+# --- unreadable input ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    pytest.param("a: [\n", ":2:1: did not find expected node content", id="unclosed-flow"),
+    pytest.param("kind: Pod\nmetadata:\n\tname: p\n", ":3:1: found character that cannot start "
+                 "any token (while scanning for the next token); a tab: YAML indents with "
+                 "spaces only",
+                 id="tab-indent"),
+    pytest.param("kind: Pod\n  name: x\n", ":2:7: mapping values are not allowed in "
+                 "this context",
+                 id="bad-indent"),
+    pytest.param("a: *nowhere\n", ":1:4: found undefined alias", id="undefined-alias"),
+])
+def test_yaml_errors_name_file_line_and_column(tmp_path: Path, content: str,
+                                               message: str) -> None:
+    path = manifest(tmp_path, content)
+    result = run(tmp_path, "-f", path)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"kci-webhook mutate: {path}{message}"), result.stderr
+
+
+def test_stdin_is_named_in_errors(tmp_path: Path) -> None:
+    result = run(tmp_path, "-f", "-", stdin="x: [\n")
+    assert result.returncode == 2
+    assert result.stderr.startswith("kci-webhook mutate: <stdin>:2:1: ")
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    pytest.param(b"kind: \xff\xfe\n", "not UTF-8 text", id="not-utf8"),
+    pytest.param(("a: &a [" + ",".join(["x"] * 10) + "]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [" + ",".join([f"*{chr(97 + i)}"] * 10) + "]\n"
+        for i in range(7))).encode(), "aliases expand to more than", id="billion-laughs"),
+    pytest.param(b"[" * 20000 + b"]" * 20000, "", id="deeply-nested"),
+])
+def test_hostile_input_exits_2_and_says_why(tmp_path: Path, content: bytes,
+                                            message: str) -> None:
+    path = tmp_path / "in.yaml"
+    path.write_bytes(content)
+    result = run(tmp_path, "-f", str(path))
+    assert result.returncode == 2, result.stderr[-500:]
+    assert result.stdout == ""
+    assert f"kci-webhook mutate: {path}" in result.stderr and message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unreadable_file_and_config_exit_2(tmp_path: Path) -> None:
+    missing = run(tmp_path, "-f", str(tmp_path / "missing.yaml"))
+    assert missing.returncode == 2 and "missing.yaml: cannot read" in missing.stderr
     assert run(tmp_path, "-f", "-", stdin="", config="onInvalidd: x").returncode == 2
+
+
+# --- what admission would pass silently: warnings, and --strict -----------------------------
+
+DEPLOYMENT = yaml.safe_load(SEED_DEPLOYMENT)
+
+
+def with_annotations(obj: dict[str, Any], path: tuple[str, ...],
+                     annotations: dict[str, str]) -> str:
+    doc = json.loads(json.dumps(obj))
+    node = doc
+    for key in path:
+        node = node.setdefault(key, {})
+    node.setdefault("annotations", {}).update(annotations)
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+TEMPLATE_META = ("spec", "template", "metadata")
+STRICT_CASES = [
+    pytest.param(with_annotations(DEPLOYMENT, TEMPLATE_META,
+                                  {"k8s.ksyun.com/kci-dns-configs": "{}"}), (),
+                 "unknown annotation k8s.ksyun.com/kci-dns-configs, which the webhook "
+                 "ignores (did you mean k8s.ksyun.com/kci-dns-config?)", id="kci-key-typo"),
+    pytest.param(with_annotations(yaml.safe_load(POD), ("metadata",),
+                                  {"kci-webhook/mirror": "off"}), (),
+                 "did you mean kci-webhook/mirrors?", id="webhook-key-typo"),
+    pytest.param(with_annotations(DEPLOYMENT, ("metadata",),
+                                  {"k8s.ksyun.com/kci-http-registry": "r.example:5000"}), (),
+                 "metadata.annotations has k8s.ksyun.com/kci-http-registry: the webhook reads "
+                 "KCI annotations from pods only, and a Deployment's pods get theirs from "
+                 "spec.template.metadata.annotations: move it there", id="on-workload-metadata"),
+    pytest.param("# nothing here yet\n", (), "no Kubernetes object in the input",
+                 id="no-object"),
+    pytest.param("name: p\nimage: nginx\n", (), "not a Kubernetes object (a mapping without "
+                 "apiVersion and kind)", id="not-an-object"),
+    pytest.param(json.dumps(pod_review(yaml.safe_load(POD))), (),
+                 "an AdmissionReview is what the API server sends the webhook, not a manifest: "
+                 "send it to the server (POST /mutate), or preview the object in it: extract "
+                 ".request.object", id="admission-review"),
+    pytest.param(POD, ("-n", "kube-system"), "namespace kube-system is excluded",
+                 id="excluded-namespace-flag"),
+    pytest.param(POD.replace("{name: p}", "{name: p, namespace: kube-public}"), (),
+                 "namespace kube-public is excluded", id="excluded-namespace-metadata"),
+    pytest.param(POD, ("--namespace-annotations", '{"k8s.ksyun.com/kci-host-alias": "[]"}'),
+                 "--namespace-annotations: unknown annotation k8s.ksyun.com/kci-host-alias",
+                 id="namespace-annotation-typo"),
+]
+
+
+@pytest.mark.parametrize(("text", "extra", "warning"), STRICT_CASES)
+def test_silent_mistakes_warn_and_fail_under_strict(tmp_path: Path, text: str,
+                                                    extra: tuple[str, ...],
+                                                    warning: str) -> None:
+    path = manifest(tmp_path, text)
+    lenient = run(tmp_path, "-f", path, *extra)
+    assert lenient.returncode == 0, lenient.stderr
+    assert warning in lenient.stderr
+    assert ": warning: " in lenient.stderr
+    strict = run(tmp_path, "-f", path, *extra, "--strict")
+    assert strict.returncode == 1
+    assert strict.stdout == ""
+    assert warning in strict.stderr and "nothing printed (warnings with --strict)" in strict.stderr
+
+
+def test_strict_passes_a_clean_manifest(tmp_path: Path) -> None:
+    result = run(tmp_path, "-f", manifest(tmp_path, SEED_DEPLOYMENT), "--strict")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert MIRRORED in result.stdout
+
+
+def test_warnings_name_the_line_of_their_document(tmp_path: Path) -> None:
+    text = CONFIGMAP + "---\n" + with_annotations(yaml.safe_load(POD), ("metadata",),
+                                                  {"k8s.ksyun.com/kci-dns": "{}"})
+    path = manifest(tmp_path, text)
+    result = run(tmp_path, "-f", path)
+    line = CONFIGMAP.count("\n") + 2
+    assert result.stderr.startswith(f"{path}:{line}: warning: Pod/p: metadata.annotations: "
+                                    "unknown annotation k8s.ksyun.com/kci-dns")
+
+
+# --- reading: libyaml when present, the same documents either way -----------------------------
+
+
+def test_libyaml_reads_and_writes_when_present() -> None:
+    assert yaml.__with_libyaml__, "PyYAML here is built with libyaml"
+    assert documents.Loader is yaml.CSafeLoader
+    assert documents.Dumper is yaml.CSafeDumper
+
+
+@pytest.mark.parametrize("loader", [yaml.SafeLoader, yaml.CSafeLoader], ids=["python", "libyaml"])
+def test_both_loaders_give_the_same_documents_and_positions(
+        monkeypatch: pytest.MonkeyPatch, loader: type[Any]) -> None:
+    monkeypatch.setattr(documents, "Loader", loader)
+    text = CONFIGMAP + "---\n" + POD + "--- {kind: X}\n---\n"
+    docs = documents.load(text, "in.yaml")
+    assert [(d.line, d.column) for d in docs] == [(2, 0), (9, 0), (15, 4), (17, 0)]
+    assert [d.data and d.data["kind"] for d in docs] == ["ConfigMap", "Pod", "X", None]
+    assert text[docs[0].start:docs[0].end] == CONFIGMAP.split("\n", 1)[1]
+
+
+def test_large_input(tmp_path: Path) -> None:
+    """3,000 Deployments (about 2.5 MB) in one stream: each one mutated, in order."""
+    text = "---\n".join(SEED_DEPLOYMENT.replace("nginx-rbkci", f"app-{i}") for i in range(3000))
+    result = run(tmp_path, "-f", manifest(tmp_path, text), "--strict")
+    assert result.returncode == 0, result.stderr[-500:]
+    out = list(yaml.load_all(result.stdout, Loader=yaml.CSafeLoader))
+    assert [d["metadata"]["name"] for d in out] == [f"app-{i}" for i in range(3000)]
+    assert all(MIRRORED in json.dumps(d) for d in out)
+
+
+# --- properties ---------------------------------------------------------------------------
+
+SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6),
+                    st.text(max_size=12))
+VALUES = st.recursive(SCALARS, lambda inner: st.one_of(
+    st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+    max_leaves=20)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.dictionaries(st.text(min_size=1, max_size=8), VALUES, min_size=1,
+                                max_size=5), min_size=1, max_size=4),
+       st.sampled_from([yaml.SafeLoader, yaml.CSafeLoader]))
+def test_what_the_webhook_does_not_touch_comes_back_byte_for_byte(
+        objects: list[dict[str, Any]], loader: type[Any]) -> None:
+    text = yaml.safe_dump_all(objects, sort_keys=False)
+    docs = documents.load(text, "in.yaml")
+    assert [d.data for d in docs] == objects
+    assert documents.splice(text, []) == text
+    replaced = documents.splice(text, [(d, documents.dump_yaml(d.data)) for d in docs])
+    assert list(yaml.safe_load_all(replaced)) == objects
+
+
+def test_preview_is_idempotent(tmp_path: Path) -> None:
+    once = run(tmp_path, "-f", manifest(tmp_path, SEED_DEPLOYMENT + "---\n" + POD))
+    twice = run(tmp_path, "-f", manifest(tmp_path, once.stdout, name="once.yaml"))
+    assert once.returncode == twice.returncode == 0
+    assert twice.stdout == once.stdout

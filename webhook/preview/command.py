@@ -1,0 +1,144 @@
+"""The `kci-webhook mutate` command line: arguments, reading, what goes where, exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from webhook.config import Config, environment_defaults, load_config
+from webhook.errors import ConfigError
+from webhook.helpformat import HelpFormatter, epilog
+from webhook.preview.documents import (
+    Document,
+    InputError,
+    Loader,
+    display_name,
+    dump_json,
+    dump_yaml,
+    load,
+    splice,
+)
+from webhook.preview.objects import Preview, preview
+
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
+
+DESCRIPTION = (
+    "Apply the webhook's mutation, offline, to the Pods and the pod templates of "
+    "Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs and CronJobs in FILE "
+    "(multi-document YAML or JSON), with the server's own code, config and KCI_* "
+    "environment, and print the documents as the cluster would admit them: the same "
+    "documents in the same order, those the webhook does not change exactly as written."
+    "\n\n"
+    "Safe in a pipeline: if any object is denied, nothing at all is printed on stdout "
+    "(so `... | kubectl apply -f -` applies nothing), every denial goes to stderr, and "
+    "the exit code is 1. Warnings go to stderr too; with --strict a warning counts as a "
+    "denial. --strict also reports what admission passes silently: an unknown "
+    "k8s.ksyun.com/kci-* or kci-webhook/* annotation (with the closest known key), KCI "
+    "annotations on a workload's own metadata instead of its pod template, input with no "
+    "Kubernetes object in it, an AdmissionReview given as a manifest, and objects in a "
+    "namespace the config excludes (where the webhook would do nothing)."
+)
+EXIT_CODES = {
+    EXIT_OK: "admitted (warnings, if any, on stderr)",
+    EXIT_REFUSED: "an object is denied, or --strict and there are warnings: stdout is empty",
+    EXIT_USAGE: "unreadable input or config (FILE:LINE:COL: for a YAML error), bad arguments",
+}
+EXAMPLES = (
+    "kci-webhook mutate -f deploy.yaml --config config.yaml --diff",
+    "kci-webhook mutate -f deploy.yaml --strict | kubectl apply -f -",
+    "helm template . | kci-webhook mutate -f - -n team-a -o json",
+)
+
+
+def add_parser(commands: Any) -> None:
+    parser = commands.add_parser(
+        "mutate", help="preview the mutation of manifests offline", description=DESCRIPTION,
+        epilog=epilog(EXIT_CODES, EXAMPLES), formatter_class=HelpFormatter)
+    parser.add_argument("-f", "--filename", required=True, metavar="FILE",
+                        help="manifest file, or - for stdin")
+    parser.add_argument("--config", default=os.environ.get("KCI_WEBHOOK_CONFIG"),
+                        help="the webhook's config file; $KCI_WEBHOOK_CONFIG when set, "
+                             "else built-in defaults")
+    parser.add_argument("-n", "--namespace", default="default",
+                        help="namespace of objects that name none")
+    parser.add_argument("--namespace-annotations", metavar="JSON|FILE",
+                        help="simulate the Namespace's annotations: a JSON object or a "
+                             "YAML/JSON file holding one")
+    parser.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml",
+                        help="yaml: the documents of FILE; json: one object, or a v1 List "
+                             "of several (as kubectl get -o json)")
+    parser.add_argument("--diff", action="store_true",
+                        help="print a unified diff of FILE as written against the output")
+    parser.add_argument("--strict", action="store_true",
+                        help="warnings are errors: exit 1 and print nothing on stdout")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = (load_config(Path(args.config).read_bytes(), source=args.config)
+                  if args.config else Config())
+        environment = environment_defaults(os.environ)
+        ns_annotations = _namespace_annotations(args.namespace_annotations)
+        text = _read(args.filename)
+        documents = load(text, args.filename)
+    except (ConfigError, InputError, ValueError) as exc:
+        print(f"kci-webhook mutate: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"kci-webhook mutate: {exc.filename or args.filename}: cannot read: "
+              f"{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    name = display_name(args.filename)
+    result = preview(documents, filename=name, config=config, environment=environment,
+                     namespace=args.namespace, namespace_annotations=ns_annotations)
+    for finding in result.findings:
+        print(finding, file=sys.stderr)
+    if result.denied or (args.strict and result.warned):
+        why = "denied" if result.denied else "warnings with --strict"
+        print(f"kci-webhook mutate: nothing printed ({why})", file=sys.stderr)
+        return EXIT_REFUSED
+    output = _render(text, documents, result, args.output)
+    if args.diff:
+        sys.stdout.writelines(difflib.unified_diff(
+            text.splitlines(keepends=True), output.splitlines(keepends=True),
+            fromfile=f"{name} (as written)", tofile=f"{name} (as admitted)"))
+    else:
+        sys.stdout.write(output)
+    return EXIT_OK
+
+
+def _read(filename: str) -> str:
+    raw = sys.stdin.buffer.read() if filename == "-" else Path(filename).read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{display_name(filename)}: not UTF-8 text (byte {exc.start})"
+                         ) from None
+
+
+def _render(text: str, documents: list[Document], result: Preview, output: str) -> str:
+    if output == "json":
+        return dump_json([d for d in result.documents if d is not None])
+    return splice(text, [(doc, dump_yaml(new)) for doc, new, changed
+                         in zip(documents, result.documents, result.changed, strict=True)
+                         if changed])
+
+
+def _namespace_annotations(value: str | None) -> dict[str, str]:
+    if not value:
+        return {}
+    text = value if value.lstrip().startswith("{") else Path(value).read_text()
+    try:
+        data = yaml.load(text, Loader=Loader)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"--namespace-annotations: not YAML or JSON: {exc}") from None
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise ValueError("--namespace-annotations: expected an object of string values")
+    return {str(k): v for k, v in data.items()}

@@ -1,0 +1,166 @@
+"""The server's mutation on the objects of a manifest, and what it finds on the way.
+
+Pods and the pod templates of Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs
+and CronJobs go through exactly `webhook.mutate.mutate`, with the same config, the same
+`KCI_*` environment and (simulated) Namespace annotations; everything else passes through
+unchanged. Each finding names the document's `FILE:LINE` and the object.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from webhook.config import Config, EnvironmentDefaults
+from webhook.errors import InvalidInput
+from webhook.layers import namespace_layer
+from webhook.mutate import Context, mutate
+from webhook.preview import lint
+from webhook.preview.documents import Document
+from webhook.workloads import TEMPLATE_PATHS, pod_template, template_as_pod
+
+DENIED, WARNING = "denied", "warning"
+
+
+@dataclass(frozen=True)
+class Finding:
+    severity: str    # DENIED or WARNING
+    where: str       # FILE:LINE
+    label: str       # Kind/name, "" for the document itself
+    text: str
+
+    def __str__(self) -> str:
+        label = f"{self.label}: " if self.label else ""
+        return f"{self.where}: {self.severity}: {label}{self.text}"
+
+
+@dataclass
+class Preview:
+    """The documents after admission (same order, unchanged ones the same objects)."""
+
+    documents: list[Any] = field(default_factory=list)
+    changed: list[bool] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def denied(self) -> bool:
+        return any(f.severity == DENIED for f in self.findings)
+
+    @property
+    def warned(self) -> bool:
+        return any(f.severity == WARNING for f in self.findings)
+
+
+@dataclass
+class _Run:
+    config: Config
+    environment: EnvironmentDefaults
+    namespace: str
+    ns_annotations: Mapping[str, str]
+    result: Preview
+    where: str = ""
+
+    def add(self, severity: str, label: str, text: str) -> None:
+        self.result.findings.append(Finding(severity, self.where, label, text))
+
+    def context(self, namespace: str) -> Context:
+        layer = (namespace_layer(namespace, dict(self.ns_annotations))
+                 if self.ns_annotations else None)
+        return Context(config=self.config, environment=self.environment, namespace=namespace,
+                       namespace_layer=layer,
+                       own_namespace=os.environ.get("POD_NAMESPACE") or None)
+
+
+def preview(documents: Sequence[Document], *, filename: str, config: Config,
+            environment: EnvironmentDefaults, namespace: str,
+            namespace_annotations: Mapping[str, str]) -> Preview:
+    """Admit every document as the server would; warnings for what it would ignore."""
+    result = Preview()
+    run = _Run(config, environment, namespace, namespace_annotations, result, filename)
+    for problem in lint.annotation_problems(namespace_annotations, where="--namespace-"
+                                            "annotations", known=lint.NAMESPACE_ANNOTATIONS):
+        run.add(WARNING, "", problem)
+    for document in documents:
+        run.where = f"{filename}:{document.line}"
+        for problem in lint.document_problems(document.data):
+            run.add(WARNING, "", problem)
+        new = _one(document.data, run)
+        result.documents.append(new)
+        result.changed.append(new is not document.data)
+    if lint.no_objects(d.data for d in documents):
+        run.where = filename
+        run.add(WARNING, "", "no Kubernetes object in the input: nothing to preview")
+    return result
+
+
+def _label(obj: Mapping[str, Any], kind: str) -> str:
+    meta = obj.get("metadata")
+    meta = meta if isinstance(meta, Mapping) else {}
+    return f"{kind or '?'}/{meta.get('name') or meta.get('generateName') or '?'}"
+
+
+def _one(doc: Any, run: _Run) -> Any:
+    if not isinstance(doc, dict):
+        return doc
+    raw_kind = doc.get("kind")
+    kind = raw_kind if isinstance(raw_kind, str) else ""
+    if kind == "List" and isinstance(doc.get("items"), list):
+        items = [_one(item, run) for item in doc["items"]]
+        same = all(a is b for a, b in zip(items, doc["items"], strict=True))
+        return doc if same else {**doc, "items": items}
+    label = _label(doc, kind)
+    raw_meta = doc.get("metadata")
+    meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
+    namespace = meta.get("namespace") if isinstance(meta.get("namespace"), str) else ""
+    ctx = run.context(namespace or run.namespace)
+    for problem in lint.misplaced_annotations(doc, kind):
+        run.add(WARNING, label, problem)
+    if kind == "Pod":
+        _annotations(meta, "metadata.annotations", label, run)
+        return _mutated(doc, ctx, label, run) or doc
+    template = pod_template(doc, kind)
+    if template is None:
+        return doc
+    as_pod = template_as_pod(template)
+    path = ".".join((*TEMPLATE_PATHS[kind], "metadata", "annotations"))
+    _annotations(as_pod["metadata"], path, label, run)
+    pod = _mutated(as_pod, ctx, label, run)
+    if pod is None or pod is as_pod:
+        return doc
+    new_template = {**template, "metadata": pod["metadata"], "spec": pod["spec"]}
+    return _put(doc, TEMPLATE_PATHS[kind], new_template)
+
+
+def _annotations(meta: Any, path: str, label: str, run: _Run) -> None:
+    annotations = meta.get("annotations") if isinstance(meta, Mapping) else None
+    for problem in lint.annotation_problems(annotations, where=path):
+        run.add(WARNING, label, problem)
+
+
+def _mutated(pod: dict[str, Any], ctx: Context, label: str, run: _Run) -> dict[str, Any] | None:
+    """The admitted pod, or None when it is denied."""
+    try:
+        outcome = mutate(pod, ctx)
+    except InvalidInput as exc:
+        run.add(DENIED, label, str(exc))
+        return None
+    for warning in outcome.warnings:
+        run.add(WARNING, label, warning)
+    if outcome.denial:
+        run.add(DENIED, label, outcome.denial)
+        return None
+    if outcome.skipped:
+        run.add(WARNING, label, f"{outcome.skipped}: the webhook leaves its pods alone, so "
+                "nothing of this preview would happen in the cluster (exclude.namespaces in "
+                "the config, and the webhook's own namespace)")
+    return outcome.pod
+
+
+def _put(doc: Any, path: tuple[str, ...], value: Any) -> Any:
+    """A copy of `doc` with `value` at `path`, sharing everything else."""
+    if not path:
+        return value
+    head, *rest = path
+    return {**doc, head: _put(doc[head], tuple(rest), value)}
