@@ -126,7 +126,7 @@ def test_service_dns_names_are_the_four_forms() -> None:
 def service_pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, tls.KeyPair]:
     """Module-scoped: one CA + serving pair is enough for the whole hostname table."""
     out = tmp_path_factory.mktemp("certs")
-    ca, _ = tls.make_service_certificates(out, service="kci-webhook", namespace="kci-system")
+    ca, *_ = tls.make_service_certificates(out, service="kci-webhook", namespace="kci-system")
     return out, ca
 
 
@@ -152,17 +152,19 @@ def test_service_certificate_verifies_through_handshake(
 
 
 def test_service_certificates_written_with_modes_and_ca_reused(tmp_path: Path) -> None:
-    ca1, leaf1 = tls.make_service_certificates(tmp_path, service="s", namespace="n")
+    ca1, leaf1, reused1, _ = tls.make_service_certificates(tmp_path, service="s", namespace="n")
     assert {p.name for p in tmp_path.iterdir()} == {"ca.crt", "ca.key", "tls.crt", "tls.key"}
     for name in ("ca.key", "tls.key"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600
-    ca2, leaf2 = tls.make_service_certificates(tmp_path, service="s", namespace="n")
+    ca2, leaf2, reused2, _ = tls.make_service_certificates(tmp_path, service="s", namespace="n")
     assert ca2 == ca1 and serial(leaf2) != serial(leaf1)  # same caBundle, new serving cert
+    assert (reused1, reused2) == (False, True)
     report = tls.check_pair(leaf2.cert_pem, leaf2.key_pem, ca_pem=ca1.cert_pem,
                             expected_names=tls.service_dns_names("s", "n"))
     assert report.ok and report.problems == []
-    ca3, _ = tls.make_service_certificates(tmp_path, service="s", namespace="n", reuse_ca=False)
-    assert ca3.cert_pem != ca1.cert_pem
+    ca3, _, reused3, _ = tls.make_service_certificates(tmp_path, service="s", namespace="n",
+                                                    reuse_ca=False)
+    assert ca3.cert_pem != ca1.cert_pem and not reused3
 
 
 def test_unusable_ca_is_refused_not_replaced(tmp_path: Path) -> None:

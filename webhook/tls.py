@@ -31,6 +31,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -212,27 +213,47 @@ def ensure_dev_certificates(directory: Path) -> tuple[Path, Path, Path]:
     return cert, key, ca
 
 
+class ServiceCertificates(NamedTuple):
+    """What `make_service_certificates` wrote; `ca_reused` tells whether the caBundle
+    already in the cluster stays valid, `ca_notes` what is worth knowing about that CA."""
+
+    ca: KeyPair
+    serving: KeyPair
+    ca_reused: bool = False
+    ca_notes: tuple[str, ...] = ()
+
+
 def make_service_certificates(out_dir: Path, *, service: str, namespace: str, days: int = 365,
                               ca_days: int = 3650, reuse_ca: bool = True
-                              ) -> tuple[KeyPair, KeyPair]:
+                              ) -> ServiceCertificates:
     """CA + serving certificate for the in-cluster Service; writes ca.crt, ca.key,
     tls.crt, tls.key. Reusing the CA keeps the caBundle already in the cluster valid, so
     re-issuing the serving certificate needs no change to the webhook configuration.
     A CA pair that is present but unusable is an error, never silently replaced (that
     would break the caBundle); pass reuse_ca=False to start a new CA."""
     ca_crt, ca_key = out_dir / "ca.crt", out_dir / "ca.key"
-    if reuse_ca and ca_crt.exists() and ca_key.exists():
+    notes: tuple[str, ...] = ()
+    reused = reuse_ca and ca_crt.exists() and ca_key.exists()
+    if reused:
         ca = KeyPair(ca_crt.read_bytes(), ca_key.read_bytes())
         report = check_pair(ca.cert_pem, ca.key_pem, warn_within=timedelta(days=days))
         if not report.ok:
             raise ValueError(f"cannot reuse the CA in {out_dir}: {'; '.join(report.problems)}"
                              " (use a new CA instead)")
+        notes = tuple(f"the CA's {p}: the serving certificate ends with it" for p in
+                      report.problems)
     else:
         ca = generate_ca(days=ca_days)
     serving = generate_serving_cert(ca, dns_names=service_dns_names(service, namespace),
                                     days=days)
     write_pair(out_dir, ca=ca, serving=serving, write_ca_key=True)
-    return ca, serving
+    return ServiceCertificates(ca, serving, reused, notes)
+
+
+def certificate_summary(cert_pem: bytes) -> str:
+    """`CN=..., expires 2036-01-01T00:00:00+00:00`: enough to recognise a certificate."""
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    return f"{cert.subject.rfc4514_string()}, expires {cert.not_valid_after_utc.isoformat()}"
 
 
 def ca_bundle(ca_cert_pem: bytes) -> str:
