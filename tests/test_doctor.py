@@ -351,6 +351,98 @@ def test_tls_below_1_2_is_named(tmp_path: Path) -> None:
     assert "offers only TLSv1.1" in tls and "TLS 1.2 or newer" in tls
 
 
+# --- a registry's answer, or a web server's ------------------------------------------------------
+
+HTML = b"<!doctype html><title>Welcome</title><p>It works!"
+
+
+def web_page(request: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+    """What a plain web server answers for any path, /v2/ included."""
+    return 200, {"Content-Type": "text/html; charset=utf-8"}, HTML
+
+
+def password_page(request: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+    """A web server behind HTTP Basic auth: 401 with a challenge, then the page."""
+    if "authorization" not in request["headers"]:
+        return 401, {"WWW-Authenticate": 'Basic realm="intranet"'}, b""
+    return web_page(request)
+
+
+@pytest.mark.parametrize("scheme", ["https", "http"])
+def test_plain_web_server_is_not_a_registry(tmp_path: Path, scheme: str) -> None:
+    pki = make_pki(tmp_path / "pki") if scheme == "https" else None
+    with RecordingServer(web_page, pki=pki) as server:
+        args = ["--ca", pki.ca_file] if pki else ["--http"]
+        code, steps = steps_of([server.host, *args])
+        people = doctor(server.host, *args).stdout
+    assert code == 1
+    v2 = steps[-1]
+    assert (v2["step"], v2["ok"]) == ("v2", False)
+    assert v2["detail"].startswith(
+        f"GET /v2/ → 200 without a Docker-Distribution-Api-Version header: {server.host} is a "
+        "web server, not a container registry (Server: BaseHTTP/")  # what http.server says
+    assert v2["detail"].endswith(", Content-Type: text/html)")
+    assert "Docker-Distribution-Api-Version" in v2["fix"]
+    assert v2["facts"]["problem"] == "not-a-registry"
+    assert line_of(people, "v2").startswith("FAIL")
+
+
+def test_password_protected_web_server_fails_after_the_login(tmp_path: Path) -> None:
+    pki = make_pki(tmp_path / "pki")
+    config = tmp_path / "config.json"
+    with RecordingServer(password_page, pki=pki) as server:
+        config.write_text(json.dumps({"auths": {server.host: {"auth": "dTpw"}}}))
+        code, steps = steps_of([server.host, "--ca", pki.ca_file, "--creds", config])
+    assert code == 1
+    assert [(s["step"], s["ok"]) for s in steps][-2:] == [("v2", True), ("auth", False)]
+    assert "the login (auth) tells which this is" in "\n".join(steps[-2]["notes"])
+    assert steps[-1]["detail"].endswith(f"{server.host} is a password-protected web server, "
+                                        "not a container registry")
+    assert steps[-1]["facts"]["problem"] == "not-a-registry"
+
+
+def test_token_challenge_without_the_header_is_a_registry(tmp_path: Path) -> None:
+    def token_only(request: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        return 401, {"WWW-Authenticate": 'Bearer realm="https://127.0.0.1:1/token",'
+                                         'service="registry"'}, b""
+    pki = make_pki(tmp_path / "pki")
+    with RecordingServer(token_only, pki=pki) as server:
+        _, steps = steps_of([server.host, "--ca", pki.ca_file])
+    v2 = next(s for s in steps if s["step"] == "v2")
+    assert v2["ok"] is True
+    assert "a registry's token challenge" in "\n".join(v2["notes"])
+
+
+def test_real_registry_answers_with_its_api_version(registry: Registry, creds: Path) -> None:
+    code, steps = steps_of([registry.host, "--ca", registry.ca_file, "--creds", creds])
+    assert code == 0
+    v2 = next(s for s in steps if s["step"] == "v2")
+    assert v2["facts"]["status"] == 401 and v2["facts"]["api_version"] == "registry/2.0"
+    assert v2["notes"] == []
+
+
+# --- --ca holding the server's certificate instead of its CA ------------------------------------
+
+
+@pytest.mark.parametrize(("trusted", "noted"), [
+    pytest.param("leaf", True, id="leaf-gets-a-note"),
+    pytest.param("ca", False, id="ca-is-fine"),
+])
+def test_ca_file_holding_a_leaf_gets_a_note(tmp_path: Path, trusted: str, noted: bool) -> None:
+    pki = make_pki(tmp_path / "pki")
+    ca_file = pki.cert_file if trusted == "leaf" else pki.ca_file
+    with RecordingServer(v2_ok, pki=pki) as server:
+        code, steps = steps_of([server.host, "--ca", ca_file])
+    tls_step = next(s for s in steps if s["step"] == "tls")
+    notes = "\n".join(tls_step["notes"])
+    assert code == 0 and tls_step["ok"], steps
+    assert ("holds a leaf (server) certificate" in notes) is noted
+    if noted:
+        assert (f"--ca {ca_file} holds a leaf (server) certificate, CN=localhost, issued by "
+                "CN=kci-test-registry-ca: trusting it works only until that certificate is "
+                "renewed; trust the CA that issued it (CN=kci-test-registry-ca) instead") in notes
+
+
 # --- plain HTTP ---------------------------------------------------------------------------------
 
 
@@ -478,6 +570,11 @@ def test_silent_server_is_bounded_by_the_timeout() -> None:
     (["h.example:99999"], "expected host[:port]"),
     (["h.example", "--host-alias", "1.2.3=h.example"], "is not an IPv4 or IPv6 address"),
     (["h.example", "--host-alias", "nonsense"], "expected IP=HOST"),
+    (["h.example", "--host-alias", "h.example=10.0.0.5"],
+     "the format is IP=HOST, the address first as in /etc/hosts: --host-alias "
+     "10.0.0.5=h.example"),
+    (["h.example", "--host-alias", "h.example=10.0.0.5,fd00::1"],
+     "the format is IP=HOST"),
     (["h.example", "--ca", "/nonexistent/ca.pem"], "cannot read"),
     (["h.example", "--image", "other.example/kci/app:1.0"], "names the registry other.example"),
     (["h.example", "--image", "Kci/App:1.0"], "not an image reference"),

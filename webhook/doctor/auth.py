@@ -32,6 +32,14 @@ def check_auth(s: Session) -> Step:
         authorization = registry.basic_authorization(creds)
         response = s.checked("GET", s.url("/v2/"), {"Authorization": authorization})
         if response.status_code == 200:
+            if not (s.api_version or response.headers.get("docker-distribution-api-version")):
+                raise _Fail(f"{user} accepted, but GET /v2/ → 200 without a "
+                            "Docker-Distribution-Api-Version header: "
+                            f"{s.t.registry} is a password-protected web server, not a "
+                            "container registry", "point at the registry's API: the "
+                            "host[:port] whose /v2/ answers with a "
+                            "Docker-Distribution-Api-Version header",
+                            facts={"scheme": "basic", "problem": "not-a-registry"})
             s.basic = authorization
             return Step("auth", True, f"{user} accepted (Basic)",
                         facts={"scheme": "basic", "username": creds.username})

@@ -85,6 +85,16 @@ def _self_signed(cert: x509.Certificate) -> bool:
     return True
 
 
+def _is_leaf(cert: x509.Certificate) -> bool:
+    """Not a CA (no CA:TRUE basic constraint) and issued by another: an end entity that
+    its issuer renews, unlike a self-signed certificate, which is its own anchor."""
+    try:
+        ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        ca = False
+    return not ca and not _self_signed(cert)
+
+
 def _when(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")
 

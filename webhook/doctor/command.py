@@ -11,6 +11,7 @@ from webhook.doctor.diagnosis import Doctor
 from webhook.doctor.errors import EXIT_FAIL, EXIT_OK, EXIT_USAGE, UsageError
 from webhook.doctor.options import options_from_args
 from webhook.doctor.output import print_report
+from webhook.helpformat import HelpFormatter, epilog
 
 DEFAULT_TIMEOUT = 5.0
 
@@ -31,8 +32,17 @@ def add_parser(commands: Any) -> None:
         description="Check REGISTRY step by step as a node pulls from it: resolve the name, "
                     "connect, verify TLS (system store + --ca), GET /v2/ and its auth "
                     "challenge, log in with --creds, and with --image find the manifest. "
-                    "Stops at the first step a pull would fail and names the fix. Exit "
-                    "code 0 only when a pull would work, 1 otherwise, 2 for usage errors.")
+                    "Stops at the first step a pull would fail and names the fix. A web "
+                    "server that is not a registry fails at v2; a --ca that holds a server "
+                    "certificate instead of its CA gets a note.",
+        epilog=epilog({EXIT_OK: "a pull from REGISTRY would work (every step passed)",
+                       EXIT_FAIL: "a pull would fail: the failed step and its fix are shown",
+                       EXIT_USAGE: "bad arguments, found before anything is dialled"},
+                      ("kci-webhook doctor harbor.example.com --ca harbor-ca.crt",
+                       "kci-webhook doctor 10.0.0.5:5000 --http --image kci/app:1.0",
+                       "kci-webhook doctor harbor.internal --host-alias "
+                       "10.0.0.5=harbor.internal --json")),
+        formatter_class=HelpFormatter)
     parser.add_argument("registry", metavar="REGISTRY[:PORT]",
                         help="the registry as image references name it, e.g. "
                              "harbor.example.com or 192.168.0.10:5000")
@@ -55,7 +65,7 @@ def add_parser(commands: Any) -> None:
                              "facts}, ...]")
     parser.add_argument("--timeout", metavar="S", type=_positive_float,
                         default=DEFAULT_TIMEOUT,
-                        help=f"seconds for each network operation (default {DEFAULT_TIMEOUT:g})")
+                        help="seconds for each network operation")
     parser.set_defaults(func=run)
 
 

@@ -26,6 +26,7 @@ from webhook.doctor.certs import (
     _cert_facts,
     _chain,
     _describe,
+    _is_leaf,
     _leaf_problems,
     _name,
     _rfc3339,
@@ -51,6 +52,22 @@ _LEGACY_VERSIONS = ("SSLv3", "TLSv1", "TLSv1.1")
 
 
 def check_tls(s: Session) -> Step:
+    """The handshake, and a note when `--ca` trusts a server certificate, not its CA."""
+    step = _check_tls(s)
+    if s.t.scheme == "https":
+        step.notes.extend(_leaf_ca_notes(s))
+    return step
+
+
+def _leaf_ca_notes(s: Session) -> list[str]:
+    return [f"--ca {s.o.ca_file} holds a leaf (server) certificate, {_name(cert.subject)}, "
+            f"issued by {_name(cert.issuer)}: trusting it works only until that certificate "
+            f"is renewed; trust the CA that issued it ({_name(cert.issuer)}) instead, in "
+            "--ca, the mirror's caFile and additionalTrustedCAs"
+            for cert in s.o.ca_certs if _is_leaf(cert)]
+
+
+def _check_tls(s: Session) -> Step:
     if s.t.scheme == "http":
         return Step("tls", True, f"not used: --http, the node speaks plain HTTP to "
                     f"{s.t.registry} as {KCI_HTTP_REGISTRY} tells it to",

@@ -18,7 +18,7 @@ from typing import Any
 
 from cryptography import x509
 
-from webhook.annotations import host_aliases_from_data
+from webhook.annotations import host_aliases_from_data, is_ip
 from webhook.doctor.certs import _verifying_context
 from webhook.doctor.errors import UsageError
 from webhook.doctor.lazy import registry
@@ -48,6 +48,11 @@ def parse_host_aliases(values: list[str]) -> dict[str, str]:
         if not sep or not ip.strip() or not names.strip():
             raise UsageError(f"--host-alias {value!r}: expected IP=HOST (e.g. "
                              "10.0.0.5=harbor.example.com)")
+        if not is_ip(ip.strip()) and all(is_ip(n.strip()) for n in names.split(",")
+                                         if n.strip()):
+            raise UsageError(f"--host-alias {value!r}: the format is IP=HOST, the address "
+                             f"first as in /etc/hosts: --host-alias {names.strip()}="
+                             f"{ip.strip()}")
         items.append({"ip": ip.strip(),
                       "hostnames": [n.strip().lower() for n in names.split(",") if n.strip()]})
     try:

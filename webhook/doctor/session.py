@@ -32,6 +32,7 @@ class Session:
         self.address = ""  # the address that accepted the connection; HTTP goes there too
         self.challenge: tuple[str, dict[str, str]] | None = None
         self.basic: str | None = None  # the Authorization that /v2/ accepted (Basic)
+        self.api_version: str | None = None  # /v2/'s Docker-Distribution-Api-Version
         self._client: httpx.Client | None = None
 
     def close(self) -> None:
