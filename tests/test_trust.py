@@ -372,7 +372,8 @@ def test_build_then_check_round_trip(material: Material, tmp_path: Path) -> None
     assert doc["apiVersion"] == "run.tanzu.vmware.com/v1alpha1"
     assert doc["kind"] == "TkgServiceConfiguration"
     assert doc["metadata"] == {"name": "tkg-service-configuration"}
-    assert doc["spec"]["defaultCNI"] == "antrea"
+    assert "defaultCNI" not in doc["spec"], "the cluster's CNI is left as it is"
+    assert "spec.defaultCNI is left as the cluster has it (--default-cni sets it)" in built.stderr
     entries = doc["spec"]["trust"]["additionalTrustedCAs"]
     assert [e["name"] for e in entries] == ["registry-ca", "mirror-ca"]
     assert base64.b64decode(entries[0]["data"]) == material.ca.cert_pem   # single base64
@@ -449,6 +450,79 @@ def test_build_refuses_a_private_key_and_prints_nothing(material: Material,
     assert result.stdout == ""
     assert "private key" in result.stderr and "refusing" in result.stderr
     assert material.ca.key_pem.decode().splitlines()[1] not in result.stderr
+
+
+@pytest.mark.parametrize("cni", ["antrea", "calico"])
+def test_default_cni_only_when_asked(cni: str, material: Material, tmp_path: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "ca.pem").write_bytes(material.ca.cert_pem)
+    code, out, err = run_in_process(capsys, str(tmp_path / "ca.pem"), "--default-cni", cni)
+    assert code == 0
+    assert yaml.safe_load(out)["spec"]["defaultCNI"] == cni
+    assert f"spec.defaultCNI is set to {cni}" in err
+
+
+def test_default_cni_outside_the_tanzu_list_is_refused(material: Material, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]
+                                                       ) -> None:
+    (tmp_path / "ca.pem").write_bytes(material.ca.cert_pem)
+    with pytest.raises(SystemExit) as exited:
+        run_in_process(capsys, str(tmp_path / "ca.pem"), "--default-cni", "flannel")
+    assert exited.value.code == 2
+    assert "invalid choice: 'flannel'" in capsys.readouterr().err
+
+
+def test_namespace_is_refused_in_the_api_servers_words(material: Material, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]
+                                                       ) -> None:
+    (tmp_path / "ca.pem").write_bytes(material.ca.cert_pem)
+    code, _, err = run_in_process(capsys, "--cluster", "c1", "--namespace", "Tkgs_NS",
+                                  str(tmp_path / "ca.pem"))
+    assert code == 2
+    assert ('--namespace: Invalid value: "Tkgs_NS": a lowercase RFC 1123 label must consist '
+            "of lower case alphanumeric characters or '-'") in err
+
+
+def key_only_pem(m: Material) -> bytes:
+    return m.ca.key_pem
+
+
+def key_only_der(m: Material) -> bytes:
+    key = serialization.load_pem_private_key(m.ca.key_pem, password=None)
+    return key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def key_only_base64(m: Material) -> bytes:
+    return b64(m.ca.key_pem).encode()
+
+
+KEY_ONLY_HINT = ("It holds no certificate at all: the CA certificate is a separate file — "
+                 "ca.crt beside ca.key, the ca.crt of the registry's TLS Secret")
+
+
+@pytest.mark.parametrize("content", [key_only_pem, key_only_der, key_only_base64],
+                         ids=["pem", "der", "base64-of-pem"])
+def test_a_file_with_only_a_private_key_says_where_the_certificate_is(
+        content: Callable[[Material], bytes], material: Material, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "ca.key"
+    path.write_bytes(content(material))
+    code, out, err = run_in_process(capsys, str(path))
+    assert (code, out) == (2, "")
+    assert "holds a private key" in err and KEY_ONLY_HINT in err
+    assert "openssl x509 -in" not in err, "no certificate to extract from it"
+    assert material.ca.key_pem.decode().splitlines()[1] not in err
+
+
+def test_a_file_with_a_key_and_a_certificate_says_extract_it(
+        material: Material, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bundle.pem"
+    path.write_bytes(material.ca.key_pem + material.ca.cert_pem)
+    code, _, err = run_in_process(capsys, str(path))
+    assert code == 2
+    assert f"openssl x509 -in {path} -out ca.crt extracts the first one" in err
+    assert KEY_ONLY_HINT not in err
 
 
 @pytest.mark.parametrize(("content", "message"), [
@@ -534,6 +608,9 @@ def test_build_folds_the_same_certificate_given_twice(
     ["--cluster", "Not_A_Name", "{ca}"],
     ["{ca}", "{ca_dir}/ca.pem"],                          # same name twice
     ["{ca}", "--check", "x.yaml"],
+    ["--default-cni", "antrea", "--check", "x.yaml"],       # building only
+    ["--default-cni", "calico", "--cluster", "c1", "{ca}"],  # not in a Secret
+    ["--cluster", "c1", "--namespace", "Tkgs_NS", "{ca}"],
     ["--json", "{ca}"],
     [],
     ["{ca_dir}/missing.pem"],

@@ -61,7 +61,7 @@ from webhook.trust.pem import (
 )
 from webhook.trust.report import CheckReport, DocumentReport, EntryReport, Finding
 from webhook.trust.tanzu import (
-    DEFAULT_CNI,
+    CNIS,
     SECRET_SUFFIX,
     TKG_API_VERSION,
     TKG_KIND,
@@ -71,7 +71,7 @@ from webhook.trust.tanzu import (
 )
 
 __all__ = [
-    "DEFAULT_CNI", "DEFAULT_WARN_DAYS", "EXIT_OK", "EXIT_PROBLEMS", "EXIT_USAGE",
+    "CNIS", "DEFAULT_WARN_DAYS", "EXIT_OK", "EXIT_PROBLEMS", "EXIT_USAGE",
     "SECRET_SUFFIX", "TKG_API_VERSION", "TKG_KIND", "TKG_NAME",
     "CertInfo", "CheckReport", "DocumentReport", "Entry", "EntryReport", "Finding", "Form",
     "PemContent", "Peeled", "TrustError",

@@ -34,7 +34,6 @@ from webhook.trust.pem import (
 )
 from webhook.trust.tanzu import (
     _KEY_NAME,
-    DEFAULT_CNI,
     TKG_API_VERSION,
     TKG_KIND,
     TKG_NAME,
@@ -86,13 +85,20 @@ def _decoded_hint(data: bytes, source: str) -> str | None:
     return None
 
 
-def _key_refusal(source: str, blocks: Sequence[str]) -> TrustError:
+def _key_refusal(source: str, blocks: Sequence[str], *, with_certificate: bool) -> TrustError:
     what = ", ".join(sorted(set(blocks))) or "PRIVATE KEY (DER)"
+    refusal = (f"{source}: holds a private key ({what}); refusing — a trust entry needs only "
+               "the public CA certificate, and a key must never go into a "
+               "TkgServiceConfiguration or Secret.")
+    if with_certificate:
+        return TrustError(f"{refusal} Pass a file with the certificate alone (openssl x509 "
+                          f"-in {source} -out ca.crt extracts the first one).")
     return TrustError(
-        f"{source}: holds a private key ({what}); refusing — a trust entry needs only the "
-        "public CA certificate, and a key must never go into a TkgServiceConfiguration or "
-        "Secret. Pass a file with the certificate alone "
-        f"(openssl x509 -in {source} -out ca.crt extracts the first one).")
+        f"{refusal} It holds no certificate at all: the CA certificate is a separate file — "
+        "ca.crt beside ca.key, the ca.crt of the registry's TLS Secret (kubectl get secret "
+        "NAME -o jsonpath='{.data.ca\\.crt}' | base64 -d > ca.crt), or the last "
+        "certificate of the chain the registry serves (openssl s_client -showcerts "
+        "-connect REGISTRY:443).")
 
 
 def certificates_from_pem(data: bytes, source: str, *, allow_leaf: bool = False,
@@ -104,11 +110,12 @@ def certificates_from_pem(data: bytes, source: str, *, allow_leaf: bool = False,
     now = now or datetime.now(UTC)
     content = inspect_pem(data)
     if content.key_blocks:
-        raise _key_refusal(source, content.key_blocks)
+        raise _key_refusal(source, content.key_blocks,
+                           with_certificate=bool(content.certificates))
     if not _BEGIN.search(data):
         hint = _decoded_hint(data, source)
         if hint == "private-key":
-            raise _key_refusal(source, [])
+            raise _key_refusal(source, [], with_certificate=False)
         raise TrustError(hint or f"{source}: is not a PEM certificate (no '-----BEGIN "
                                  "CERTIFICATE-----' block)")
     if content.broken:
@@ -200,18 +207,17 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def tkg_service_configuration(entries: Sequence[Entry]) -> dict[str, Any]:
-    """The TkgServiceConfiguration with `spec.trust.additionalTrustedCAs`: data = base64(PEM)."""
-    return {
-        "apiVersion": TKG_API_VERSION,
-        "kind": TKG_KIND,
-        "metadata": {"name": TKG_NAME},
-        "spec": {
-            "defaultCNI": DEFAULT_CNI,
-            "trust": {"additionalTrustedCAs": [{"name": e.name, "data": _b64(e.pem)}
-                                               for e in entries]},
-        },
-    }
+def tkg_service_configuration(entries: Sequence[Entry], *,
+                              default_cni: str | None = None) -> dict[str, Any]:
+    """The TkgServiceConfiguration with `spec.trust.additionalTrustedCAs`: data = base64(PEM).
+
+    `spec.defaultCNI` only when asked: `kubectl apply` leaves a field the manifest does not
+    name as the cluster has it, so omitting it never changes the CNI of new clusters."""
+    spec: dict[str, Any] = {"defaultCNI": default_cni} if default_cni else {}
+    spec["trust"] = {"additionalTrustedCAs": [{"name": e.name, "data": _b64(e.pem)}
+                                              for e in entries]}
+    return {"apiVersion": TKG_API_VERSION, "kind": TKG_KIND, "metadata": {"name": TKG_NAME},
+            "spec": spec}
 
 
 def trust_secret(entries: Sequence[Entry], *, cluster: str,

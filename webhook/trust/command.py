@@ -9,14 +9,15 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+from webhook import names
+from webhook.helpformat import HelpFormatter, epilog
 from webhook.trust.build import build_entries, render, tkg_service_configuration, trust_secret
 from webhook.trust.check import check_text
 from webhook.trust.errors import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, TrustError
 from webhook.trust.output import _Printer, print_report
 from webhook.trust.pem import DEFAULT_WARN_DAYS
-from webhook.trust.tanzu import DEFAULT_CNI, SECRET_SUFFIX, secret_name
+from webhook.trust.tanzu import CNIS, SECRET_SUFFIX, secret_name
 
-_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 
@@ -29,14 +30,19 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                     "(data: double base64). With --check FILE, report every problem in an "
                     "existing TkgServiceConfiguration, TanzuKubernetesCluster, Cluster or "
                     "Secret: bad base64, single vs double base64, raw PEM, not a certificate, "
-                    "expired, private keys, duplicates. Exit codes: 0 fine (warnings "
-                    "allowed), 1 errors found (--check), 2 unusable input.",
-        epilog="examples:\n"
-               "  kci-webhook trust harbor-ca.crt > tkg-service-configuration.yaml\n"
-               "  kci-webhook trust --secret --cluster cluster01 --namespace tkgs-ns ca.pem\n"
-               "  kubectl get tkgserviceconfiguration tkg-service-configuration -o yaml \\\n"
-               "    | kci-webhook trust --check -",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+                    "expired, private keys, duplicates. The built TkgServiceConfiguration "
+                    "sets spec.defaultCNI only with --default-cni; without it, kubectl apply "
+                    "leaves the cluster's as it is.",
+        epilog=epilog({EXIT_OK: "built, or checked with no error (warnings allowed)",
+                       EXIT_PROBLEMS: "--check found errors",
+                       EXIT_USAGE: "unusable input (a private key, not a certificate, "
+                                   "unreadable), or bad arguments"},
+                      ("kci-webhook trust harbor-ca.crt > tkg-service-configuration.yaml",
+                       "kci-webhook trust --secret --cluster cluster01 --namespace tkgs-ns "
+                       "ca.pem",
+                       "kubectl get tkgserviceconfiguration tkg-service-configuration -o yaml"
+                       " | kci-webhook trust --check -")),
+        formatter_class=HelpFormatter)
     parser.add_argument("pems", nargs="*", metavar="PEM",
                         help="CA certificate files (PEM; several certificates per file are "
                              "fine; - for stdin)")
@@ -50,14 +56,16 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                         help="the cluster the Secret is for (implies --secret)")
     parser.add_argument("--namespace", metavar="NS",
                         help="the Secret's namespace (the cluster's vSphere namespace)")
+    parser.add_argument("--default-cni", choices=CNIS,
+                        help="also set the TkgServiceConfiguration's spec.defaultCNI (the CNI "
+                             "of new clusters); not set unless given")
     parser.add_argument("--allow-leaf", action="store_true",
                         help="accept a leaf (non-CA) certificate that is not self-signed")
     parser.add_argument("--check", metavar="FILE",
                         help="check the trusted CAs in FILE (YAML or JSON, - for stdin)")
     parser.add_argument("--json", action="store_true", help="with --check: JSON output")
     parser.add_argument("--warn-days", type=int, default=DEFAULT_WARN_DAYS, metavar="N",
-                        help=f"warn about certificates expiring within N days "
-                             f"(default {DEFAULT_WARN_DAYS})")
+                        help="warn about certificates expiring within N days")
     parser.set_defaults(func=run)
 
 
@@ -65,9 +73,9 @@ def run(args: argparse.Namespace) -> int:
     err = _Printer(sys.stderr)
     warn_within = timedelta(days=max(0, args.warn_days))
     if args.check is not None:
-        if args.pems or args.name or args.secret or args.cluster:
+        if args.pems or args.name or args.secret or args.cluster or args.default_cni:
             err.line("kci-webhook trust: --check FILE reads an existing YAML; give PEM files, "
-                     "--name, --secret or --cluster only to build one", "error")
+                     "--name, --secret, --cluster or --default-cni only to build one", "error")
             return EXIT_USAGE
         return _run_check(args.check, as_json=args.json, warn_within=warn_within, err=err)
     if args.json:
@@ -97,10 +105,14 @@ def _run_build(args: argparse.Namespace, *, warn_within: timedelta, err: _Printe
         err.line(f"kci-webhook trust: --cluster {args.cluster!r} is not a valid cluster name "
                  "(lower-case DNS name)", "error")
         return EXIT_USAGE
-    if args.namespace and not (_DNS_LABEL.fullmatch(args.namespace)
-                               and len(args.namespace) <= 63):
-        err.line(f"kci-webhook trust: --namespace {args.namespace!r} is not a valid namespace",
-                 "error")
+    if secret and args.default_cni:
+        err.line("kci-webhook trust: --default-cni belongs to the TkgServiceConfiguration, "
+                 "not to the Secret (--secret, --cluster)", "error")
+        return EXIT_USAGE
+    namespace_errors = names.dns1123_label_errors(args.namespace) if args.namespace else []
+    if namespace_errors:
+        invalid = names.invalid("--namespace", args.namespace, namespace_errors)
+        err.line(f"kci-webhook trust: {invalid}", "error")
         return EXIT_USAGE
     if args.pems.count("-") > 1:
         err.line("kci-webhook trust: stdin (-) can be read only once", "error")
@@ -120,15 +132,16 @@ def _run_build(args: argparse.Namespace, *, warn_within: timedelta, err: _Printe
         err.line(note, note.split(":", 1)[0] if note.startswith(("warning:", "note:")) else None)
     if secret:
         document = trust_secret(entries, cluster=args.cluster, namespace=args.namespace)
-        names = ", ".join(f"{{name: {e.name}}}" for e in entries)
+        listed = ", ".join(f"{{name: {e.name}}}" for e in entries)
         err.line(f"note: in the cluster {args.cluster}, list these names under trust."
-                 f"additionalTrustedCAs: [{names}]", "note")
+                 f"additionalTrustedCAs: [{listed}]", "note")
     else:
-        document = tkg_service_configuration(entries)
+        document = tkg_service_configuration(entries, default_cni=args.default_cni)
+        cni = (f"spec.defaultCNI is set to {args.default_cni}" if args.default_cni else
+               "spec.defaultCNI is left as the cluster has it (--default-cni sets it)")
         err.line("note: kubectl apply replaces spec.trust.additionalTrustedCAs as a whole — "
                  "pass every CA the clusters must trust, not only the new one; new clusters "
-                 f"get it, existing ones at their next rolling update; spec.defaultCNI is "
-                 f"{DEFAULT_CNI}, change it if yours differs", "note")
+                 f"get it, existing ones at their next rolling update; {cni}", "note")
     sys.stdout.write(render(document, entries))
     return EXIT_OK
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 TKG_API_VERSION = "run.tanzu.vmware.com/v1alpha1"
 TKG_KIND = "TkgServiceConfiguration"
 TKG_NAME = "tkg-service-configuration"
-DEFAULT_CNI = "antrea"
+# spec.defaultCNI of a TkgServiceConfiguration takes one of these (VMware's documentation)
+CNIS = ("antrea", "calico")
 SECRET_SUFFIX = "-user-trusted-ca-secret"
 
 # Tanzu: "a valid key name must consist only of alphanumeric characters, '-', '_' or '.'"
