@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import argparse
 import copy
+import re
 import textwrap
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+_TABLE_ROW = re.compile(r"(\s+\S+  )\S")  # "  2  bad arguments": wrapped under its text
 
 
 def shows_default(action: argparse.Action) -> bool:
@@ -37,20 +40,30 @@ class HelpFormatter(argparse.HelpFormatter):
         def flush() -> None:
             if paragraph:
                 out.append(textwrap.fill(" ".join(paragraph), width, initial_indent=indent,
-                                         subsequent_indent=indent))
+                                         subsequent_indent=indent, break_on_hyphens=False))
                 paragraph.clear()
 
         for line in text.splitlines():
+            row = _TABLE_ROW.match(line)
             if not line.strip():
                 flush()
                 out.append("")
-            elif line[:1].isspace():
+            elif row:
+                flush()
+                out.append(textwrap.fill(line, width, initial_indent=indent,
+                                         subsequent_indent=indent + " " * len(row.group(1)),
+                                         break_on_hyphens=False))
+            elif line[:1].isspace():        # examples: commands stay whole, to copy
                 flush()
                 out.append(indent + line)
             else:
                 paragraph.append(line.strip())
         flush()
         return "\n".join(out)
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        # option names and values ("--ca-bundle-out", "kci-webhook") are never split
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help or ""
@@ -66,9 +79,13 @@ class HelpFormatter(argparse.HelpFormatter):
 
 
 def epilog(exit_codes: Mapping[int, str], examples: Iterable[str] = ()) -> str:
-    """The text after the options: the exit codes, then examples (one command a line)."""
+    """The text after the options: the exit codes, then examples (a command each; a
+    command's further lines, after a backslash, indented below it)."""
     lines = ["exit codes:", *(f"  {code}  {meaning}" for code, meaning in exit_codes.items())]
     shown = list(examples)
     if shown:
-        lines += ["", "examples:", *(f"  {example}" for example in shown)]
+        lines += ["", "examples:"]
+        for example in shown:
+            first, *rest = example.splitlines()
+            lines += [f"  {first}", *(f"      {line}" for line in rest)]
     return "\n".join(lines)

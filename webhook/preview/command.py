@@ -37,12 +37,12 @@ DESCRIPTION = (
     "\n\n"
     "Safe in a pipeline: if any object is denied, nothing at all is printed on stdout "
     "(so `... | kubectl apply -f -` applies nothing), every denial goes to stderr, and "
-    "the exit code is 1. Warnings go to stderr too; with --strict a warning counts as a "
-    "denial. --strict also reports what admission passes silently: an unknown "
-    "k8s.ksyun.com/kci-* or kci-webhook/* annotation (with the closest known key), KCI "
-    "annotations on a workload's own metadata instead of its pod template, input with no "
-    "Kubernetes object in it, an AdmissionReview given as a manifest, and objects in a "
-    "namespace the config excludes (where the webhook would do nothing)."
+    "the exit code is 1. Warnings go to stderr too, among them what admission passes "
+    "silently: an unknown k8s.ksyun.com/kci-* or kci-webhook/* annotation (with the "
+    "closest known key), KCI annotations on a workload's own metadata instead of its pod "
+    "template, input with no Kubernetes object in it, an AdmissionReview given as a "
+    "manifest, and objects in a namespace the config excludes (where the webhook would do "
+    "nothing). With --strict a warning counts as a denial."
 )
 EXIT_CODES = {
     EXIT_OK: "admitted (warnings, if any, on stderr)",

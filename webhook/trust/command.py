@@ -41,7 +41,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                        "kci-webhook trust --secret --cluster cluster01 --namespace tkgs-ns "
                        "ca.pem",
                        "kubectl get tkgserviceconfiguration tkg-service-configuration -o yaml"
-                       " | kci-webhook trust --check -")),
+                       " \\\n| kci-webhook trust --check -")),
         formatter_class=HelpFormatter)
     parser.add_argument("pems", nargs="*", metavar="PEM",
                         help="CA certificate files (PEM; several certificates per file are "
