@@ -308,6 +308,17 @@ STRICT_CASES = [
                  "metadata.annotations has k8s.ksyun.com/kci-http-registry: the webhook reads "
                  "KCI annotations from pods only, and a Deployment's pods get theirs from "
                  "spec.template.metadata.annotations: move it there", id="on-workload-metadata"),
+    pytest.param(with_annotations({"apiVersion": "batch/v1", "kind": "CronJob",
+                                   "metadata": {"name": "nightly"},
+                                   "spec": {"schedule": "@daily", "jobTemplate": {"spec": {
+                                       "template": {"spec": {"containers": [
+                                           {"name": "c", "image": "nginx"}]}}}}}},
+                                  ("spec", "jobTemplate", "metadata"),
+                                  {"k8s.ksyun.com/kci-dns-config": "{}"}), (),
+                 "spec.jobTemplate.metadata.annotations has k8s.ksyun.com/kci-dns-config: the "
+                 "webhook reads KCI annotations from pods only, and a CronJob's pods get theirs "
+                 "from spec.jobTemplate.spec.template.metadata.annotations",
+                 id="on-cronjob-job-template"),
     pytest.param("# nothing here yet\n", (), "no Kubernetes object in the input",
                  id="no-object"),
     pytest.param("name: p\nimage: nginx\n", (), "not a Kubernetes object (a mapping without "

@@ -13,7 +13,6 @@ decoder, reading refuses a document whose aliases expand beyond `MAX_EXPANDED_NO
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +23,6 @@ Loader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 Dumper: type[Any] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 MAX_EXPANDED_NODES = 1_000_000  # far above any real manifest (a 25 KB pod is ~1,500 nodes)
-_TRAILING_COMMENTS = re.compile(r"(?:\n(?:#[^\n]*)?)*\Z")
 
 
 class InputError(Exception):
@@ -54,14 +52,11 @@ def load(text: str, filename: str) -> list[Document]:
     try:
         while loader.check_node():
             node = loader.get_node()
-            _check_expansion(node, name)
             start, end = node.start_mark.index, node.end_mark.index
+            if "&" in text[start:end]:        # no anchor, no alias: nothing to expand
+                _check_expansion(node, name)
             if node.start_mark.column == 0 and isinstance(node, yaml.CollectionNode):
-                # a block collection's span runs to the next token: over the comments
-                # that precede the next document (they stay where they are)
-                trailing = _TRAILING_COMMENTS.search(text[start:end])
-                if trailing:
-                    end = min(end, start + trailing.start() + 1)
+                end = _without_trailing_comments(text, start, end)
             documents.append(Document(loader.construct_document(node),
                                       node.start_mark.line + 1, node.start_mark.column,
                                       start, end))
@@ -74,6 +69,19 @@ def load(text: str, filename: str) -> list[Document]:
     finally:
         loader.dispose()
     return documents
+
+
+def _without_trailing_comments(text: str, start: int, end: int) -> int:
+    """A block collection's span runs to the next token, over the comments and blank lines
+    before the next document; those stay where they are, outside the span. (At column 0
+    a line starting with '#' cannot be part of the collection's content.)"""
+    while end > start:
+        line_start = text.rfind("\n", start, end - 1) + 1
+        line = text[max(line_start, start):end]
+        if line.strip() and not line.startswith("#"):
+            break
+        end = max(line_start, start)
+    return end
 
 
 def _marked(exc: yaml.MarkedYAMLError, name: str, source: str) -> str:

@@ -46,19 +46,32 @@ def annotation_problems(annotations: object, *, where: str,
 
 
 def misplaced_annotations(obj: Mapping[str, Any], kind: str) -> list[str]:
-    """KCI annotations on a workload's own metadata: its pods never see them."""
-    meta = obj.get("metadata")
-    annotations = meta.get("annotations") if isinstance(meta, Mapping) else None
-    if kind not in TEMPLATE_PATHS or not isinstance(annotations, Mapping):
+    """KCI annotations on a workload's own metadata (or a CronJob's job template's): its
+    pods never see them."""
+    path = TEMPLATE_PATHS.get(kind)
+    if path is None:
         return []
-    keys = [k for k in annotations if isinstance(k, str)
-            and (k in POD_ANNOTATIONS or k.startswith(KCI_PREFIX))]
-    if not keys:
-        return []
-    template = ".".join((*TEMPLATE_PATHS[kind], "metadata", "annotations"))
-    return [f"metadata.annotations has {', '.join(keys)}: the webhook reads KCI annotations "
-            f"from pods only, and a {kind}'s pods get theirs from {template}: move "
-            f"{'it' if len(keys) == 1 else 'them'} there"]
+    places = [("metadata",), *(path[:i + 1] + ("metadata",)
+                               for i, key in enumerate(path[:-1]) if key.endswith("Template"))]
+    template = ".".join((*path, "metadata", "annotations"))
+    problems = []
+    for place in places:
+        annotations = _dig(obj, (*place, "annotations"))
+        keys = [k for k in annotations if isinstance(k, str)
+                and (k in POD_ANNOTATIONS or k.startswith(KCI_PREFIX))] \
+            if isinstance(annotations, Mapping) else []
+        if keys:
+            where = ".".join((*place, "annotations"))
+            problems.append(f"{where} has {', '.join(keys)}: the webhook reads KCI annotations "
+                            f"from pods only, and a {kind}'s pods get theirs from {template}: "
+                            f"move {'it' if len(keys) == 1 else 'them'} there")
+    return problems
+
+
+def _dig(obj: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        obj = obj.get(key) if isinstance(obj, Mapping) else None
+    return obj
 
 
 def document_problems(data: Any) -> list[str]:
