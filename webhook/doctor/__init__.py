@@ -12,7 +12,10 @@ the path a node walks, from this machine, and stops at the first step a pull wou
               chain served, whether the leaf is self-signed, what `--ca` holds instead),
               expired or not yet valid (the dates), name mismatch (the SANs against the
               name asked), a port that speaks plain HTTP, a server stuck below TLS 1.2;
+              a `--ca` holding a server's (leaf) certificate instead of its CA gets a note;
 4. `v2`       `GET /v2/`, the registry API's ping, and its `WWW-Authenticate` challenge;
+              it passes only on a registry's answer (the `Docker-Distribution-Api-Version`
+              header, or a registry's challenge): a plain web server is a FAIL;
 5. `auth`     the challenge answered: Basic, or a Bearer token from the challenge's realm,
               with `--creds` (a dockerconfigjson: what a pull secret holds);
 6. `manifest` with `--image`: `HEAD /v2/<repository>/manifests/<tag|digest>` with the
