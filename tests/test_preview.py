@@ -261,6 +261,9 @@ def test_stdin_is_named_in_errors(tmp_path: Path) -> None:
         f"{chr(98 + i)}: &{chr(98 + i)} [" + ",".join([f"*{chr(97 + i)}"] * 10) + "]\n"
         for i in range(7))).encode(), "aliases expand to more than", id="billion-laughs"),
     pytest.param(b"[" * 20000 + b"]" * 20000, "", id="deeply-nested"),
+    pytest.param(b"kind: Pod\nmetadata:\n  name: \"a\x00b\"\n",
+                 ":3:11: unacceptable character #x0000: control characters are not allowed",
+                 id="nul-character"),
 ])
 def test_hostile_input_exits_2_and_says_why(tmp_path: Path, content: bytes,
                                             message: str) -> None:

@@ -62,6 +62,12 @@ def load(text: str, filename: str) -> list[Document]:
                                       start, end))
     except yaml.MarkedYAMLError as exc:
         raise InputError(_marked(exc, name, text)) from None
+    except yaml.reader.ReaderError as exc:      # a character YAML does not allow
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        raise InputError(f"{name}:{line}:{column}: unacceptable character "
+                         f"#x{exc.character if isinstance(exc.character, int) else 0:04x}: "
+                         f"{exc.reason}") from None
     except yaml.YAMLError as exc:
         raise InputError(f"{name}: {exc}") from None
     except RecursionError:
