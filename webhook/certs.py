@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -52,13 +53,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _label(errors_of: Any) -> Any:
-    """An argparse type: the name as given, or the API server's refusal of it."""
+def _label(errors_of: Callable[[str], list[str]]) -> Callable[[str], str]:
+    """An argparse type: the name as given, or the API server's refusal of it (argparse
+    puts the option's name in front, as the API server puts the field's)."""
     def check(text: str) -> str:
         errors = errors_of(text)
         if errors:
-            raise argparse.ArgumentTypeError(names.invalid("value", text, errors)
-                                             .removeprefix("value: "))
+            raise argparse.ArgumentTypeError(names.invalid_value(text, errors))
         return text
     return check
 

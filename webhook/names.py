@@ -54,6 +54,11 @@ def dns1035_label_errors(value: str) -> list[str]:
                          ("my-name", "abc-123"))
 
 
+def invalid_value(value: str, errors: list[str]) -> str:
+    """field.Invalid's text without the field: `Invalid value: "VALUE": ERROR, ERROR`."""
+    return f"Invalid value: {json.dumps(value)}: {', '.join(errors)}"
+
+
 def invalid(field: str, value: str, errors: list[str]) -> str:
     """field.Invalid's text: `FIELD: Invalid value: "VALUE": ERROR, ERROR`."""
-    return f"{field}: Invalid value: {json.dumps(value)}: {', '.join(errors)}"
+    return f"{field}: {invalid_value(value, errors)}"
