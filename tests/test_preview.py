@@ -261,6 +261,10 @@ def test_stdin_is_named_in_errors(tmp_path: Path) -> None:
         f"{chr(98 + i)}: &{chr(98 + i)} [" + ",".join([f"*{chr(97 + i)}"] * 10) + "]\n"
         for i in range(7))).encode(), "aliases expand to more than", id="billion-laughs"),
     pytest.param(b"[" * 20000 + b"]" * 20000, "", id="deeply-nested"),
+    pytest.param(b"kind: Pod\nmetadata: &m\n  labels: *m\n", ":1:1: an alias refers to a node "
+                 "it is part of", id="recursive-alias"),
+    pytest.param(b"--- &r\n- *r\n", ":1:5: an alias refers to a node it is part of",
+                 id="recursive-root"),
     pytest.param(b"kind: Pod\nmetadata:\n  name: \"a\x00b\"\n",
                  ":3:11: unacceptable character #x0000: control characters are not allowed",
                  id="nul-character"),
@@ -269,11 +273,21 @@ def test_hostile_input_exits_2_and_says_why(tmp_path: Path, content: bytes,
                                             message: str) -> None:
     path = tmp_path / "in.yaml"
     path.write_bytes(content)
-    result = run(tmp_path, "-f", str(path))
+    result = run(tmp_path, "-f", str(path))   # bounded: run() times out after 60 s
     assert result.returncode == 2, result.stderr[-500:]
     assert result.stdout == ""
     assert f"kci-webhook mutate: {path}" in result.stderr and message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_anchors_aliases_and_merge_keys_are_read(tmp_path: Path) -> None:
+    """Shared, not recursive: what real manifests do with anchors passes the checks."""
+    text = ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n"
+            "  - &c {name: a, image: nginx}\n  - {<<: *c, name: b}\n")
+    result = run(tmp_path, "-f", manifest(tmp_path, text), "--strict")
+    assert result.returncode == 0, result.stderr
+    containers = yaml.safe_load(result.stdout)["spec"]["containers"]
+    assert [(c["name"], c["image"]) for c in containers] == [("a", MIRRORED), ("b", MIRRORED)]
 
 
 def test_unreadable_file_and_config_exit_2(tmp_path: Path) -> None:

@@ -108,23 +108,31 @@ def _marked(exc: yaml.MarkedYAMLError, name: str, source: str) -> str:
 
 
 def _check_expansion(root: yaml.Node, name: str) -> None:
-    """Refuse a document whose aliases stand for more than MAX_EXPANDED_NODES nodes.
+    """Refuse a document whose aliases stand for more than MAX_EXPANDED_NODES nodes, or
+    refer to a node they are inside of (a recursive structure no manifest can be).
     Sizes are counted once per distinct node, bottom up, so the check itself is linear."""
+    where = f"{name}:{root.start_mark.line + 1}:{root.start_mark.column + 1}"
     sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()        # on the path from the root: an alias to one is a loop
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
         node, children_done = stack.pop()
-        if id(node) in sizes:
-            continue
         children = _children(node)
-        if not children_done and children:
-            stack.append((node, True))
-            stack.extend((child, False) for child in children if id(child) not in sizes)
-            continue
+        if not children_done:
+            if id(node) in sizes:
+                continue
+            if id(node) in open_nodes:
+                raise InputError(f"{where}: an alias refers to a node it is part of (a "
+                                 "recursive structure); refusing to read it")
+            if children:
+                open_nodes.add(id(node))
+                stack.append((node, True))
+                stack.extend((child, False) for child in children if id(child) not in sizes)
+                continue
+        open_nodes.discard(id(node))
         size = 1 + sum(sizes.get(id(child), 1) for child in children)
         if size > MAX_EXPANDED_NODES:
-            raise InputError(f"{name}:{root.start_mark.line + 1}:{root.start_mark.column + 1}: "
-                             f"the document's aliases expand to more than "
+            raise InputError(f"{where}: the document's aliases expand to more than "
                              f"{MAX_EXPANDED_NODES:,} nodes; refusing to read it")
         sizes[id(node)] = size
 
