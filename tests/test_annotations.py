@@ -163,13 +163,13 @@ RULES: list[tuple[str, Callable[[], object], list[str]]] = [
     ("search-two-trailing-dots", lambda: parse_dns_config('{"searches":["a.."]}', level="pod"),
      [f'{DNS}"searches"[1]: "a.." is not a DNS-1123 subdomain {RULE}, '
       "optionally ending in '.'"]),
-    ("searches-over-32", lambda: parse_dns_config(
-        orjson.dumps({"searches": [f"s{i}.com" for i in range(33)]}).decode(), level="pod"),
-     [f'{DNS}"searches": 33 search domains, at most 32 allowed']),
-    ("searches-over-2048-chars", lambda: dns_config_from_data(
-        {"searches": [domain(253, i) for i in range(8)] + [domain(17, 9)]}, level="pod"),
-     [f'{DNS}"searches": 2049 characters in all (with one space between domains), '
-      "at most 2048 allowed"]),
+    ("searches-over-6", lambda: parse_dns_config(
+        orjson.dumps({"searches": [f"s{i}.com" for i in range(7)]}).decode(), level="pod"),
+     [f'{DNS}"searches": 7 search domains, at most 6 allowed (the pod API\'s limit since 1.24)']),
+    ("searches-over-256-chars", lambda: dns_config_from_data(
+        {"searches": [domain(128, 1), domain(128, 2)]}, level="pod"),
+     [f'{DNS}"searches": 257 characters in all (with one space between domains), '
+      "at most 256 allowed (the pod API's limit since 1.24)"]),
     ("option-value-number", lambda: parse_dns_config(
         '{"options":[{"name":"ndots","value":2}]}', level="pod"),
      [f'{DNS}"options"[1]: "value": expected a string, got number 2 (write "2")']),
@@ -265,10 +265,61 @@ def test_dns_limits_after_merging_name_the_context() -> None:
     assert dns_limit_problems(DnsConfig(nameservers=("1.1.1.1",)), level="pod") == []
 
 
-def test_search_list_of_exactly_2048_chars_is_allowed() -> None:
-    searches = [domain(253, i) for i in range(8)] + [domain(16, 9)]
-    assert len(" ".join(searches)) == 2048
+def test_search_list_of_exactly_256_chars_is_allowed() -> None:
+    searches = [domain(127, 1), domain(128, 2)]
+    assert len(" ".join(searches)) == 256
     assert dns_config_from_data({"searches": searches}, level="pod").searches == tuple(searches)
+
+
+def test_six_search_domains_are_allowed() -> None:
+    searches = [f"s{i}.example" for i in range(6)]
+    assert dns_config_from_data({"searches": searches}, level="pod").searches == tuple(searches)
+
+
+# What the oldest supported API server (1.24) refuses in spec.dnsConfig and spec.hostAliases
+# must be refused here, naming the annotation, before it reaches the API server.
+API_1_24_REFUSES = [
+    # (id, annotation value, message after the key and level)
+    ("search-root-dot", '{"searches":["."]}',
+     '"searches"[1]: "." is not a search domain: the API server (1.24) trims the trailing '
+     "'.' and refuses the empty rest; remove it"),
+    ("search-underscore", '{"searches":["_tcp.example.com"]}',
+     f'"searches"[1]: "_tcp.example.com" is not a DNS-1123 subdomain {RULE}, '
+     "optionally ending in '.'"),
+    ("search-underscore-inside-label", '{"searches":["svc_a.example.com."]}',
+     f'"searches"[1]: "svc_a.example.com." is not a DNS-1123 subdomain {RULE}, '
+     "optionally ending in '.'"),
+    ("search-empty", '{"searches":[""]}',
+     f'"searches"[1]: "" is not a DNS-1123 subdomain {RULE}, optionally ending in \'.\''),
+    ("nameserver-ipv4-mapped-ipv6", '{"nameservers":["::ffff:1.1.1.1"]}',
+     '"nameservers"[1]: "::ffff:1.1.1.1" is not an IPv4 or IPv6 address '
+     "(no IPv4-mapped IPv6: write 1.1.1.1)"),
+]
+
+
+@pytest.mark.parametrize(("raw", "message"), [r[1:] for r in API_1_24_REFUSES],
+                         ids=[r[0] for r in API_1_24_REFUSES])
+def test_dns_value_the_1_24_api_server_refuses_is_refused_naming_the_annotation(
+        raw: str, message: str) -> None:
+    with pytest.raises(AnnotationError) as caught:
+        parse_dns_config(raw, level="pod")
+    assert caught.value.problems == [DNS + message]
+
+
+@pytest.mark.parametrize(("alias", "message"), [
+    ({"ip": "1.2.3.4", "hostnames": ["registry_1.example"]},
+     f'item 1: "hostnames"[1]: "registry_1.example" is not a DNS-1123 subdomain {RULE}'),
+    ({"ip": "1.2.3.4", "hostnames": ["registry.example."]},
+     f'item 1: "hostnames"[1]: "registry.example." is not a DNS-1123 subdomain {RULE}'),
+    ({"ip": "::ffff:10.0.0.1", "hostnames": ["a.example"]},
+     'item 1: "ip": "::ffff:10.0.0.1" is not an IPv4 or IPv6 address '
+     "(no IPv4-mapped IPv6: write 10.0.0.1)"),
+], ids=["hostname-underscore", "hostname-trailing-dot", "ip-ipv4-mapped-ipv6"])
+def test_host_alias_the_api_server_refuses_is_refused_naming_the_annotation(
+        alias: dict[str, object], message: str) -> None:
+    with pytest.raises(AnnotationError) as caught:
+        parse_host_aliases(orjson.dumps([alias]).decode(), level="pod")
+    assert caught.value.problems == [f"{KCI_HOST_ALIASES} (pod): {message}"]
 
 
 # --- accepted forms, folding and canonical values -----------------------------------------
@@ -276,14 +327,13 @@ def test_search_list_of_exactly_2048_chars_is_allowed() -> None:
 
 @pytest.mark.parametrize(("raw", "expected"), [
     ('{"searches":["example.com."]}', DnsConfig(searches=("example.com.",))),
-    ('{"searches":["."]}', DnsConfig(searches=(".",))),
     ('{"nameservers":["1.1.1.1","2001:db8::1","1.1.1.1"],"searches":["a.io","b.io","a.io"]}',
      DnsConfig(nameservers=("1.1.1.1", "2001:db8::1"), searches=("a.io", "b.io"))),
     ('{"options":[{"name":"rotate"},{"name":"ndots","value":null}]}',
      DnsConfig(options=(DnsOption("rotate"), DnsOption("ndots")))),
     ('{"nameservers":null,"searches":null,"options":null}', DnsConfig()),
     ("{}", DnsConfig()),
-], ids=["search-trailing-dot", "search-root", "duplicates-fold", "option-without-value",
+], ids=["search-trailing-dot", "duplicates-fold", "option-without-value",
         "nulls-are-absent", "empty-object"])
 def test_dns_config_accepts(raw: str, expected: DnsConfig) -> None:
     assert parse_dns_config(raw, level="pod") == expected
@@ -377,8 +427,9 @@ def test_dns_config_from_spec_is_lenient(data: object, expected: DnsConfig) -> N
     assert dns_config_from_spec(data) == expected
 
 
-@pytest.mark.parametrize("raw", [SEED_DNS, '{"searches":["."],"options":[{"name":"x","value":""}]}',
-                                 "{}"], ids=["seed", "root-and-empty-value", "empty"])
+@pytest.mark.parametrize("raw", [SEED_DNS,
+                                 '{"searches":["a."],"options":[{"name":"x","value":""}]}',
+                                 "{}"], ids=["seed", "trailing-dot-and-empty-value", "empty"])
 def test_dns_config_round_trips(raw: str) -> None:
     dns = parse_dns_config(raw, level="pod")
     assert parse_dns_config(dns_config_json(dns), level="pod") == dns
@@ -513,7 +564,7 @@ def test_any_data_returns_or_raises_annotation_error(data: object, level: str) -
 
 LABEL = st.text("abcxyz0189-", min_size=1, max_size=12).map(lambda s: f"a{s}z")
 SUBDOMAIN = st.lists(LABEL, min_size=1, max_size=4).map(".".join)
-IPS = st.ip_addresses().map(str)
+IPS = st.ip_addresses().filter(lambda ip: ip.version == 4 or not ip.ipv4_mapped).map(str)
 
 
 @st.composite
@@ -527,8 +578,8 @@ def host_alias_values(draw: st.DrawFn) -> tuple[HostAlias, ...]:
 DNS_VALUES = st.builds(
     DnsConfig,
     nameservers=st.lists(IPS, unique=True, max_size=3).map(tuple),
-    searches=st.lists(SUBDOMAIN | SUBDOMAIN.map(lambda s: s + ".") | st.just("."), unique=True,
-                      max_size=6).map(tuple),
+    searches=st.lists(SUBDOMAIN | SUBDOMAIN.map(lambda s: s + "."), unique=True,
+                      max_size=6).filter(lambda s: len(" ".join(s)) <= 256).map(tuple),
     options=st.lists(st.builds(DnsOption, st.text(min_size=1, max_size=10),
                                st.none() | st.text(max_size=10)), max_size=4).map(tuple),
 )

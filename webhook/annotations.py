@@ -17,6 +17,7 @@ address``. Items are counted from 1, as a person counts them.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import re
@@ -38,13 +39,17 @@ MIRRORS_SWITCH = "kci-webhook/mirrors"
 ORIGINAL_IMAGES = "kci-webhook/original-images"
 IMAGE_PULL_SECRETS = "kci-webhook/image-pull-secrets"
 
-# The API server caps all annotations of one object together at 256 KiB, so a longer
-# value can never be legitimate; refusing it first bounds the work any input can cause.
+# The API server caps all annotations of one object together at 256 KiB (the sum of
+# len(key) + len(value) in bytes, TotalAnnotationSizeLimitB), so a longer value can never
+# be legitimate; refusing it first bounds the work any input can cause.
 MAX_VALUE_BYTES = 256 * 1024
-# The pod API's limits (derived from libc's resolver): validatePodDNSConfig.
+MAX_ANNOTATIONS_BYTES = 256 * 1024
+# The pod API's limits as the oldest supported API server (1.24) applies them in
+# validatePodDNSConfig: ExpandedDNSConfig (32 domains, 2048 characters) is an alpha gate,
+# off by default, until 1.26, so a 1.24 cluster refuses a 7th search domain.
 MAX_NAMESERVERS = 3
-MAX_SEARCHES = 32
-MAX_SEARCH_CHARS = 2048  # of the search list joined with single spaces
+MAX_SEARCHES = 6
+MAX_SEARCH_CHARS = 256  # of the search list joined with single spaces
 
 MAX_PROBLEMS = 20  # more than this is noise; the rest is counted, not listed
 _QUOTE_CHARS = 64
@@ -168,15 +173,28 @@ def _key_text(key: object) -> str:
 
 
 def is_ip(text: str) -> bool:
-    """IPv4 or IPv6 as Kubernetes accepts it: no leading zeros in IPv4 (`010.1.1.1` is
-    octal to some resolvers and decimal to others), no `%zone` suffix."""
+    """IPv4 or IPv6 as every supported API server accepts it: 1.24 parses "sloppily"
+    (leading zeros pass), newer releases validate new pods strictly and refuse leading
+    zeros in IPv4 (`010.1.1.1` is octal to some resolvers and decimal to others) and
+    IPv4-mapped IPv6 (`::ffff:1.2.3.4`); none accepts a `%zone` suffix. What passes here
+    passes them all."""
     if len(text) > 45 or "%" in text or not text.isascii():
         return False
     try:
-        ipaddress.ip_address(text)  # rejects leading zeros since Python 3.9.5
+        address = ipaddress.ip_address(text)  # rejects leading zeros since Python 3.9.5
     except ValueError:
         return False
-    return True
+    return not (isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped)
+
+
+@functools.lru_cache(maxsize=4096)
+def ip_key(text: str) -> object:
+    """What identifies an address however it is written (`fd00::1` = `fd00:0::1`); text
+    that is no address stands for itself. Remembered: pods of one workload repeat them."""
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return text
 
 
 def _not_an_ip(text: str) -> str:
@@ -188,7 +206,18 @@ def _not_an_ip(text: str) -> str:
         len(p) > 1 and p[0] == "0" for p in text.split(".")
     ):
         hint = " (no leading zeros)"
+    elif mapped := _ipv4_mapped(text):
+        hint = f" (no IPv4-mapped IPv6: write {mapped})"
     return f"{_quote(text)} is not an IPv4 or IPv6 address{hint}"
+
+
+def _ipv4_mapped(text: str) -> str | None:
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    return str(mapped) if mapped else None
 
 
 def _not_dns1123(text: str, extra: str = "") -> str:
@@ -201,8 +230,18 @@ def is_dns1123_subdomain(text: str) -> bool:
 
 
 def _is_search_domain(text: str) -> bool:
-    """As Kubernetes >= 1.28: one trailing '.' is fine, and '.' alone is allowed."""
-    return text == "." or is_dns1123_subdomain(text.removesuffix("."))
+    """As validatePodDNSConfig in 1.24, the oldest supported API server: one trailing '.'
+    is trimmed (strings.TrimSuffix), then the rest must be a DNS-1123 subdomain. So "."
+    alone (trimmed to "") and names with '_' are refused; newer releases accept them
+    behind feature gates, but a value must pass on every supported cluster."""
+    return is_dns1123_subdomain(text.removesuffix("."))
+
+
+def _not_search_domain(text: str) -> str:
+    if text == ".":
+        return ('"." is not a search domain: the API server (1.24) trims the trailing '
+                "'.' and refuses the empty rest; remove it")
+    return _not_dns1123(text, ", optionally ending in '.'")
 
 
 def _check_size(raw: str, problems: _Problems) -> None:
@@ -299,6 +338,9 @@ def _host_alias(item: object, position: str, problems: _Problems,
         problems.add(f'{position}: "ip"', _expected_string(ip))
     elif not is_ip(ip):
         problems.add(f'{position}: "ip"', _not_an_ip(ip))
+    else:
+        # One text per address (`FD00:0::1` is `fd00::1`), so levels merge by address.
+        ip = str(ipaddress.ip_address(ip))
     if "hostnames" not in obj:
         problems.add(position, '"hostnames" is required')
     names = []
@@ -346,7 +388,7 @@ def dns_config_from_data(data: object, *, level: str) -> DnsConfig:
         if _is_search_domain(s):
             searches.setdefault(s)
         else:
-            problems.add(where, partial(_not_dns1123, s, ", optionally ending in '.'"))
+            problems.add(where, partial(_not_search_domain, s))
     options = _dns_options(data.get("options"), problems)
     dns = DnsConfig(tuple(nameservers), tuple(searches), options)
     _check_limits(dns, problems, "")
@@ -386,11 +428,12 @@ def _check_limits(dns: DnsConfig, problems: _Problems, context: str) -> None:
                      f"at most {MAX_NAMESERVERS} allowed")
     if len(dns.searches) > MAX_SEARCHES:
         problems.add(context + '"searches"', f"{len(dns.searches)} search domains, "
-                     f"at most {MAX_SEARCHES} allowed")
+                     f"at most {MAX_SEARCHES} allowed (the pod API's limit since 1.24)")
     chars = len(" ".join(dns.searches))  # Kubernetes counts the separating spaces too
     if chars > MAX_SEARCH_CHARS:
         problems.add(context + '"searches"', f"{chars} characters in all (with one space "
-                     f"between domains), at most {MAX_SEARCH_CHARS} allowed")
+                     f"between domains), at most {MAX_SEARCH_CHARS} allowed (the pod API's limit "
+                     "since 1.24)")
 
 
 def dns_limit_problems(dns: DnsConfig, *, level: str, context: str = "") -> list[str]:
