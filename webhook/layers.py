@@ -34,6 +34,8 @@ from webhook.annotations import (
 from webhook.config import Config, Defaults, EnvironmentDefaults
 from webhook.errors import AnnotationError
 
+EMPTY_VALUE = "is empty; remove the annotation or give a value"
+
 # Annotations every level understands, and those only a Namespace may carry.
 POD_KEYS = (KCI_HOST_ALIASES, KCI_DNS_CONFIG, KCI_HTTP_REGISTRY, KCI_INSECURE_REGISTRY,
             MIRRORS_SWITCH)
@@ -65,7 +67,7 @@ def layer_from_annotations(annotations: Mapping[str, object], *, level: str,
     Pods of one Deployment carry the same values: a layer is a pure function of them,
     so it is remembered (keyed on the raw strings, bounded)."""
     values = tuple(annotations.get(key) for key in keys)
-    if not any(values):
+    if values.count(None) == len(values):
         return _empty_layer(level)
     if all(v is None or isinstance(v, str) for v in values):
         return _cached_layer(level, tuple(keys), values)
@@ -92,6 +94,11 @@ def _parse_layer(annotations: Mapping[str, object], *, level: str,
             continue
         if not isinstance(raw, str):
             problems.append(f"{key} ({level}): value must be a string")
+            continue
+        if not raw.strip():
+            # One rule for every key and level: an empty value is a mistake (a template
+            # that rendered nothing), never a silent "unset" nor an empty list.
+            problems.append(f"{key} ({level}): {EMPTY_VALUE}")
             continue
         try:
             values[key] = _parse(key, raw, level)
