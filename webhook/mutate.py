@@ -52,6 +52,7 @@ from webhook.layers import (
     union,
 )
 from webhook.reference import Reference
+from webhook.writeback import add_by_ip, annotations_size_problem, as_merged, resolved
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,14 +102,15 @@ def mutate(pod: Pod, ctx: Context, *, availability: Availability | None = None) 
     ns_layer = ctx.namespace_layer
     if ns_layer is not None:
         warnings.extend(f"{p} (ignored)" for p in ns_layer.problems)
-    denied = _security_problems(pod_layer, config.allowed_insecure_registries)
-    if denied:
-        return Outcome(pod, denial="; ".join(denied))
     if ns_layer is not None:
         ns_denied = _security_problems(ns_layer, config.allowed_insecure_registries)
         warnings.extend(f"{p} (ignored)" for p in ns_denied)
         if ns_denied:
             ns_layer = _without_registries(ns_layer)
+    own = _declared_by_pod(pod_layer, ns_layer, config)
+    denied = _security_problems(own, config.allowed_insecure_registries)
+    if denied:
+        return Outcome(pod, denial="; ".join(denied))
 
     layers = [pod_layer]
     if ns_layer is not None:
@@ -122,7 +124,7 @@ def mutate(pod: Pod, ctx: Context, *, availability: Availability | None = None) 
                  else {})
     refs = image_refs(new_spec)
     used = mirrors_used(refs, config.mirrors)
-    warnings.extend(_advice(pod_layer, used, rewritten, {ref.domain for ref in refs}))
+    warnings.extend(_advice(own, used, rewritten, {ref.domain for ref in refs}))
 
     new_annotations = dict(annotations)
     _apply_registries(new_annotations, pod_layer, layers, used)
@@ -138,6 +140,10 @@ def mutate(pod: Pod, ctx: Context, *, availability: Availability | None = None) 
     changed_meta = new_annotations != annotations
     if not changed_spec and not changed_meta:
         return Outcome(pod, warnings=warnings)
+    if changed_meta:
+        too_large = annotations_size_problem(annotations, new_annotations)
+        if too_large:
+            return Outcome(pod, denial=too_large, warnings=warnings)
     new_pod = dict(pod)
     if changed_meta:
         new_pod["metadata"] = {**meta, "annotations": new_annotations}
@@ -193,6 +199,27 @@ def _without_registries(layer: Layer) -> Layer:
     return replace(layer, http_registries=(), insecure_registries=())
 
 
+def _declared_by_pod(pod_layer: Layer, ns_layer: Layer | None, config: Config) -> Layer:
+    """The pod's registry lists without the entries the platform puts there itself: the
+    namespace's (already held to the rules) and the hosts of mirrors configured as HTTP or
+    insecure. Reinvocation hands the webhook its own output, whose lists carry those
+    entries written back: they are neither the author's typo nor the author weakening TLS.
+    Everything else in the lists is held to the rules, whoever wrote it."""
+    if not (pod_layer.http_registries or pod_layer.insecure_registries):
+        return pod_layer
+    http = {m.host for m in config.mirrors if m.scheme == "http"}
+    insecure = {m.host for m in config.mirrors if m.insecure_skip_verify and m.scheme == "https"}
+    if ns_layer is not None:
+        http.update(ns_layer.http_registries)
+        insecure.update(ns_layer.insecure_registries)
+    own_http = tuple(r for r in pod_layer.http_registries if r not in http)
+    own_insecure = tuple(r for r in pod_layer.insecure_registries if r not in insecure)
+    if (len(own_http), len(own_insecure)) == (len(pod_layer.http_registries),
+                                              len(pod_layer.insecure_registries)):
+        return pod_layer        # all the author's own (the first pass, usually)
+    return replace(pod_layer, http_registries=own_http, insecure_registries=own_insecure)
+
+
 # --- images ----------------------------------------------------------------------------
 
 
@@ -216,7 +243,8 @@ def presence_questions(pod: Pod, ctx: Context) -> list[tuple[Mirror, Reference, 
 
 def _advice(pod_layer: Layer, used: list[Mirror], rewritten: dict[str, tuple[str, str]],
             domains: set[str]) -> list[str]:
-    """Likely mistakes worth a warning, not a denial. `domains`: registries of the images."""
+    """Likely mistakes worth a warning, not a denial. `domains`: registries of the images;
+    `pod_layer`: what the pod itself declares (`_declared_by_pod`)."""
     advice = []
     hosts = {new.split("/", 1)[0] for _old, new in rewritten.values()}
     for mirror in used:
@@ -267,23 +295,37 @@ def _apply_registries(annotations: dict[str, Any], pod_layer: Layer, layers: lis
 
 def _apply_host_aliases(spec: Pod, annotations: dict[str, Any], pod_layer: Layer,
                         layers: list[Layer]) -> None:
-    """Write the effective aliases back; add to spec.hostAliases the hostnames it lacks."""
+    """Add to spec.hostAliases the hostnames it lacks; write back what the spec resolves.
+
+    The spec's own entries are kept and win a hostname. The annotation written back is
+    read off the final spec — each effective hostname with the IP the container's
+    /etc/hosts gives it — so the virtual kubelet and the container cannot disagree.
+    """
     effective = merge_host_aliases(layers)
     if not effective:
         return
-    if effective != pod_layer.host_aliases:
-        annotations[KCI_HOST_ALIASES] = host_aliases_json(effective)
-    present = {name for alias in spec.get("hostAliases") or () if isinstance(alias, dict)
-               for name in alias.get("hostnames") or () if isinstance(name, str)}
-    missing = group_by_ip((name, alias.ip) for alias in effective for name in alias.hostnames
-                          if name not in present)
-    if missing:
-        spec["hostAliases"] = [*(spec.get("hostAliases") or ()), *host_aliases_to_spec(missing)]
+    current = spec.get("hostAliases")
+    if not current:     # the common case: the spec gets exactly the effective aliases
+        spec["hostAliases"] = host_aliases_to_spec(effective)
+        written = effective
+    else:
+        present = resolved(current)
+        missing = [(name, alias.ip) for alias in effective for name in alias.hostnames
+                   if name not in present]
+        final = add_by_ip(current, missing) if missing else current
+        if missing:
+            spec["hostAliases"] = final
+        ip_of = resolved(final)
+        written = group_by_ip((name, ip_of[name]) for alias in effective
+                              for name in alias.hostnames)
+    if written != pod_layer.host_aliases:
+        annotations[KCI_HOST_ALIASES] = host_aliases_json(written)
 
 
 def _apply_dns(spec: Pod, annotations: dict[str, Any], pod_layer: Layer, layers: list[Layer],
                config: Config, warnings: list[str]) -> str | None:
-    """Merge the winning DNS config into spec.dnsConfig; limits are checked after the merge."""
+    """Merge the winning DNS config into spec.dnsConfig; limits are checked after the merge.
+    What is written back is the winning config as the spec then has it (`as_merged`)."""
     dns, level = effective_dns(layers)
     if dns is None:
         return None
@@ -295,10 +337,11 @@ def _apply_dns(spec: Pod, annotations: dict[str, Any], pod_layer: Layer, layers:
             return "; ".join(problems)
         warnings.extend(f"{p} (ignored)" for p in problems)
         return None
-    if dns != pod_layer.dns_config:
-        annotations[KCI_DNS_CONFIG] = dns_config_json(dns)
     if merged != current:
         spec["dnsConfig"] = {**(spec.get("dnsConfig") or {}), **dns_config_to_spec(merged)}
+    effective = as_merged(dns, merged) if current.options else dns  # no spec option to win
+    if effective != pod_layer.dns_config:
+        annotations[KCI_DNS_CONFIG] = dns_config_json(effective)
     return None
 
 
