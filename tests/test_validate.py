@@ -9,6 +9,8 @@ import orjson
 import pytest
 
 from tests.conftest import RunningServer, pod_review
+from webhook.annotations import MAX_ANNOTATIONS_BYTES
+from webhook.writeback import annotations_bytes
 
 BAD_ALIASES = '[{"ip":"1.2.3","hostnames":["www.privaterepo1.com"]}]'
 POD_MESSAGE = ('k8s.ksyun.com/kci-host-aliases (pod): item 1: "ip": "1.2.3" is not an IPv4 or '
@@ -124,3 +126,59 @@ def test_delete_and_subresources_are_admitted(webhook_server: RunningServer) -> 
     body = review(workload("Deployment", {"k8s.ksyun.com/kci-host-aliases": BAD_ALIASES}))
     body["request"]["subResource"] = "scale"
     assert answer(webhook_server, body)["allowed"] is True
+
+
+# --- UPDATE: refused when this edit makes the pods deniable, whatever field it touches -----
+
+TWO_NAMESERVERS = {"k8s.ksyun.com/kci-dns-config": '{"nameservers":["1.1.1.1","2.2.2.2"]}'}
+FILLER = "example.com/filler"
+
+
+def deployment(annotations: dict[str, str], **spec: Any) -> dict[str, Any]:
+    obj = workload("Deployment", annotations)
+    obj["spec"]["template"]["spec"].update(spec)
+    return obj
+
+
+def over_the_limit_once_written_back(annotations: dict[str, str]) -> dict[str, str]:
+    """`annotations` plus a filler that leaves them 8 bytes under 256 KiB as sent: the
+    image rewrite's record of the original image then takes them over."""
+    filled = {**annotations, FILLER: ""}
+    room = MAX_ANNOTATIONS_BYTES - 8 - annotations_bytes(filled)
+    return {**annotations, FILLER: "x" * room}
+
+
+UPDATES = [
+    # (id, old template, new template, allowed, warned with the denial)
+    ("spec-dns-edit-takes-the-merge-over-3-nameservers",
+     deployment(TWO_NAMESERVERS, dnsConfig={"nameservers": ["8.8.8.8"]}),
+     deployment(TWO_NAMESERVERS, dnsConfig={"nameservers": ["8.8.8.8", "9.9.9.9"]}),
+     False, False),
+    ("other-annotation-takes-the-write-back-over-256-kib",
+     deployment(SEED_ANNOTATIONS),
+     deployment(over_the_limit_once_written_back(SEED_ANNOTATIONS)), False, False),
+    ("both-denied-stays-editable",
+     deployment(TWO_NAMESERVERS, dnsConfig={"nameservers": ["8.8.8.8", "9.9.9.9"]}),
+     deployment(TWO_NAMESERVERS, dnsConfig={"nameservers": ["8.8.8.8", "9.9.9.9"]},
+                nodeSelector={"tier": "web"}), True, True),
+    ("edit-that-removes-the-problem",
+     deployment(TWO_NAMESERVERS, dnsConfig={"nameservers": ["8.8.8.8", "9.9.9.9"]}),
+     deployment(TWO_NAMESERVERS, dnsConfig={"nameservers": ["8.8.8.8"]}), True, False),
+    ("spec-dns-edit-within-the-limit",
+     deployment(TWO_NAMESERVERS),
+     deployment(TWO_NAMESERVERS, dnsConfig={"nameservers": ["8.8.8.8"]}), True, False),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "allowed", "warned"), [u[1:] for u in UPDATES],
+                         ids=[u[0] for u in UPDATES])
+def test_update_is_refused_when_the_new_template_is_denied_and_the_old_was_not(
+        webhook_server: RunningServer, old: dict[str, Any], new: dict[str, Any],
+        allowed: bool, warned: bool) -> None:
+    response = answer(webhook_server, review(new, operation="UPDATE", old=old))
+    assert response["allowed"] is allowed
+    create = answer(webhook_server, review(new))          # the same object created afresh
+    if not allowed:
+        assert response["status"]["message"] == create["status"]["message"]
+    assert (create["allowed"] is False and create["status"]["message"]
+            in response.get("warnings", [])) is warned

@@ -21,7 +21,6 @@ import orjson
 from webhook import patch, updates
 from webhook.config import Mirror
 from webhook.errors import BadRequest, InvalidInput
-from webhook.layers import POD_KEYS
 from webhook.mutate import Availability, Context, Outcome, mutate, presence_questions
 from webhook.reference import Reference
 from webhook.workloads import TEMPLATE_PATHS, WORKLOAD_GROUPS, pod_template, template_as_pod
@@ -155,9 +154,11 @@ def validate(body: bytes, *, context_for: Callable[[str], Context]) -> Decision:
     checked with the same code as a pod's, so `kubectl apply` fails at once with the
     message a pod would get, instead of a controller whose pods never appear.
 
-    On UPDATE, a template whose KCI annotations did not change is admitted with the
-    problem as a warning: an object that predates a rule must stay editable (labels,
-    image bumps) — only a change that introduces the problem is refused.
+    On UPDATE, the old template is judged too, under the same (current) context: when
+    it would be denied as well, the object predates the rule and stays editable (labels,
+    image bumps), admitted with the problem as a warning; when it would not, this edit
+    introduces the problem — through an annotation or anything else the outcome depends
+    on (spec.dnsConfig, other annotations' size) — and is refused.
     """
     request = decode(body)
     if (request.operation not in ("CREATE", "UPDATE") or request.sub_resource
@@ -168,32 +169,31 @@ def validate(body: bytes, *, context_for: Callable[[str], Context]) -> Decision:
     if template is None:
         return _answer(request, "skipped", allowed=True)
     name = _pod_name(request.object)
+    ctx = context_for(request.namespace)
     try:
-        outcome = mutate(template_as_pod(template, request.namespace),
-                         context_for(request.namespace))
+        outcome = mutate(template_as_pod(template, request.namespace), ctx)
     except InvalidInput as exc:
         return _answer(request, "denied", allowed=False, name=name,
                        message=f"pod template: {exc}")
-    if outcome.denial and not _kci_unchanged(request, template):
+    if outcome.denial and not _old_template_denied(request, ctx):
         return _answer(request, "denied", allowed=False, message=outcome.denial, name=name,
                        warnings=outcome.warnings)
     warnings = [*([outcome.denial] if outcome.denial else []), *outcome.warnings]
     return _answer(request, "unchanged", allowed=True, warnings=warnings, name=name)
 
 
-def _kci_unchanged(request: Request, template: dict[str, Any]) -> bool:
+def _old_template_denied(request: Request, ctx: Context) -> bool:
+    """Whether the object as it was would be denied now: only then is a denial of the new
+    one not this edit's doing. Asked only when the new template is denied."""
     if request.operation != "UPDATE":
         return False
     old = pod_template(request.old_object, request.kind)
-    return old is not None and _kci_annotations(old) == _kci_annotations(template)
-
-
-def _kci_annotations(template: dict[str, Any]) -> dict[str, Any]:
-    meta = template.get("metadata")
-    annotations = meta.get("annotations") if isinstance(meta, dict) else None
-    if not isinstance(annotations, dict):
-        return {}
-    return {key: annotations[key] for key in POD_KEYS if key in annotations}
+    if old is None:
+        return False
+    try:
+        return mutate(template_as_pod(old, request.namespace), ctx).denial is not None
+    except InvalidInput:
+        return True
 
 
 def _is_pod_create(request: Request) -> bool:
