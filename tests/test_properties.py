@@ -12,6 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import pod_review
+from tests.k8s_schema import accepted
+from tests.test_api_validity import disagreements
 from webhook.config import environment_defaults, load_config
 from webhook.layers import namespace_layer
 from webhook.mutate import Context, mutate
@@ -34,6 +36,16 @@ defaults:
   hostAliases: [{ip: 10.0.0.4, hostnames: [config.example, shared.example]}]
 """, source="test")
 WARN_CONFIG = load_config("onInvalid: warn\n", source="test")
+LOCKED_DOWN = load_config("""
+mirrors:
+  - endpoint: http://10.0.0.9:5000
+    hosts: [quay.io]
+  - endpoint: mirror.example:5443/cache/deep
+    hosts: [ghcr.io]
+    insecureSkipVerify: true
+security:
+  allowedInsecureRegistries: ["*.example", "192.168.1.5:5000", "harbor.example.com"]
+""", source="test")
 ENV = environment_defaults({
     "KCI_HOST_ALIASES": '[{"ip":"10.0.0.3","hostnames":["env.example","shared.example"]}]',
     "KCI_DNS_CONFIG": '{"nameservers":["10.0.0.3"],"searches":["env.example"]}'})
@@ -111,8 +123,14 @@ def contexts(draw: st.DrawFn) -> Context:
             st.just('[{"ip":"10.0.0.2","hostnames":["ns.example","shared.example"]}]'),
         "kci-webhook/image-pull-secrets": st.just("team-pull"),
         "kci-webhook/mirrors": st.sampled_from(["on", "off"]),
+    }, optional={
+        # namespace-wide values the pod may not use: written back, never the pod's typo
+        "k8s.ksyun.com/kci-http-registry": st.just("ns-registry.example:5000,quay.io"),
+        "k8s.ksyun.com/kci-insecure-registry": st.just("harbor.example"),
+        "k8s.ksyun.com/kci-dns-config": st.just(
+            '{"nameservers":["10.0.0.2"],"options":[{"name":"ndots","value":"3"}]}'),
     })))
-    return Context(config=draw(st.sampled_from([CONFIG, WARN_CONFIG])),
+    return Context(config=draw(st.sampled_from([CONFIG, WARN_CONFIG, LOCKED_DOWN])),
                    environment=draw(st.sampled_from([ENV, environment_defaults({})])),
                    namespace="team-a",
                    namespace_layer=namespace_layer("team-a", ns_annotations)
@@ -125,13 +143,34 @@ PROPERTY_SETTINGS = settings(max_examples=300, deadline=None,
 
 @PROPERTY_SETTINGS
 @given(pods(), contexts())
-def test_mutation_is_idempotent(pod: dict[str, Any], ctx: Context) -> None:
+def test_second_pass_gives_no_patch_and_no_new_warning(pod: dict[str, Any],
+                                                       ctx: Context) -> None:
+    """Reinvocation (`reinvocationPolicy: IfNeeded`) hands the webhook its own output."""
     first = mutate(pod, ctx)
     if first.denial:
         return
-    second = mutate(copy.deepcopy(first.pod), ctx)
+    output = copy.deepcopy(first.pod)
+    second = mutate(output, ctx)
     assert second.denial is None
-    assert second.pod == first.pod
+    assert second.pod is output                                   # no patch
+    assert [w for w in second.warnings if w not in first.warnings] == []
+
+
+@PROPERTY_SETTINGS
+@given(pods(), contexts())
+def test_mutated_pod_is_accepted_and_its_annotations_agree_with_its_spec(
+        pod: dict[str, Any], ctx: Context) -> None:
+    outcome = mutate(pod, ctx)
+    if outcome.denial or outcome.pod is pod:
+        return
+    accepted(outcome.pod)              # schemas of 1.25 and 1.37, and the 1.24 API rules
+    # What the webhook wrote back always agrees; with onInvalid: deny every KCI value left
+    # on an admitted pod is in effect, so all agree (with warn, an ignored one stays as is).
+    before = pod["metadata"].get("annotations") or {}
+    after = outcome.pod["metadata"].get("annotations") or {}
+    keys = tuple(key for key in ("k8s.ksyun.com/kci-host-aliases", "k8s.ksyun.com/kci-dns-config")
+                 if ctx.config.on_invalid == "deny" or after.get(key) != before.get(key))
+    assert disagreements(outcome.pod, keys) == []
 
 
 @PROPERTY_SETTINGS
