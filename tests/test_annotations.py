@@ -31,6 +31,7 @@ from webhook.annotations import (
     host_aliases_from_data,
     host_aliases_json,
     host_aliases_to_spec,
+    ip_key,
     is_dns1123_subdomain,
     is_ip,
     parse_dns_config,
@@ -374,9 +375,9 @@ def test_name_list_folds_duplicates_in_order() -> None:
 @pytest.mark.parametrize(("text", "ok"), [
     ("1.2.3.4", True), ("::1", True), ("2001:db8::1", True), ("1.2.3", False),
     ("01.2.3.4", False), ("fe80::1%eth0", False), ("256.1.1.1", False), ("", False),
-    ("١.٢.٣.٤", False),
+    ("١.٢.٣.٤", False), ("::ffff:1.2.3.4", False), ("::ffff:0:1.2.3.4", True),
 ], ids=["v4", "v6-loopback", "v6", "short", "leading-zero", "zone", "octet-range", "empty",
-        "arabic-digits"])
+        "arabic-digits", "ipv4-mapped-v6", "ipv4-translated-v6-is-plain-v6"])
 def test_is_ip(text: str, ok: bool) -> None:
     assert is_ip(text) is ok
 
@@ -599,3 +600,20 @@ def test_valid_values_round_trip(aliases: tuple[HostAlias, ...], dns: DnsConfig,
     assert parse_registry_list(registry_list_text(registries), key=KCI_HTTP_REGISTRY,
                                level="pod") == registries
     assert parse_name_list(",".join(names), key=IMAGE_PULL_SECRETS, level="pod") == names
+
+
+@pytest.mark.parametrize(("a", "b", "same"), [
+    ("fd00::1", "FD00:0:0::1", True), ("10.0.0.1", "10.0.0.1", True),
+    ("10.0.0.1", "10.0.0.2", False), ("not-an-ip", "not-an-ip", True),
+    ("x" * 100_000, "x" * 100_000, True),
+], ids=["ipv6-two-ways", "same-v4", "other-v4", "garbage-stands-for-itself", "hostile-long"])
+def test_ip_key_identifies_an_address_however_written(a: str, b: str, same: bool) -> None:
+    assert (ip_key(a) == ip_key(b)) is same
+
+
+def test_ip_key_remembers_no_text_too_long_to_be_an_address() -> None:
+    from webhook.annotations import _ip_key
+
+    before = _ip_key.cache_info().currsize
+    ip_key("1" * 10_000)
+    assert _ip_key.cache_info().currsize == before

@@ -187,10 +187,15 @@ def is_ip(text: str) -> bool:
     return not (isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped)
 
 
-@functools.lru_cache(maxsize=4096)
 def ip_key(text: str) -> object:
     """What identifies an address however it is written (`fd00::1` = `fd00:0::1`); text
-    that is no address stands for itself. Remembered: pods of one workload repeat them."""
+    that is no address stands for itself. Remembered, as pods of one workload repeat
+    them — but only text short enough to be an address, so no input can fill the memory."""
+    return _ip_key(text) if len(text) <= 45 else text
+
+
+@functools.lru_cache(maxsize=4096)
+def _ip_key(text: str) -> object:
     try:
         return ipaddress.ip_address(text)
     except ValueError:
