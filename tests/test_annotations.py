@@ -166,11 +166,12 @@ RULES: list[tuple[str, Callable[[], object], list[str]]] = [
       "optionally ending in '.'"]),
     ("searches-over-6", lambda: parse_dns_config(
         orjson.dumps({"searches": [f"s{i}.com" for i in range(7)]}).decode(), level="pod"),
-     [f'{DNS}"searches": 7 search domains, at most 6 allowed (the pod API\'s limit since 1.24)']),
+     [f'{DNS}"searches": 7 search domains, at most 6 allowed (the limit of Kubernetes 1.24, '
+      "the oldest supported release)"]),
     ("searches-over-256-chars", lambda: dns_config_from_data(
         {"searches": [domain(128, 1), domain(128, 2)]}, level="pod"),
      [f'{DNS}"searches": 257 characters in all (with one space between domains), '
-      "at most 256 allowed (the pod API's limit since 1.24)"]),
+      "at most 256 allowed (the limit of Kubernetes 1.24, the oldest supported release)"]),
     ("option-value-number", lambda: parse_dns_config(
         '{"options":[{"name":"ndots","value":2}]}', level="pod"),
      [f'{DNS}"options"[1]: "value": expected a string, got number 2 (write "2")']),

@@ -50,6 +50,7 @@ MAX_ANNOTATIONS_BYTES = 256 * 1024
 MAX_NAMESERVERS = 3
 MAX_SEARCHES = 6
 MAX_SEARCH_CHARS = 256  # of the search list joined with single spaces
+_OLDEST = " (the limit of Kubernetes 1.24, the oldest supported release)"
 
 MAX_PROBLEMS = 20  # more than this is noise; the rest is counted, not listed
 _QUOTE_CHARS = 64
@@ -433,12 +434,11 @@ def _check_limits(dns: DnsConfig, problems: _Problems, context: str) -> None:
                      f"at most {MAX_NAMESERVERS} allowed")
     if len(dns.searches) > MAX_SEARCHES:
         problems.add(context + '"searches"', f"{len(dns.searches)} search domains, "
-                     f"at most {MAX_SEARCHES} allowed (the pod API's limit since 1.24)")
+                     f"at most {MAX_SEARCHES} allowed{_OLDEST}")
     chars = len(" ".join(dns.searches))  # Kubernetes counts the separating spaces too
     if chars > MAX_SEARCH_CHARS:
         problems.add(context + '"searches"', f"{chars} characters in all (with one space "
-                     f"between domains), at most {MAX_SEARCH_CHARS} allowed (the pod API's limit "
-                     "since 1.24)")
+                     f"between domains), at most {MAX_SEARCH_CHARS} allowed{_OLDEST}")
 
 
 def dns_limit_problems(dns: DnsConfig, *, level: str, context: str = "") -> list[str]:
