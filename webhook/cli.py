@@ -10,9 +10,11 @@ import os
 import sys
 import tempfile
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 
 from webhook import certs, doctor, preview, tls, trust
+from webhook.drain import DEFAULT_SHUTDOWN_DELAY
 from webhook.errors import ConfigError
 from webhook.helpformat import HelpFormatter, epilog
 from webhook.logs import log_config
@@ -23,10 +25,13 @@ SERVE_DESCRIPTION = (
     "Serve the admission webhook over HTTPS: POST /mutate and /validate (AdmissionReview "
     "v1 and v1beta1), /healthz, /readyz and /metrics. The config is checked before "
     "anything listens; with no --cert, a development CA and certificate are made in "
-    "--certs-dir. The serving certificate is reloaded from disk when it changes.")
+    "--certs-dir. The serving certificate is reloaded from disk when it changes. On "
+    "SIGTERM it drains: /readyz answers 503 at once, everything is still served for "
+    "--shutdown-delay, then the requests in flight finish.")
 SERVE_EXIT_CODES = {0: "stopped by SIGTERM or SIGINT",
                     1: "the server failed (e.g. the port is taken)",
-                    2: "bad arguments, or an invalid config or KCI_* environment"}
+                    2: "bad arguments, an invalid config or KCI_* environment, or a "
+                       "kubeconfig that cannot be loaded"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -43,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kci-webhook",
         description="Mutating admission webhook for private and mirrored registries.")
+    parser.add_argument("--version", action="version", version=f"kci-webhook {_version()}")
     commands = parser.add_subparsers(title="commands")
 
     serve = commands.add_parser("serve", help="serve the webhook over HTTPS",
@@ -58,8 +64,19 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=int(os.environ.get("KCI_WEBHOOK_WORKERS",
                                                                           "1")))
     serve.add_argument("--kubeconfig", default=os.environ.get("KCI_WEBHOOK_KUBECONFIG"),
-                       help="watch Namespaces through this kubeconfig (default: in-cluster "
-                            "config when running in a pod, else no namespace defaults)")
+                       help="watch Namespaces through this kubeconfig (default: "
+                            "$KCI_WEBHOOK_KUBECONFIG; else, in the order Kubernetes controllers "
+                            "use: $KUBECONFIG (a list, merged as kubectl merges it), the "
+                            "in-cluster service account, ~/.kube/config; with none of them, "
+                            "no namespace defaults)")
+    serve.add_argument("--shutdown-delay", type=_seconds, metavar="SECONDS",
+                       default=os.environ.get("KCI_WEBHOOK_SHUTDOWN_DELAY",
+                                              str(DEFAULT_SHUTDOWN_DELAY)),
+                       help="on SIGTERM, answer /readyz 503 and keep serving this long, each "
+                            "answer with Connection: close, before finishing the requests in "
+                            "flight and exiting; longer than the endpoint removal takes to "
+                            "reach every balancer (default: $KCI_WEBHOOK_SHUTDOWN_DELAY, else "
+                            f"{DEFAULT_SHUTDOWN_DELAY:g}; 0 stops at once)")
     serve.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES,
                        help="larger request bodies get HTTP 413 (default 7 MiB)")
     serve.add_argument("--log-level", default=os.environ.get("KCI_WEBHOOK_LOG_LEVEL", "info"),
@@ -79,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
 def _serve(args: argparse.Namespace) -> int:
     # imported here: the web stack and the kubernetes client take ~2 s to import, which
     # the offline commands (mutate, trust, certs, doctor) should not pay
-    from webhook import server
+    from webhook import namespaces, server
 
     logging.config.dictConfig(log_config(args.log_level, args.log_format))
     log = logging.getLogger("kci-webhook")
@@ -93,6 +110,14 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"kci-webhook: invalid configuration:\n{exc}", file=sys.stderr)
         return EXIT_CONFIG
+    source = namespaces.choose_source(override=args.kubeconfig, environ=os.environ)
+    try:
+        api = namespaces.api_for(source)                     # the same, for the kubeconfig
+    except ConfigError as exc:
+        print(f"kci-webhook: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    log.info("%s%s", source.describe(),
+             f", API server {api.api_client.configuration.host}" if api else "")
     if args.cert:
         cert, key = Path(args.cert), Path(args.key)
     else:
@@ -108,6 +133,7 @@ def _serve(args: argparse.Namespace) -> int:
         "KCI_WEBHOOK_TLS_KEY": str(key.absolute()),
         "KCI_WEBHOOK_MAX_BODY_BYTES": str(args.max_body_bytes),
         "KCI_WEBHOOK_KUBECONFIG": args.kubeconfig or "",
+        "KCI_WEBHOOK_SHUTDOWN_DELAY": str(args.shutdown_delay),
     })
     log.info("serving on https://%s:%d with config %s, %d mirror(s), %d worker(s)",
              args.host, args.port, config.source, len(config.mirrors), args.workers)
@@ -120,6 +146,24 @@ def _serve(args: argparse.Namespace) -> int:
         server.run(host=args.host, port=args.port, workers=max(1, args.workers),
                    log_level=args.log_level, log_format=args.log_format)
     return 0
+
+
+def _version() -> str:
+    """The installed distribution's version: one source of truth, pyproject.toml."""
+    try:
+        return metadata.version("kci-webhook")
+    except metadata.PackageNotFoundError:      # run from a checkout that is not installed
+        return "unknown"
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 3600 seconds, got {text}")
+    return value
 
 
 if __name__ == "__main__":

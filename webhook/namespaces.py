@@ -12,6 +12,10 @@ Memory stays bounded: only namespaces that carry one of the annotations of inter
 kept, and only those annotations, parsed once per change into a `Layer`. An invalid
 namespace annotation is logged once per change (not per pod) and counted.
 
+The API server is found where every Kubernetes tool finds it (`choose_source`): an
+explicit kubeconfig, then `KUBECONFIG`, then the in-cluster service account, then
+`~/.kube/config`; with none of them there is no watch and no namespace defaults.
+
 This is the only module that imports the `kubernetes` client.
 """
 
@@ -23,6 +27,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -30,6 +35,7 @@ from kubernetes import client, watch
 from kubernetes import config as kube_config
 from kubernetes.client.rest import ApiException
 
+from webhook.errors import ConfigError
 from webhook.layers import NAMESPACE_KEYS, Layer, namespace_layer
 
 log = logging.getLogger("kci-webhook.namespaces")
@@ -45,15 +51,88 @@ class Gone(Exception):
     """The watch's resourceVersion expired (HTTP 410): list again."""
 
 
-def api_from_environment(kubeconfig: str | None) -> client.CoreV1Api | None:
-    """In-cluster config when running in a pod, a kubeconfig when given, else None."""
-    if kubeconfig:
-        api_client = kube_config.new_client_from_config(config_file=kubeconfig)
-        return client.CoreV1Api(api_client)
-    if os.environ.get("KUBERNETES_SERVICE_HOST"):
-        kube_config.load_incluster_config()
-        return client.CoreV1Api()
-    return None
+# Where client-go and every Kubernetes tool find the service account's credentials.
+SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+
+
+@dataclass(frozen=True)
+class ApiSource:
+    """Where the Namespace watch finds the API server, and why (for the start-up log)."""
+
+    kind: str                 # "override", "KUBECONFIG", "in-cluster", "home" or "none"
+    kubeconfig: str = ""      # for the kubeconfig kinds: the file (or os.pathsep list)
+    reason: str = ""          # for "none": what was looked for
+
+    def describe(self) -> str:
+        if self.kind == "none":
+            return f"namespace watch off ({self.reason}): namespace defaults are not applied"
+        where = {"override": f"--kubeconfig/KCI_WEBHOOK_KUBECONFIG {self.kubeconfig}",
+                 "KUBECONFIG": f"KUBECONFIG {self.kubeconfig}",
+                 "home": f"{self.kubeconfig} (the default kubeconfig)",
+                 "in-cluster": "the in-cluster service account"}[self.kind]
+        return f"namespace watch through {where}"
+
+
+def choose_source(*, override: str | None, environ: Mapping[str, str],
+                  exists: Callable[[str], bool] = os.path.exists) -> ApiSource:
+    """The order controller-runtime's `GetConfig` uses, so the webhook finds the API
+    exactly where every other Kubernetes tool does:
+
+    1. `--kubeconfig` / `KCI_WEBHOOK_KUBECONFIG` (an explicit choice; must exist);
+    2. `KUBECONFIG`: a list of files (`os.pathsep`-separated) merged as kubectl merges
+       them; files that do not exist are skipped, as kubectl skips them;
+    3. the in-cluster service account (`KUBERNETES_SERVICE_HOST`/`_PORT` and its token);
+    4. `~/.kube/config` — not when `KUBECONFIG` is set: kubectl never reads it then.
+
+    Pure: the environment and the file test come in, so every branch is a table row."""
+    if override:
+        return ApiSource("override", override)
+    listed = [path for path in environ.get("KUBECONFIG", "").split(os.pathsep) if path]
+    present = [path for path in listed if exists(_expand(path, environ))]
+    if present:
+        return ApiSource("KUBECONFIG", os.pathsep.join(present))
+    if (environ.get("KUBERNETES_SERVICE_HOST") and environ.get("KUBERNETES_SERVICE_PORT")
+            and exists(SERVICE_ACCOUNT_TOKEN)):
+        return ApiSource("in-cluster")
+    if listed:
+        return ApiSource("none", reason="KUBECONFIG names no existing file: "
+                                        + ", ".join(listed))
+    home = environ.get("HOME")
+    if home and exists(f"{home}/.kube/config"):
+        return ApiSource("home", f"{home}/.kube/config")
+    return ApiSource("none", reason="no --kubeconfig, KUBECONFIG, in-cluster service account "
+                                    "or ~/.kube/config")
+
+
+def _expand(path: str, environ: Mapping[str, str]) -> str:
+    """`~/` as the kubernetes client expands it (it calls os.path.expanduser)."""
+    if path.startswith("~/") and environ.get("HOME"):
+        return environ["HOME"] + path[1:]
+    return path
+
+
+def api_for(source: ApiSource) -> client.CoreV1Api | None:
+    """A client of its own for the watch (never the library's global default), reading
+    the kubeconfig without writing refreshed tokens back into the user's files (the
+    image's root filesystem is read-only, and a server should not edit them anyway).
+    Raises ConfigError naming the source when it cannot be loaded."""
+    if source.kind == "none":
+        return None
+    configuration = client.Configuration()
+    try:
+        if source.kind == "in-cluster":
+            kube_config.load_incluster_config(client_configuration=configuration)
+        else:
+            if source.kind == "override" and not any(
+                    os.path.exists(os.path.expanduser(path))
+                    for path in source.kubeconfig.split(os.pathsep) if path):
+                raise ConfigError(f"--kubeconfig {source.kubeconfig}: no such file")
+            kube_config.load_kube_config(config_file=source.kubeconfig,
+                                         client_configuration=configuration,
+                                         persist_config=False)
+    except (kube_config.ConfigException, OSError, ValueError) as exc:
+        raise ConfigError(f"{source.describe()}: cannot load it: {exc}") from None
+    return client.CoreV1Api(client.ApiClient(configuration))
 
 
 class NamespaceCache:

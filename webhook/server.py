@@ -31,10 +31,11 @@ from fastapi.responses import Response
 from webhook import config as config_mod
 from webhook import metrics
 from webhook.config import Mirror
+from webhook.drain import DEFAULT_SHUTDOWN_DELAY, Drain
 from webhook.errors import ConfigError
 from webhook.logs import log_config
 from webhook.mutate import Context
-from webhook.namespaces import NamespaceCache, api_from_environment
+from webhook.namespaces import NamespaceCache, api_for, choose_source
 from webhook.reference import Reference
 from webhook.registry import PresenceChecker
 from webhook.review import (
@@ -63,6 +64,7 @@ class Settings:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     own_namespace: str | None = None
     kubeconfig: str | None = None
+    shutdown_delay: float = DEFAULT_SHUTDOWN_DELAY
     environ: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -75,6 +77,8 @@ class Settings:
                                               DEFAULT_MAX_BODY_BYTES)),
                    own_namespace=env.get("POD_NAMESPACE") or None,
                    kubeconfig=env.get("KCI_WEBHOOK_KUBECONFIG") or None,
+                   shutdown_delay=float(env.get("KCI_WEBHOOK_SHUTDOWN_DELAY",
+                                                DEFAULT_SHUTDOWN_DELAY)),
                    environ=env)
 
 
@@ -120,13 +124,14 @@ def create_app(settings: Settings, *,
     tls = tls_for(settings.cert_file, settings.key_file) if settings.cert_file else None
     if namespaces is None:
         namespaces = NamespaceCache(
-            api_from_environment(settings.kubeconfig),
+            api_for(choose_source(override=settings.kubeconfig, environ=settings.environ)),
             on_invalid=lambda _ns, key: metrics.NAMESPACE_INVALID.labels(key).inc(),
             on_state=lambda cache: metrics.set_namespace_state(cache.state, cache.synced_at))
     state = AppState(config=config, environment=environment, namespaces=namespaces, tls=tls,
                      own_namespace=settings.own_namespace,
                      config_digest=_digest(settings.config_path))
     metrics.set_namespace_state(namespaces.state, None)
+    drain = Drain(settings.shutdown_delay)
     if tls:
         metrics.CERT_EXPIRY.set(tls.not_after.timestamp())
 
@@ -136,6 +141,7 @@ def create_app(settings: Settings, *,
         if tls:
             tasks.append(asyncio.create_task(tls.watch()))
         state.namespaces.start()
+        drain.take_over_sigterm(asyncio.get_running_loop())
         yield
         state.namespaces.stop()
         for task in tasks:
@@ -164,7 +170,12 @@ def create_app(settings: Settings, *,
     @app.get("/readyz")
     async def readyz() -> Response:
         """Ready when config and certificate are loaded and the certificate is in date;
-        a degraded namespace cache still serves (last known values), and says so."""
+        a degraded namespace cache still serves (last known values), and says so.
+        Draining (after SIGTERM) is never ready: balancers stop sending new connections."""
+        if drain.since is not None:
+            body = orjson.dumps({"status": "draining", "detail": {
+                "shuttingDownForSeconds": round(time.monotonic() - drain.since, 1)}})
+            return Response(body, status_code=503, media_type=JSON)
         detail: dict[str, Any] = {
             "config": state.config.source,
             "certificate": "loaded" if state.tls else "none",
@@ -188,7 +199,8 @@ def create_app(settings: Settings, *,
         return Response(data, media_type=content_type)
 
     return AdmissionTransport(app, {"/mutate": mutate_with_checks, "/validate": validate_body},
-                              max_body_bytes=settings.max_body_bytes)
+                              max_body_bytes=settings.max_body_bytes,
+                              closing=lambda: drain.active)
 
 
 async def ask_mirrors(state: AppState, asked: list[tuple[Mirror, Reference, str]]
@@ -285,11 +297,12 @@ def _ssl_context(_config: uvicorn.Config, _default: Any) -> ssl.SSLContext:
 
 
 def _exit_cleanly(_signum: int, _frame: FrameType | None) -> None:
-    """SIGTERM outside uvicorn's serving loop. While it serves, uvicorn handles SIGTERM
-    itself (stop accepting, finish in-flight requests, up to the graceful timeout); then
-    it raises the signal again under the handler it found, and with the default handler
-    the process would die of it (exit 143) after a clean shutdown. Exit 0 instead; a
-    SIGTERM during start-up, before uvicorn took over, also ends the process at once."""
+    """SIGTERM outside uvicorn's serving loop. While it serves, the drain (webhook.drain)
+    and then uvicorn handle SIGTERM (stop accepting, finish in-flight requests, up to the
+    graceful timeout); then uvicorn raises the signal again under the handler it found,
+    and with the default handler the process would die of it (exit 143) after a clean
+    shutdown. Exit 0 instead; a SIGTERM during start-up, before uvicorn took over, also
+    ends the process at once."""
     raise SystemExit(0)
 
 
@@ -303,7 +316,14 @@ def run(*, host: str, port: int, workers: int, log_level: str = "info",
         # uvloop + httptools: the asyncio/h11 path stalls reused connections (Nagle, ~44 ms).
         loop="uvloop", http="httptools", access_log=False, log_level=log_level,
         log_config=log_config(log_level, log_format),
-        # The API server's Go client keeps idle connections 90 s: outlive it, so the
-        # server never closes a connection the client is about to reuse.
+        # Keep-alive: the API server's Go client closes a connection idle for 90 s and
+        # reuses idle ones without warning. A server that closes an idle connection
+        # races the client's next request on it, and the API server does not retry a
+        # POST that met a closed connection (`failed to call webhook: ... EOF`); uvicorn's
+        # default of 5 s would lose admissions that way in normal running. Outlive the
+        # client's 90 s, so the client always closes first; the server closes a
+        # connection only after an answer saying `Connection: close` (webhook.drain).
+        # Graceful shutdown: requests in flight get this long (the webhook's own
+        # timeoutSeconds, at most 30 s, bounds how long the API server waits anyway).
         timeout_keep_alive=120, timeout_graceful_shutdown=25, backlog=2048,
     )

@@ -9,7 +9,8 @@ served here, straight from the ASGI scope, throughput at 16 connections rose by 
 The transport never decides policy: it checks the body (content type, size cap, read
 without holding more than the cap), hands the bytes to a handler, and maps errors in one
 place — `BadRequest` to a 4xx with a JSON reason, anything unexpected to an
-AdmissionReview that still carries the request's uid.
+AdmissionReview that still carries the request's uid. While the server drains
+(`closing()`), every answer, its own and FastAPI's, says `Connection: close`.
 """
 
 from __future__ import annotations
@@ -40,16 +41,17 @@ class AdmissionTransport:
     """ASGI app: `routes` (path → handler) for POST, everything else to `fallback`."""
 
     def __init__(self, fallback: ASGIApp, routes: dict[str, Handler], *,
-                 max_body_bytes: int) -> None:
+                 max_body_bytes: int, closing: Callable[[], bool] = lambda: False) -> None:
         self.fallback = fallback
         self.routes = routes
         self.max_body_bytes = max_body_bytes
+        self.closing = closing
         self._children: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         handler = self.routes.get(scope.get("path", "")) if scope["type"] == "http" else None
         if handler is None or scope["method"] != "POST":
-            await self.fallback(scope, receive, send)
+            await self.fallback(scope, receive, _closing(send) if self.closing() else send)
             return
         endpoint = scope["path"].lstrip("/")
         started = time.perf_counter()
@@ -63,15 +65,16 @@ class AdmissionTransport:
                      extra={"endpoint": endpoint, "code": exc.status_code})
             await _send(send, exc.status_code,
                         orjson.dumps({"error": str(exc), "code": exc.status_code}),
-                        close=exc.status_code == 413)
+                        close=exc.status_code == 413 or self.closing())
             return
         except Exception as exc:  # noqa: BLE001 - the one place a bug becomes an answer
             log.exception("admission failed", extra={"endpoint": endpoint})
             metrics.ADMISSIONS.labels(endpoint, "", "", "error").inc()
-            await _send(send, 200, errored(body, f"internal error: {exc}"))
+            await _send(send, 200, errored(body, f"internal error: {exc}"),
+                        close=self.closing())
             return
         self._observe(endpoint, decision, time.perf_counter() - started)
-        await _send(send, 200, decision.body)
+        await _send(send, 200, decision.body, close=self.closing())
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         """Read at most the cap; refuse larger bodies without reading them whole."""
@@ -135,6 +138,17 @@ def _fields(endpoint: str, decision: Decision, seconds: float) -> dict[str, Any]
             "pod": decision.name, "operation": decision.operation,
             "subresource": decision.sub_resource,
             "decision": decision.outcome, "duration_ms": round(seconds * 1000, 3)}
+
+
+def _closing(send: Send) -> Send:
+    """`send` that adds `Connection: close` to the answer (while draining): the client
+    reads that the connection is done before it could reuse it (see webhook.drain)."""
+    async def send_closing(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", ()),
+                                              (b"connection", b"close")]}
+        await send(message)
+    return send_closing
 
 
 async def _send(send: Send, status: int, body: bytes, *, close: bool = False) -> None:
