@@ -1,4 +1,4 @@
-"""Certificate rotation and graceful shutdown of the real server process.
+"""Certificate rotation and the drain on SIGTERM of the real server process.
 
 `python -m webhook serve --cert … --key …` on 127.0.0.1, driven with real AdmissionReviews
 over real TLS, while the test does to it what the cluster does: the kubelet swaps the
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import http.client
 import itertools
+import re
 import signal
 import socket
 import ssl
@@ -94,6 +95,7 @@ class Result:
     at: float           # time.monotonic() when the answer arrived
     serial: int         # serial number of the certificate the server presented
     local_port: int     # which TCP connection carried the request
+    closing: bool = False   # the answer said `Connection: close`
 
 
 @dataclass
@@ -112,8 +114,9 @@ def client_context(ca_file: Path) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(ca_file))
 
 
-def admit(conn: http.client.HTTPSConnection, uid: str) -> None:
-    """One AdmissionReview; raises AssertionError unless it is a valid, allowed answer."""
+def admit(conn: http.client.HTTPSConnection, uid: str) -> bool:
+    """One AdmissionReview; raises AssertionError unless it is a valid, allowed answer.
+    Returns whether the answer said `Connection: close`."""
     conn.request("POST", "/mutate", body=orjson.dumps(pod_review(POD, uid=uid)),
                  headers={"content-type": "application/json"})
     reply = conn.getresponse()
@@ -121,6 +124,7 @@ def admit(conn: http.client.HTTPSConnection, uid: str) -> None:
     assert reply.status == 200, f"HTTP {reply.status}: {body[:200]!r}"
     review = orjson.loads(body)
     assert review["response"]["uid"] == uid and review["response"]["allowed"] is True, review
+    return (reply.getheader("connection") or "").lower() == "close"
 
 
 def peer(conn: http.client.HTTPSConnection) -> tuple[int, int]:
@@ -140,9 +144,10 @@ def new_connections(port: int, ca_file: Path, stop: threading.Event, out: Traffi
             return
         conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=TIMEOUT)
         try:
-            admit(conn, f"new-{i}")
-            serial, local_port = peer(conn)
-            out.results.append(Result(time.monotonic(), serial, local_port))
+            conn.connect()
+            serial, local_port = peer(conn)   # before the answer: `Connection: close` on
+            closing = admit(conn, f"new-{i}")  # it makes http.client close the socket
+            out.results.append(Result(time.monotonic(), serial, local_port, closing))
         except Exception as exc:  # noqa: BLE001 - every failure is the finding
             out.failures.append(f"request new-{i}: {exc!r}")
         finally:
@@ -292,7 +297,7 @@ def slow_upload(port: int, ca_file: Path, upload: Upload, resume: threading.Even
         for offset in range(0, len(body), CHUNK):
             if offset >= len(body) // 2 and not upload.halfway.is_set():
                 upload.halfway.set()
-                resume.wait(TIMEOUT)
+                resume.wait(TIMEOUT * 2)
             yield body[offset:offset + CHUNK]
             time.sleep(PAUSE)
 
@@ -324,44 +329,119 @@ def connection_refused(port: int) -> bool:
         return True
 
 
-def test_sigterm_completes_in_flight_admissions_refuses_new_ones_and_exits_0(
+def readiness(port: int, ca_file: Path) -> int | None:
+    """/readyz's status on a new connection (as a kubelet probe or a balancer asks), or
+    None when no answer came."""
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=client_context(ca_file),
+                                       timeout=TIMEOUT)
+    try:
+        conn.request("GET", "/readyz")
+        reply = conn.getresponse()
+        reply.read()
+        return reply.status
+    except OSError:
+        return None
+    finally:
+        conn.close()
+
+
+SHUTDOWN_DELAY = 4.0    # --shutdown-delay of the SIGTERM tests: long against the few
+                        # requests they send in it, however slow the machine
+
+
+def test_sigterm_drains_for_the_delay_then_completes_in_flight_admissions_and_exits_0(
     tmp_path: Path, running: list[RunningServer],
 ) -> None:
-    server = start_server(tmp_path, TEST_CONFIG)
+    server = start_server(tmp_path, TEST_CONFIG,
+                          args=("--shutdown-delay", str(SHUTDOWN_DELAY)))
     running.append(server)
     port = int(server.url.rsplit(":", 1)[1])
     uploads = [Upload(f"slow-{i}") for i in range(UPLOADERS)]
     resume = threading.Event()
     threads = [threading.Thread(target=slow_upload, args=(port, server.ca, u, resume))
                for u in uploads]
+    stop = threading.Event()
+    fresh = Traffic()
+    threads.append(threading.Thread(target=new_connections,
+                                    args=(port, server.ca, stop, fresh)))
+    pooled = http.client.HTTPSConnection("127.0.0.1", port, context=client_context(server.ca),
+                                         timeout=TIMEOUT)
     for t in threads:
         t.start()
     try:
         wait_for(lambda: all(u.halfway.is_set() for u in uploads), "every upload halfway")
         assert [u.error for u in uploads] == [None] * UPLOADERS
-        time.sleep(0.5)  # let the server read what was sent: each request is in progress
+        assert admit(pooled, "pooled-before") is False        # kept alive, then left idle
+        wait_for(lambda: len(fresh.results) >= 3, "answers on new connections before SIGTERM")
+        time.sleep(0.5)  # let the server read what was sent: each upload is in progress
 
-        server.process.send_signal(signal.SIGTERM)
         terminated = time.monotonic()
-        # It stops accepting at once, while the uploads are still only half sent ...
-        wait_for(lambda: connection_refused(port), "new connections to be refused", 5)
+        server.process.send_signal(signal.SIGTERM)
+        # Not ready at once, while it still accepts (a balancer stops routing here) ...
+        wait_for(lambda: readiness(port, server.ca) == 503, "/readyz to answer 503")
+        not_ready = time.monotonic()
+        # ... new connections are still accepted and answered, each answer saying
+        # Connection: close, and so is a request on the idle pooled connection ...
+        wait_for(lambda: sum(r.at > not_ready for r in fresh.results) >= 5,
+                 "answers on new connections after /readyz turned 503")
+        stop.set()
+        assert admit(pooled, "pooled-during") is True
+        # ... until the delay is over: then no new connection is taken, while the
+        # uploads are still only half sent.
+        wait_for(lambda: connection_refused(port), "new connections to be refused",
+                 SHUTDOWN_DELAY + TIMEOUT)
+        refused = time.monotonic()
         assert server.process.poll() is None, "exited with requests in flight"
     finally:
+        stop.set()
         resume.set()  # ... and then the rest of each body arrives, slowly
         for t in threads:
             t.join(TIMEOUT * 3)
+        pooled.close()
     assert not any(t.is_alive() for t in threads)
 
+    log = server.log.read_text()
+    assert fresh.failures == [], (fresh.failures, log)
+    before = [r for r in fresh.results if r.at < terminated]
+    during = [r for r in fresh.results if r.at > not_ready]
+    assert before and not any(r.closing for r in before)
+    assert len(during) >= 5 and all(r.closing for r in during)
+    assert refused - terminated > SHUTDOWN_DELAY       # the listener outlived the delay
     for upload in uploads:
         assert upload.error is None, upload.error
         assert upload.status == 200, (upload.status, upload.body[:300])
         review = orjson.loads(upload.body)
         assert review["response"]["uid"] == upload.uid and review["response"]["allowed"]
         assert upload.headers.get("connection") == "close"  # no keep-alive past shutdown
-    returncode = server.process.wait(GRACEFUL_SHUTDOWN + 5)
-    elapsed = time.monotonic() - terminated
+    returncode = server.process.wait(SHUTDOWN_DELAY + GRACEFUL_SHUTDOWN + 5)
     log = server.log.read_text()
     assert returncode == 0, log
-    assert elapsed < GRACEFUL_SHUTDOWN, f"took {elapsed:.1f} s: {log}"
     assert "timeout graceful shutdown exceeded" not in log
+    assert log.count("SIGTERM: process") == 1, log
     assert connection_refused(port)
+
+
+def test_sigterm_turns_every_worker_not_ready_and_the_supervisor_exits_0(
+    tmp_path: Path, running: list[RunningServer],
+) -> None:
+    """With --workers, uvicorn's supervisor hands SIGTERM to each worker: every one of
+    them drains, so no worker keeps telling a balancer it is ready."""
+    workers = 2
+    server = start_server(tmp_path, TEST_CONFIG, args=(
+        "--workers", str(workers), "--shutdown-delay", str(SHUTDOWN_DELAY)))
+    running.append(server)
+    port = int(server.url.rsplit(":", 1)[1])
+    wait_for(lambda: server.log.read_text().count("Application startup complete") == workers,
+             "every worker to start", TIMEOUT * 2)
+
+    server.process.send_signal(signal.SIGTERM)
+    wait_for(lambda: server.log.read_text().count("SIGTERM: process") == workers,
+             "every worker to start draining")
+    answers = [readiness(port, server.ca) for _ in range(10)]   # whichever worker accepts
+    returncode = server.process.wait(SHUTDOWN_DELAY + GRACEFUL_SHUTDOWN + 5)
+
+    log = server.log.read_text()
+    assert answers == [503] * 10, (answers, log)
+    pids = set(re.findall(r"SIGTERM: process (\d+) not ready", log))
+    assert len(pids) == workers, log
+    assert returncode == 0, log

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import threading
 import time
@@ -84,6 +85,7 @@ class Drain:
         return True
 
     def _start(self, loop: asyncio.AbstractEventLoop, stop: SignalHandler, signum: int) -> None:
-        log.info("SIGTERM: not ready; serving every connection for %gs more, each answer "
-                 "with Connection: close, then finishing requests in flight", self.delay)
+        log.info("SIGTERM: process %d not ready; serving every connection for %gs more, "
+                 "each answer with Connection: close, then finishing requests in flight",
+                 os.getpid(), self.delay)
         loop.call_later(self.delay, stop, signum, None)
