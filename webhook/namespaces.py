@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+import yaml
 from kubernetes import client, watch
 from kubernetes import config as kube_config
 from kubernetes.client.rest import ApiException
@@ -130,8 +131,11 @@ def api_for(source: ApiSource) -> client.CoreV1Api | None:
             kube_config.load_kube_config(config_file=source.kubeconfig,
                                          client_configuration=configuration,
                                          persist_config=False)
-    except (kube_config.ConfigException, OSError, ValueError) as exc:
+    except (kube_config.ConfigException, yaml.YAMLError, OSError, ValueError) as exc:
         raise ConfigError(f"{source.describe()}: cannot load it: {exc}") from None
+    except (TypeError, KeyError, AttributeError) as exc:     # YAML, but of another shape
+        raise ConfigError(f"{source.describe()}: cannot load it: not shaped like a "
+                          f"kubeconfig ({type(exc).__name__}: {exc})") from None
     return client.CoreV1Api(client.ApiClient(configuration))
 
 
