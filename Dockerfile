@@ -11,22 +11,25 @@
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
-# --- build: the project's wheel and every dependency's, installed into a venv ----------
+# --- build: the locked dependencies and the project, installed into a venv -------------
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 WORKDIR /src
-# Only what the wheel is built from (.dockerignore keeps everything else, certs and
-# keys above all, out of the build context).
+# Only what the install needs (.dockerignore keeps everything else, certs and keys above
+# all, out of the build context).
+COPY requirements.lock ./
+# Every runtime dependency at the version `make lock` resolved, each file checked
+# against its hash: the same inputs give the same image. All ship manylinux wheels for
+# CPython 3.11, so no compiler is needed; pip compiles the .pyc files here, because the
+# final image cannot write them at run time (read-only root filesystem).
+RUN python -m venv /opt/venv \
+ && /opt/venv/bin/pip install --no-cache-dir --require-hashes -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY webhook ./webhook
-# Every dependency ships manylinux wheels for CPython 3.11, so no compiler is needed; pip
-# compiles the .pyc files here, because the final image cannot write them at run time
-# (read-only root filesystem).
-RUN pip wheel --no-cache-dir --wheel-dir /wheels . \
- && python -m venv /opt/venv \
- && /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /wheels \
-        /wheels/kci_webhook-*.whl \
+# The project itself, without resolving anything again (--no-deps), then no installer
+# left behind.
+RUN /opt/venv/bin/pip install --no-cache-dir --no-deps . \
  && /opt/venv/bin/pip uninstall --yes pip setuptools
 
 # --- final: the venv on a clean slim image, no build tools, no wheels --------------------

@@ -3,10 +3,15 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Serving only: the locked runtime dependencies and the package, no test tools.
+RUNTIME_STAMP := $(VENV)/.installed-runtime
+LOCK   := requirements.lock
+HOST   ?= 127.0.0.1
+PORT   ?= 8443
 # Debian packages the tests start for real (a registry, skopeo to push test images).
 DEB_PACKAGES ?= docker-registry skopeo wrk
 
-.PHONY: all venv deps run test lint typecheck bench bench-compare soak fuzz clean certs manifests chart-docs
+.PHONY: all venv deps run lock test lint typecheck bench bench-compare soak fuzz clean certs manifests chart-docs
 
 all: test
 
@@ -18,6 +23,14 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# The same dependency versions the image runs (Dockerfile), checked against their hashes.
+$(RUNTIME_STAMP): pyproject.toml $(LOCK)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $(RUNTIME_STAMP)
+
 # Install missing Debian packages (CI runs as root; elsewhere sudo is used if present).
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -27,8 +40,18 @@ deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
-run: $(STAMP)
-	$(BIN)/kci-webhook serve --config examples/config.yaml --port 8443
+# Loopback by default; `make run HOST=0.0.0.0 PORT=9443` to listen elsewhere.
+run: $(RUNTIME_STAMP)
+	$(BIN)/kci-webhook serve --config examples/config.yaml --host $(HOST) --port $(PORT)
+
+# Re-resolve the runtime dependencies of pyproject.toml into $(LOCK), every file's hash
+# included. Resolved for the Python that runs it: use the image's (3.11).
+lock:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -e '.[lock]'
+	CUSTOM_COMPILE_COMMAND='make lock' $(BIN)/pip-compile --quiet --generate-hashes \
+	  --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links \
+	  --no-emit-trusted-host --output-file $(LOCK) pyproject.toml
 
 lint: $(STAMP)
 	$(BIN)/ruff check webhook tests bench
