@@ -71,12 +71,12 @@ def _parser() -> argparse.ArgumentParser:
                             "no namespace defaults)")
     serve.add_argument("--shutdown-delay", type=_seconds, metavar="SECONDS",
                        default=os.environ.get("KCI_WEBHOOK_SHUTDOWN_DELAY",
-                                              str(DEFAULT_SHUTDOWN_DELAY)),
+                                              f"{DEFAULT_SHUTDOWN_DELAY:g}"),
                        help="on SIGTERM, answer /readyz 503 and keep serving this long, each "
                             "answer with Connection: close, before finishing the requests in "
                             "flight and exiting; longer than the endpoint removal takes to "
-                            "reach every balancer (default: $KCI_WEBHOOK_SHUTDOWN_DELAY, else "
-                            f"{DEFAULT_SHUTDOWN_DELAY:g}; 0 stops at once)")
+                            "reach every balancer; 0 stops at once; "
+                            "$KCI_WEBHOOK_SHUTDOWN_DELAY sets the default")
     serve.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES,
                        help="larger request bodies get HTTP 413 (default 7 MiB)")
     serve.add_argument("--log-level", default=os.environ.get("KCI_WEBHOOK_LOG_LEVEL", "info"),
