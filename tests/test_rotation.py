@@ -269,10 +269,13 @@ PAUSE = 0.01                     # per chunk: about a second per upload, on purp
 
 
 def big_review(uid: str) -> bytes:
-    """A valid AdmissionReview of about 6 MiB: a pod with a large, harmless annotation."""
-    pod = {**POD, "metadata": {**POD["metadata"], "annotations": {"example.com/padding": ""}}}
+    """A valid AdmissionReview of about 6 MiB: a pod with a large, harmless environment
+    value (not an annotation: their total is limited to 256 KiB, and the webhook refuses
+    a pod whose annotations pass it)."""
+    container = {**POD["spec"]["containers"][0], "env": [{"name": "PADDING", "value": ""}]}
+    pod = {**POD, "spec": {"containers": [container]}}
     overhead = len(orjson.dumps(pod_review(pod, uid=uid)))
-    pod["metadata"]["annotations"]["example.com/padding"] = "x" * (BODY_TARGET - overhead)
+    container["env"][0]["value"] = "x" * (BODY_TARGET - overhead)
     body = orjson.dumps(pod_review(pod, uid=uid))
     assert len(body) == BODY_TARGET
     return body
