@@ -104,6 +104,8 @@ def start_server(workdir: Path, config_text: str | None, *, env: dict[str, str] 
         cmd += ["--config", "config.yaml"]
     log = workdir / "server.log"
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("KCI_")}
+    # Stopped at once when a test is done with it; the drain tests pass --shutdown-delay.
+    full_env["KCI_WEBHOOK_SHUTDOWN_DELAY"] = "0"
     full_env.update(env or {})
     with log.open("wb") as out:
         process = subprocess.Popen(cmd, cwd=workdir, stdout=out, stderr=subprocess.STDOUT,

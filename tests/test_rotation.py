@@ -332,15 +332,17 @@ def connection_refused(port: int) -> bool:
         return True
 
 
-def readiness(port: int, ca_file: Path) -> int | None:
+def readiness(port: int, ca_file: Path, *, closing: list[bool] | None = None) -> int | None:
     """/readyz's status on a new connection (as a kubelet probe or a balancer asks), or
-    None when no answer came."""
+    None when no answer came; `closing` collects whether it said `Connection: close`."""
     conn = http.client.HTTPSConnection("127.0.0.1", port, context=client_context(ca_file),
                                        timeout=TIMEOUT)
     try:
         conn.request("GET", "/readyz")
         reply = conn.getresponse()
         reply.read()
+        if closing is not None:
+            closing.append((reply.getheader("connection") or "").lower() == "close")
         return reply.status
     except OSError:
         return None
@@ -383,6 +385,9 @@ def test_sigterm_drains_for_the_delay_then_completes_in_flight_admissions_and_ex
         # Not ready at once, while it still accepts (a balancer stops routing here) ...
         wait_for(lambda: readiness(port, server.ca) == 503, "/readyz to answer 503")
         not_ready = time.monotonic()
+        probe_closing: list[bool] = []
+        assert readiness(port, server.ca, closing=probe_closing) == 503
+        assert probe_closing == [True]     # FastAPI's answers say it too
         # ... new connections are still accepted and answered, each answer saying
         # Connection: close, and so is a request on the idle pooled connection ...
         wait_for(lambda: sum(r.at > not_ready for r in fresh.results) >= 5,
