@@ -23,6 +23,7 @@ from webhook.annotations import (
     parse_dns_config,
     parse_host_aliases,
 )
+from webhook.dialects import DEFAULT_DIALECT, DIALECT_NAMES
 from webhook.errors import AnnotationError, ConfigError, ReferenceError_
 from webhook.reference import is_path_component_sequence, normalize_domain, parse_registry_host
 
@@ -89,6 +90,7 @@ class Config:
     """The whole configuration file, validated."""
 
     on_invalid: str = "deny"
+    dialect: str = DEFAULT_DIALECT  # whose annotation keys pods speak (webhook.dialects)
     defaults: Defaults = field(default_factory=Defaults)
     mirrors: tuple[Mirror, ...] = ()
     allowed_insecure_registries: tuple[str, ...] = ()
@@ -124,9 +126,11 @@ def load_config(text: str | bytes, *, source: str) -> Config:
 def config_from_data(data: object, *, source: str) -> Config:
     """Validate already-decoded config data (the YAML document)."""
     problems: list[str] = []
-    top = _mapping(data, "(top level)", problems, {"onInvalid", "defaults", "mirrors",
-                                                   "security", "exclude", "mirrorChecks"})
+    top = _mapping(data, "(top level)", problems, {"onInvalid", "dialect", "defaults",
+                                                   "mirrors", "security", "exclude",
+                                                   "mirrorChecks"})
     on_invalid = _choice(top.get("onInvalid", "deny"), "onInvalid", ON_INVALID, problems)
+    dialect = _choice(top.get("dialect", DEFAULT_DIALECT), "dialect", DIALECT_NAMES, problems)
     defaults = _defaults(top.get("defaults") or {}, problems)
     mirrors = tuple(_mirrors(top.get("mirrors") or [], problems))
     security = _mapping(top.get("security") or {}, "security", problems,
@@ -138,7 +142,7 @@ def config_from_data(data: object, *, source: str) -> Config:
     problems.extend(_cycles(mirrors))
     if problems:
         raise ConfigError("\n".join(f"{source}: {p}" for p in problems))
-    return Config(on_invalid=on_invalid, defaults=defaults, mirrors=mirrors,
+    return Config(on_invalid=on_invalid, dialect=dialect, defaults=defaults, mirrors=mirrors,
                   allowed_insecure_registries=allowed, exclude_namespaces=frozenset(excluded),
                   mirror_checks=checks, source=source)
 

@@ -8,38 +8,82 @@ live in one place:
 - host aliases: merged by hostname, the most specific level wins a hostname;
 - DNS config: the most specific level that sets it wins whole;
 - HTTP / insecure registry lists and pull secrets: union, most specific first.
+
+Pod and namespace annotations are read in the active dialect (`webhook.dialects`): its
+readers yield the canonical values a `Layer` holds, so nothing below this point knows
+which vendor's keys they came from.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from functools import partial
 
 from webhook.annotations import (
     IMAGE_PULL_SECRETS,
-    KCI_DNS_CONFIG,
-    KCI_HOST_ALIASES,
-    KCI_HTTP_REGISTRY,
-    KCI_INSECURE_REGISTRY,
     MIRRORS_SWITCH,
     DnsConfig,
     HostAlias,
-    parse_dns_config,
-    parse_host_aliases,
     parse_mirrors_switch,
     parse_name_list,
-    parse_registry_list,
 )
 from webhook.config import Config, Defaults, EnvironmentDefaults
+from webhook.dialects import (
+    ALL_KEYS,
+    DEFAULT_DIALECT,
+    DIALECT_KEY,
+    DIALECTS,
+    Dialect,
+    RegistryReader,
+    chosen_dialect,
+    parse_dialect,
+)
 from webhook.errors import AnnotationError
 
 EMPTY_VALUE = "is empty; remove the annotation or give a value"
 
-# Annotations every level understands, and those only a Namespace may carry.
-POD_KEYS = (KCI_HOST_ALIASES, KCI_DNS_CONFIG, KCI_HTTP_REGISTRY, KCI_INSECURE_REGISTRY,
-            MIRRORS_SWITCH)
-NAMESPACE_KEYS = (*POD_KEYS, IMAGE_PULL_SECRETS)
+# Annotations of any dialect a pod may carry (what a re-admission compares), and those a
+# Namespace may carry besides.
+POD_KEYS = (*ALL_KEYS, MIRRORS_SWITCH)
+NAMESPACE_KEYS = (*POD_KEYS, IMAGE_PULL_SECRETS, DIALECT_KEY)
+
+Reader = Callable[[str, str], object]  # (raw value, level) → canonical value
+
+
+def _readers(dialect: Dialect) -> dict[str, tuple[str, Reader]]:
+    """key → (Layer field, reader): the dialect's keys, then the webhook's own."""
+    readers: dict[str, tuple[str, Reader]] = {}
+    registries = dialect.read_registries
+    for field, key in (("http_registries", dialect.http_key),
+                       ("insecure_registries", dialect.insecure_key)):
+        if key is not None:
+            readers[key] = (field, partial(_registries, read=registries, key=key))
+    hosts, dns = dialect.read_hosts, dialect.read_dns
+    if dialect.hosts_key is not None and hosts is not None:
+        readers[dialect.hosts_key] = ("host_aliases", lambda raw, level: hosts(raw, level=level))
+    if dialect.dns_key is not None and dns is not None:
+        readers[dialect.dns_key] = ("dns_config", lambda raw, level: dns(raw, level=level))
+    readers[MIRRORS_SWITCH] = ("mirrors_on",
+                               lambda raw, level: parse_mirrors_switch(raw, level=level))
+    readers[IMAGE_PULL_SECRETS] = ("pull_secrets", partial(_names, key=IMAGE_PULL_SECRETS))
+    readers[DIALECT_KEY] = ("dialect", lambda raw, level: parse_dialect(raw, level=level))
+    return readers
+
+
+def _registries(raw: str, level: str, *, read: RegistryReader, key: str) -> tuple[str, ...]:
+    return read(raw, key=key, level=level)
+
+
+def _names(raw: str, level: str, *, key: str) -> tuple[str, ...]:
+    return parse_name_list(raw, key=key, level=level)
+
+
+_READERS = {name: _readers(d) for name, d in DIALECTS.items()}
+_POD_KEYS = {name: (*d.annotation_keys(), MIRRORS_SWITCH) for name, d in DIALECTS.items()}
+_NAMESPACE_KEYS = {name: (*keys, IMAGE_PULL_SECRETS, DIALECT_KEY)
+                   for name, keys in _POD_KEYS.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,39 +102,51 @@ class Layer:
     mirrors_on: bool | None = None
     pull_secrets: tuple[str, ...] = ()
     problems: tuple[str, ...] = ()
+    # A Namespace's own: the dialect it names (None: the config's), the dialect its
+    # values were read in, and its raw annotations, to read them again in another.
+    dialect: str | None = None
+    read_as: str = DEFAULT_DIALECT
+    source: tuple[tuple[str, str], ...] = ()
 
 
 def layer_from_annotations(annotations: Mapping[str, object], *, level: str,
-                           keys: Sequence[str] = POD_KEYS) -> Layer:
-    """Parse the KCI annotations among `annotations`; invalid ones become `problems`.
+                           dialect: Dialect = DIALECTS[DEFAULT_DIALECT],
+                           keys: Sequence[str] | None = None) -> Layer:
+    """Parse `dialect`'s annotations among `annotations`; invalid ones become `problems`.
 
     Pods of one Deployment carry the same values: a layer is a pure function of them,
-    so it is remembered (keyed on the raw strings, bounded)."""
+    so it is remembered (keyed on the dialect and the raw strings, bounded)."""
+    if keys is None:
+        keys = _POD_KEYS[dialect.name]
     values = tuple(annotations.get(key) for key in keys)
     if values.count(None) == len(values):
-        return _empty_layer(level)
+        return _empty_layer(level, dialect.name)
     if all(v is None or isinstance(v, str) for v in values):
-        return _cached_layer(level, tuple(keys), values)
-    return _parse_layer(dict(zip(keys, values, strict=True)), level=level, keys=keys)
+        return _cached_layer(level, dialect.name, tuple(keys), values)
+    return _parse_layer(dict(zip(keys, values, strict=True)), level=level,
+                        dialect=dialect.name, keys=keys)
 
 
 @functools.lru_cache(maxsize=64)
-def _empty_layer(level: str) -> Layer:
-    return Layer(level=level)
+def _empty_layer(level: str, dialect: str) -> Layer:
+    return Layer(level=level, read_as=dialect)
 
 
 @functools.lru_cache(maxsize=2048)
-def _cached_layer(level: str, keys: tuple[str, ...], values: tuple[str | None, ...]) -> Layer:
-    return _parse_layer(dict(zip(keys, values, strict=True)), level=level, keys=keys)
+def _cached_layer(level: str, dialect: str, keys: tuple[str, ...],
+                  values: tuple[str | None, ...]) -> Layer:
+    return _parse_layer(dict(zip(keys, values, strict=True)), level=level, dialect=dialect,
+                        keys=keys)
 
 
-def _parse_layer(annotations: Mapping[str, object], *, level: str,
+def _parse_layer(annotations: Mapping[str, object], *, level: str, dialect: str,
                  keys: Sequence[str]) -> Layer:
     problems: list[str] = []
     values: dict[str, object] = {}
+    readers = _READERS[dialect]
     for key in keys:
         raw = annotations.get(key)
-        if raw is None:
+        if raw is None or key not in readers:
             continue
         if not isinstance(raw, str):
             problems.append(f"{key} ({level}): value must be a string")
@@ -100,37 +156,36 @@ def _parse_layer(annotations: Mapping[str, object], *, level: str,
             # that rendered nothing), never a silent "unset" nor an empty list.
             problems.append(f"{key} ({level}): {EMPTY_VALUE}")
             continue
+        field, read = readers[key]
         try:
-            values[key] = _parse(key, raw, level)
+            values[field] = read(raw, level)
         except AnnotationError as exc:
             problems.extend(exc.problems)
-    return Layer(
-        level=level,
-        host_aliases=values.get(KCI_HOST_ALIASES),  # type: ignore[arg-type]
-        dns_config=values.get(KCI_DNS_CONFIG),  # type: ignore[arg-type]
-        http_registries=values.get(KCI_HTTP_REGISTRY, ()),  # type: ignore[arg-type]
-        insecure_registries=values.get(KCI_INSECURE_REGISTRY, ()),  # type: ignore[arg-type]
-        mirrors_on=values.get(MIRRORS_SWITCH),  # type: ignore[arg-type]
-        pull_secrets=values.get(IMAGE_PULL_SECRETS, ()),  # type: ignore[arg-type]
-        problems=tuple(problems),
-    )
+    return Layer(level=level, problems=tuple(problems), read_as=dialect,
+                 **values)  # type: ignore[arg-type]
 
 
-def _parse(key: str, raw: str, level: str) -> object:
-    if key == KCI_HOST_ALIASES:
-        return parse_host_aliases(raw, level=level)
-    if key == KCI_DNS_CONFIG:
-        return parse_dns_config(raw, level=level)
-    if key == MIRRORS_SWITCH:
-        return parse_mirrors_switch(raw, level=level)
-    if key == IMAGE_PULL_SECRETS:
-        return parse_name_list(raw, key=key, level=level)
-    return parse_registry_list(raw, key=key, level=level)
+def namespace_layer(name: str, annotations: Mapping[str, object],
+                    default_dialect: str = DEFAULT_DIALECT) -> Layer:
+    """A Namespace's defaults, read in the dialect it names, else in `default_dialect`.
+
+    Parse once per change of the Namespace, not per pod."""
+    dialect = chosen_dialect(annotations.get(DIALECT_KEY)) or default_dialect
+    layer = layer_from_annotations(annotations, level=f"namespace {name}",
+                                   dialect=DIALECTS[dialect], keys=_NAMESPACE_KEYS[dialect])
+    source = tuple((key, value) for key, value in annotations.items()
+                   if key in NAMESPACE_KEYS and isinstance(value, str))
+    return replace(layer, source=source)
 
 
-def namespace_layer(name: str, annotations: Mapping[str, object]) -> Layer:
-    """A Namespace's defaults. Parse once per change of the Namespace, not per pod."""
-    return layer_from_annotations(annotations, level=f"namespace {name}", keys=NAMESPACE_KEYS)
+def namespace_layer_as(layer: Layer, dialect: Dialect) -> Layer:
+    """`layer` (a Namespace's) read again in `dialect`, when it was read in another: the
+    config's default dialect changed since, or a preview asks for another."""
+    if layer.read_as == dialect.name:
+        return layer
+    again = layer_from_annotations(dict(layer.source), level=layer.level, dialect=dialect,
+                                   keys=_NAMESPACE_KEYS[dialect.name])
+    return replace(again, source=layer.source)
 
 
 @functools.lru_cache(maxsize=8)

@@ -14,23 +14,17 @@ from typing import Any
 import orjson
 
 from webhook.annotations import (
-    KCI_DNS_CONFIG,
-    KCI_HOST_ALIASES,
-    KCI_HTTP_REGISTRY,
-    KCI_INSECURE_REGISTRY,
     ORIGINAL_IMAGES,
     DnsConfig,
     DnsOption,
     HostAlias,
     dns_config_from_spec,
-    dns_config_json,
     dns_config_to_spec,
     dns_limit_problems,
-    host_aliases_json,
     host_aliases_to_spec,
-    registry_list_text,
 )
 from webhook.config import Config, EnvironmentDefaults, Mirror, registry_allowed
+from webhook.dialects import ALL_REGISTRIES, DIALECTS, Dialect, foreign_key_warnings
 from webhook.errors import InvalidInput
 from webhook.images import (
     CONTAINER_LISTS,
@@ -49,6 +43,7 @@ from webhook.layers import (
     group_by_ip,
     layer_from_annotations,
     merge_host_aliases,
+    namespace_layer_as,
     union,
 )
 from webhook.reference import Reference
@@ -64,6 +59,14 @@ class Context:
     namespace: str = ""
     namespace_layer: Layer | None = None
     own_namespace: str | None = None
+    dialect: str | None = None  # overrides the namespace's and the config's (a preview)
+
+
+def dialect_of(ctx: Context) -> Dialect:
+    """The preview's choice, else the Namespace's, else the config's."""
+    ns_layer = ctx.namespace_layer
+    return DIALECTS[ctx.dialect or (ns_layer.dialect if ns_layer else None)
+                    or ctx.config.dialect]
 
 
 @dataclass(slots=True)
@@ -93,22 +96,25 @@ def mutate(pod: Pod, ctx: Context, *, availability: Availability | None = None) 
     spec = pod["spec"]
     annotations = meta.get("annotations") or {}
     warnings: list[str] = []
+    dialect = dialect_of(ctx)
 
-    pod_layer = layer_from_annotations(annotations, level="pod")
+    pod_layer = layer_from_annotations(annotations, level="pod", dialect=dialect)
     if pod_layer.problems:
         if config.on_invalid == "deny":
             return Outcome(pod, denial="; ".join(pod_layer.problems))
         warnings.extend(f"{p} (ignored)" for p in pod_layer.problems)
+    warnings.extend(foreign_key_warnings(annotations, dialect))
     ns_layer = ctx.namespace_layer
     if ns_layer is not None:
+        ns_layer = namespace_layer_as(ns_layer, dialect)
         warnings.extend(f"{p} (ignored)" for p in ns_layer.problems)
     if ns_layer is not None:
-        ns_denied = _security_problems(ns_layer, config.allowed_insecure_registries)
+        ns_denied = _security_problems(ns_layer, config.allowed_insecure_registries, dialect)
         warnings.extend(f"{p} (ignored)" for p in ns_denied)
         if ns_denied:
             ns_layer = _without_registries(ns_layer)
     own = _declared_by_pod(pod_layer, ns_layer, config)
-    denied = _security_problems(own, config.allowed_insecure_registries)
+    denied = _security_problems(own, config.allowed_insecure_registries, dialect)
     if denied:
         return Outcome(pod, denial="; ".join(denied))
 
@@ -124,12 +130,13 @@ def mutate(pod: Pod, ctx: Context, *, availability: Availability | None = None) 
                  else {})
     refs = image_refs(new_spec)
     used = mirrors_used(refs, config.mirrors)
-    warnings.extend(_advice(own, used, rewritten, {ref.domain for ref in refs}))
+    warnings.extend(_advice(own, used, rewritten, {ref.domain for ref in refs}, dialect))
 
     new_annotations = dict(annotations)
-    _apply_registries(new_annotations, pod_layer, layers, used)
-    _apply_host_aliases(new_spec, new_annotations, pod_layer, layers)
-    denial = _apply_dns(new_spec, new_annotations, pod_layer, layers, config, warnings)
+    _apply_registries(new_annotations, pod_layer, layers, used, dialect, warnings)
+    _apply_host_aliases(new_spec, new_annotations, pod_layer, layers, dialect)
+    denial = _apply_dns(new_spec, new_annotations, pod_layer, layers, config, warnings,
+                        dialect)
     if denial:
         return Outcome(pod, denial=denial)
     _apply_pull_secrets(new_spec, ns_layer, used)
@@ -182,13 +189,20 @@ def _check_shape(pod: object) -> None:
 # --- security --------------------------------------------------------------------------
 
 
-def _security_problems(layer: Layer, patterns: tuple[str, ...]) -> list[str]:
-    """A pod must not downgrade TLS for a registry the platform did not allow."""
+def _security_problems(layer: Layer, patterns: tuple[str, ...],
+                       dialect: Dialect) -> list[str]:
+    """A pod must not downgrade TLS for a registry the platform did not allow. "Every
+    registry" is allowed only where nothing is restricted."""
     problems = []
-    for key, registries in ((KCI_HTTP_REGISTRY, layer.http_registries),
-                            (KCI_INSECURE_REGISTRY, layer.insecure_registries)):
+    for key, registries in ((dialect.http_key, layer.http_registries),
+                            (dialect.insecure_key, layer.insecure_registries)):
         for registry in registries:
-            if not registry_allowed(registry, patterns):
+            if registry == ALL_REGISTRIES and patterns:
+                problems.append(f"{key} ({layer.level}): {dialect.shown(registry)!r} (every "
+                                "registry) is not allowed while "
+                                "security.allowedInsecureRegistries restricts which registries "
+                                "TLS may be weakened for")
+            elif registry != ALL_REGISTRIES and not registry_allowed(registry, patterns):
                 problems.append(f"{key} ({layer.level}): registry {registry!r} is not in "
                                 "security.allowedInsecureRegistries; TLS may not be weakened "
                                 "for it")
@@ -242,7 +256,7 @@ def presence_questions(pod: Pod, ctx: Context) -> list[tuple[Mirror, Reference, 
 
 
 def _advice(pod_layer: Layer, used: list[Mirror], rewritten: dict[str, tuple[str, str]],
-            domains: set[str]) -> list[str]:
+            domains: set[str], dialect: Dialect) -> list[str]:
     """Likely mistakes worth a warning, not a denial. `domains`: registries of the images;
     `pod_layer`: what the pod itself declares (`_declared_by_pod`)."""
     advice = []
@@ -251,10 +265,10 @@ def _advice(pod_layer: Layer, used: list[Mirror], rewritten: dict[str, tuple[str
         if mirror.host in hosts and not mirror.pull_secret:
             advice.append(f"images rewritten to mirror {mirror.host}, which has no pullSecret "
                           "configured: the node must be able to pull from it anonymously")
-    for key, registries in ((KCI_HTTP_REGISTRY, pod_layer.http_registries),
-                            (KCI_INSECURE_REGISTRY, pod_layer.insecure_registries)):
+    for key, registries in ((dialect.http_key, pod_layer.http_registries),
+                            (dialect.insecure_key, pod_layer.insecure_registries)):
         for registry in registries:
-            if registry not in domains:
+            if registry not in domains and registry != ALL_REGISTRIES:
                 advice.append(f"{key} (pod): registry {registry!r} is not used by any image "
                               "of this pod (a typo?)")
     return advice
@@ -281,20 +295,28 @@ def _record_originals(annotations: dict[str, Any], rewritten: dict[str, tuple[st
 
 
 def _apply_registries(annotations: dict[str, Any], pod_layer: Layer, layers: list[Layer],
-                      used: list[Mirror]) -> None:
+                      used: list[Mirror], dialect: Dialect, warnings: list[str]) -> None:
     """Union of every level, plus the mirrors this pod pulls from that need them."""
     http = union([*(layer.http_registries for layer in layers),
                   [m.host for m in used if m.scheme == "http"]])
     insecure = union([*(layer.insecure_registries for layer in layers),
                       [m.host for m in used if m.insecure_skip_verify and m.scheme == "https"]])
-    for key, entries, own in ((KCI_HTTP_REGISTRY, http, pod_layer.http_registries),
-                              (KCI_INSECURE_REGISTRY, insecure, pod_layer.insecure_registries)):
-        if entries and entries != own:
-            annotations[key] = registry_list_text(entries)
+    for key, entries, own, need in (
+            (dialect.http_key, http, pod_layer.http_registries, "plain HTTP"),
+            (dialect.insecure_key, insecure, pod_layer.insecure_registries,
+             "TLS verification skipped")):
+        if not entries:
+            continue
+        if key is None:
+            warnings.append(f"{', '.join(entries)}: needs {need}, but the {dialect.name} "
+                            f"dialect ({dialect.vendor}) has no annotation to say so; pulls "
+                            "from it may fail")
+        elif entries != own:
+            annotations[key] = dialect.write_registries(entries)
 
 
 def _apply_host_aliases(spec: Pod, annotations: dict[str, Any], pod_layer: Layer,
-                        layers: list[Layer]) -> None:
+                        layers: list[Layer], dialect: Dialect) -> None:
     """Add to spec.hostAliases the hostnames it lacks; write back what the spec resolves.
 
     The spec's own entries are kept and win a hostname. The annotation written back is
@@ -318,12 +340,12 @@ def _apply_host_aliases(spec: Pod, annotations: dict[str, Any], pod_layer: Layer
         ip_of = resolved(final)
         written = group_by_ip((name, ip_of[name]) for alias in effective
                               for name in alias.hostnames)
-    if written != pod_layer.host_aliases:
-        annotations[KCI_HOST_ALIASES] = host_aliases_json(written)
+    if written != pod_layer.host_aliases and dialect.hosts_key and dialect.write_hosts:
+        annotations[dialect.hosts_key] = dialect.write_hosts(written)
 
 
 def _apply_dns(spec: Pod, annotations: dict[str, Any], pod_layer: Layer, layers: list[Layer],
-               config: Config, warnings: list[str]) -> str | None:
+               config: Config, warnings: list[str], dialect: Dialect) -> str | None:
     """Merge the winning DNS config into spec.dnsConfig; limits are checked after the merge.
     What is written back is the winning config as the spec then has it (`as_merged`)."""
     dns, level = effective_dns(layers)
@@ -340,8 +362,8 @@ def _apply_dns(spec: Pod, annotations: dict[str, Any], pod_layer: Layer, layers:
     if merged != current:
         spec["dnsConfig"] = {**(spec.get("dnsConfig") or {}), **dns_config_to_spec(merged)}
     effective = as_merged(dns, merged) if current.options else dns  # no spec option to win
-    if effective != pod_layer.dns_config:
-        annotations[KCI_DNS_CONFIG] = dns_config_json(effective)
+    if effective != pod_layer.dns_config and dialect.dns_key and dialect.write_dns:
+        annotations[dialect.dns_key] = dialect.write_dns(effective)
     return None
 
 
@@ -398,4 +420,5 @@ def _affinity_selects_virtual_kubelet(affinity: object) -> bool:
         return False
 
 
-__all__ = ["Context", "HostAlias", "Outcome", "is_virtual_kubelet_pod", "mutate"]
+__all__ = ["Context", "HostAlias", "Outcome", "dialect_of", "is_virtual_kubelet_pod",
+           "mutate"]

@@ -36,6 +36,7 @@ from kubernetes import client, watch
 from kubernetes import config as kube_config
 from kubernetes.client.rest import ApiException
 
+from webhook.dialects import DEFAULT_DIALECT
 from webhook.errors import ConfigError
 from webhook.layers import NAMESPACE_KEYS, Layer, namespace_layer
 
@@ -145,8 +146,10 @@ class NamespaceCache:
     def __init__(self, api: client.CoreV1Api | None, *,
                  on_invalid: Callable[[str, str], None] | None = None,
                  on_state: Callable[[NamespaceCache], None] | None = None,
-                 watch_timeout: int = WATCH_TIMEOUT_SECONDS) -> None:
+                 watch_timeout: int = WATCH_TIMEOUT_SECONDS,
+                 dialect: str = DEFAULT_DIALECT) -> None:
         self._api = api
+        self._dialect = dialect  # for Namespaces that name none (the config's default)
         self._layers: dict[str, Layer] = {}
         self._interest: dict[str, Interest] = {}
         self._on_invalid = on_invalid or (lambda _ns, _key: None)
@@ -283,7 +286,7 @@ class NamespaceCache:
 
     def _layer(self, name: str, interest: Interest) -> Layer:
         """Parse once per change; log each problem once, here, not on every pod."""
-        layer = namespace_layer(name, dict(interest))
+        layer = namespace_layer(name, dict(interest), self._dialect)
         for problem in layer.problems:
             log.warning("invalid namespace annotation, ignored: %s", problem)
             self._on_invalid(name, problem.split(" ", 1)[0])

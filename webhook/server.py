@@ -126,7 +126,8 @@ def create_app(settings: Settings, *,
         namespaces = NamespaceCache(
             api_for(choose_source(override=settings.kubeconfig, environ=settings.environ)),
             on_invalid=lambda _ns, key: metrics.NAMESPACE_INVALID.labels(key).inc(),
-            on_state=lambda cache: metrics.set_namespace_state(cache.state, cache.synced_at))
+            on_state=lambda cache: metrics.set_namespace_state(cache.state, cache.synced_at),
+            dialect=config.dialect)
     state = AppState(config=config, environment=environment, namespaces=namespaces, tls=tls,
                      own_namespace=settings.own_namespace,
                      config_digest=_digest(settings.config_path))

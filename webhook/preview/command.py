@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from webhook.config import Config, environment_defaults, load_config
+from webhook.dialects import DIALECT_NAMES
 from webhook.errors import ConfigError
 from webhook.helpformat import HelpFormatter, epilog
 from webhook.preview.documents import (
@@ -70,6 +71,10 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--namespace-annotations", metavar="JSON|FILE",
                         help="simulate the Namespace's annotations: a JSON object or a "
                              "YAML/JSON file holding one")
+    parser.add_argument("--dialect", choices=DIALECT_NAMES,
+                        help="the virtual kubelet's annotation dialect: kci (Kingsoft), eci "
+                             "(Alibaba), eks (Tencent super nodes), cci (Huawei); default: "
+                             "the namespace's, else the config's")
     parser.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml",
                         help="yaml: the documents of FILE; json: one object, or a v1 List "
                              "of several (as kubectl get -o json)")
@@ -97,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     name = display_name(args.filename)
     result = preview(documents, filename=name, config=config, environment=environment,
-                     namespace=args.namespace, namespace_annotations=ns_annotations)
+                     namespace=args.namespace, namespace_annotations=ns_annotations,
+                     dialect=args.dialect)
     for finding in result.findings:
         print(finding, file=sys.stderr)
     if result.denied or (args.strict and result.warned):

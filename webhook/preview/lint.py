@@ -13,13 +13,15 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from webhook.annotations import IMAGE_PULL_SECRETS, ORIGINAL_IMAGES
+from webhook.dialects import DIALECT_KEY
 from webhook.layers import NAMESPACE_KEYS, POD_KEYS
 from webhook.workloads import TEMPLATE_PATHS
 
 KCI_PREFIX = "k8s.ksyun.com/kci-"
 WEBHOOK_PREFIX = "kci-webhook/"
 # what a pod may carry: the keys every level reads, and the record the webhook writes
-POD_ANNOTATIONS = frozenset((*POD_KEYS, ORIGINAL_IMAGES))
+# (and the dialect key, which the mutation itself says a pod cannot use)
+POD_ANNOTATIONS = frozenset((*POD_KEYS, ORIGINAL_IMAGES, DIALECT_KEY))
 NAMESPACE_ANNOTATIONS = frozenset(NAMESPACE_KEYS)
 
 

@@ -61,24 +61,28 @@ class _Run:
     ns_annotations: Mapping[str, str]
     result: Preview
     where: str = ""
+    dialect: str | None = None
 
     def add(self, severity: str, label: str, text: str) -> None:
         self.result.findings.append(Finding(severity, self.where, label, text))
 
     def context(self, namespace: str) -> Context:
-        layer = (namespace_layer(namespace, dict(self.ns_annotations))
+        layer = (namespace_layer(namespace, dict(self.ns_annotations),
+                                 self.dialect or self.config.dialect)
                  if self.ns_annotations else None)
         return Context(config=self.config, environment=self.environment, namespace=namespace,
-                       namespace_layer=layer,
+                       namespace_layer=layer, dialect=self.dialect,
                        own_namespace=os.environ.get("POD_NAMESPACE") or None)
 
 
 def preview(documents: Sequence[Document], *, filename: str, config: Config,
             environment: EnvironmentDefaults, namespace: str,
-            namespace_annotations: Mapping[str, str]) -> Preview:
-    """Admit every document as the server would; warnings for what it would ignore."""
+            namespace_annotations: Mapping[str, str], dialect: str | None = None) -> Preview:
+    """Admit every document as the server would; warnings for what it would ignore.
+    `dialect` overrides the namespace's and the config's, as `--dialect` does."""
     result = Preview()
-    run = _Run(config, environment, namespace, namespace_annotations, result, filename)
+    run = _Run(config, environment, namespace, namespace_annotations, result, filename,
+               dialect=dialect)
     for problem in lint.annotation_problems(namespace_annotations, where="--namespace-"
                                             "annotations", known=lint.NAMESPACE_ANNOTATIONS):
         run.add(WARNING, "", problem)

@@ -1,0 +1,87 @@
+"""Annotation dialects: one per virtual-kubelet vendor, chosen by the platform.
+
+`kci` (the default), `eci`, `eks`, `cci`. The config file's `dialect:` picks one for the
+cluster; a Namespace's `kci-webhook/dialect` annotation overrides it for its pods. A pod
+cannot choose (the same annotation on a pod is ignored with a warning): which keys the
+virtual kubelet reads is a property of where the pod runs, not of what it asks for.
+
+Pure, and precomputed at import: the hot path looks a dialect up in a dict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from webhook.annotations import _Problems, _quote
+from webhook.dialects.base import ALL_REGISTRIES, Dialect, RegistryReader
+from webhook.dialects.cci import CCI
+from webhook.dialects.eci import ECI
+from webhook.dialects.eks import EKS
+from webhook.dialects.kci import KCI
+
+DIALECT_KEY = "kci-webhook/dialect"
+DEFAULT_DIALECT = KCI.name
+DIALECTS: dict[str, Dialect] = {d.name: d for d in (KCI, ECI, EKS, CCI)}
+DIALECT_NAMES = tuple(DIALECTS)
+# Every vendor key of every dialect: what a namespace or a pod may carry that matters.
+ALL_KEYS = tuple(key for d in DIALECTS.values() for key in d.annotation_keys())
+
+_INSTEAD = {"hosts": "set spec.hostAliases instead",
+            "dns": "set spec.dnsConfig instead",
+            "http": "it cannot be expressed there",
+            "insecure": "it cannot be expressed there"}
+
+
+def parse_dialect(raw: str, *, level: str) -> str:
+    """A `kci-webhook/dialect` value: a dialect's name, any case, spaces ignored."""
+    name = raw.strip().lower()
+    if name in DIALECTS:
+        return name
+    _Problems(DIALECT_KEY, level).fail(
+        f"unknown dialect {_quote(raw)} (expected {', '.join(DIALECT_NAMES)})")
+
+
+def chosen_dialect(raw: object) -> str | None:
+    """The dialect a Namespace annotation names, or None when it names none validly."""
+    if isinstance(raw, str):
+        name = raw.strip().lower()
+        if name in DIALECTS:
+            return name
+    return None
+
+
+def _hints_for(active: Dialect) -> tuple[tuple[str, str], ...]:
+    """(foreign key, warning) for every other dialect's key, naming the likely intent."""
+    mine = dict(active.roles())
+    hints = [(DIALECT_KEY, f"{DIALECT_KEY} (pod): a pod cannot choose its dialect; the "
+                           "platform sets it on the Namespace (ignored)")]
+    for other in DIALECTS.values():
+        if other is active:
+            continue
+        for role, key in other.roles():
+            if key is None:
+                continue
+            meant = mine[role]
+            advice = f"did you mean {meant}?" if meant else \
+                f"the {active.name} dialect has no such annotation; {_INSTEAD[role]}"
+            hints.append((key, f"{key} (pod): that is the {other.name} dialect's annotation, "
+                               f"and this namespace speaks {active.name} ({active.vendor}): "
+                               f"{advice} (ignored)"))
+    return tuple(hints)
+
+
+_HINTS = {name: _hints_for(d) for name, d in DIALECTS.items()}
+
+
+def foreign_key_warnings(annotations: Mapping[str, object], dialect: Dialect) -> list[str]:
+    """Warnings for keys of other dialects (and the dialect key) a pod carries."""
+    if not annotations:
+        return []
+    return [hint for key, hint in _HINTS[dialect.name] if key in annotations]
+
+
+__all__ = [
+    "ALL_KEYS", "ALL_REGISTRIES", "DEFAULT_DIALECT", "DIALECTS", "DIALECT_KEY",
+    "DIALECT_NAMES", "Dialect", "RegistryReader", "chosen_dialect", "foreign_key_warnings",
+    "parse_dialect",
+]

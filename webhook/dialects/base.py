@@ -1,0 +1,67 @@
+"""What a dialect is: one vendor's spelling of the registry, host and DNS annotations.
+
+A dialect only reads and writes. Each reader turns the vendor's value into the canonical
+model the rest of the webhook works on (registry hosts, `HostAlias`es, a `DnsConfig`) and
+names the vendor's key in every message; each writer renders that model back in the
+vendor's format. Precedence, merging, mirror-driven entries and the security rules never
+see a dialect, so they are the same in all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from webhook.annotations import DnsConfig, HostAlias, parse_registry_list, registry_list_text
+
+# "Every registry" (Tencent's `all`). No registry host can be spelt `*`, so the token
+# cannot be confused with an entry a dialect without `all` would accept.
+ALL_REGISTRIES = "*"
+
+
+class RegistryReader(Protocol):
+    def __call__(self, raw: str, *, key: str, level: str) -> tuple[str, ...]: ...
+
+
+class HostsReader(Protocol):
+    def __call__(self, raw: str, *, level: str) -> tuple[HostAlias, ...]: ...
+
+
+class DnsReader(Protocol):
+    def __call__(self, raw: str, *, level: str) -> DnsConfig: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """One vendor's annotations; a key of None means the vendor documents none for it.
+
+    Without a hosts or DNS key the effective values still reach the pod through its own
+    `spec.hostAliases` / `spec.dnsConfig`, which the webhook writes in every dialect.
+    """
+
+    name: str
+    vendor: str
+    http_key: str | None = None
+    insecure_key: str | None = None
+    hosts_key: str | None = None
+    dns_key: str | None = None
+    read_registries: RegistryReader = parse_registry_list
+    write_registries: Callable[[tuple[str, ...]], str] = registry_list_text
+    read_hosts: HostsReader | None = None
+    write_hosts: Callable[[tuple[HostAlias, ...]], str] | None = None
+    read_dns: DnsReader | None = None
+    write_dns: Callable[[DnsConfig], str] | None = None
+    all_word: str | None = None  # the vendor's word for every registry, if it has one
+
+    def roles(self) -> tuple[tuple[str, str | None], ...]:
+        """(role, key) for the four things a dialect can say, in a fixed order."""
+        return (("http", self.http_key), ("insecure", self.insecure_key),
+                ("hosts", self.hosts_key), ("dns", self.dns_key))
+
+    def annotation_keys(self) -> tuple[str, ...]:
+        return tuple(key for _role, key in self.roles() if key is not None)
+
+    def shown(self, registry: str) -> str:
+        """A registry entry as the vendor spells it (its word for every registry)."""
+        return (self.all_word or "all") if registry == ALL_REGISTRIES else registry

@@ -1,0 +1,91 @@
+"""Alibaba Cloud Elastic Container Instance (ECI).
+
+- `k8s.aliyun.com/plain-http-registry`, `k8s.aliyun.com/insecure-registry`: comma lists
+  of `host[:port]`, the KCI grammar ("Pull an image from a self-managed image repository").
+- `k8s.aliyun.com/eci-custom-hosts`: the pod's /etc/hosts as a JSON array of
+  `{"host": ..., "ip": ...}`, one host per mapping ("Configure hosts for an Elastic
+  Container Instance-based pod").
+- DNS: ECI documents no annotation; `spec.dnsConfig` carries it.
+
+Host mappings are checked as Kubernetes checks `spec.hostAliases` (an IP address without
+leading zeros or zone; a DNS-1123 hostname), so a value ECI would read is one the API
+server would accept as host aliases too.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from webhook.annotations import (
+    HostAlias,
+    _expected_string,
+    _kind,
+    _load_json,
+    _not_an_ip,
+    _not_dns1123,
+    _object,
+    _Problems,
+    is_dns1123_subdomain,
+    is_ip,
+)
+from webhook.dialects.base import Dialect
+
+ECI_PLAIN_HTTP_REGISTRY = "k8s.aliyun.com/plain-http-registry"
+ECI_INSECURE_REGISTRY = "k8s.aliyun.com/insecure-registry"
+ECI_CUSTOM_HOSTS = "k8s.aliyun.com/eci-custom-hosts"
+
+_CHECKS = (("ip", is_ip, _not_an_ip), ("host", is_dns1123_subdomain, _not_dns1123))
+
+
+def parse_custom_hosts(raw: str, *, level: str) -> tuple[HostAlias, ...]:
+    """Parse an `eci-custom-hosts` value; a repeated host keeps its first address.
+
+    The result is grouped by IP in first-seen order, the canonical form the other levels
+    merge with, so writing it back and reading it again gives the same value."""
+    problems = _Problems(ECI_CUSTOM_HOSTS, level)
+    data = _load_json(raw, problems)
+    if not isinstance(data, list):
+        problems.fail(f"expected a JSON array, got {_kind(data)}")
+    groups: dict[str, list[str]] = {}
+    seen: set[str] = set()
+    for i, item in enumerate(data, 1):
+        mapping = _mapping(item, f"item {i}", problems)
+        if mapping is not None and mapping[0] not in seen:
+            seen.add(mapping[0])
+            groups.setdefault(mapping[1], []).append(mapping[0])
+    problems.check()
+    return tuple(HostAlias(ip, tuple(hosts)) for ip, hosts in groups.items())
+
+
+def _mapping(item: object, position: str, problems: _Problems) -> tuple[str, str] | None:
+    """(host, ip) of one valid mapping; every problem of an invalid one is recorded."""
+    obj = _object(item, ("host", "ip"), position, problems)
+    if obj is None:
+        return None
+    valid = True
+    for field, check, complaint in _CHECKS:
+        value = obj.get(field)
+        if field not in obj:
+            problems.add(position, f'"{field}" is required')
+        elif not isinstance(value, str):
+            problems.add(f'{position}: "{field}"', _expected_string(value))
+        elif not check(value):
+            problems.add(f'{position}: "{field}"', complaint(value))
+        else:
+            continue
+        valid = False
+    return (obj["host"], obj["ip"]) if valid else None
+
+
+def custom_hosts_json(aliases: tuple[HostAlias, ...]) -> str:
+    """One `{"host", "ip"}` mapping per hostname, in the aliases' order."""
+    return orjson.dumps([{"host": host, "ip": alias.ip}
+                         for alias in aliases for host in alias.hostnames]).decode()
+
+
+ECI = Dialect(
+    name="eci", vendor="Alibaba Cloud Elastic Container Instance",
+    http_key=ECI_PLAIN_HTTP_REGISTRY, insecure_key=ECI_INSECURE_REGISTRY,
+    hosts_key=ECI_CUSTOM_HOSTS,
+    read_hosts=parse_custom_hosts, write_hosts=custom_hosts_json,
+)
