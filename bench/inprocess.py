@@ -71,8 +71,9 @@ def bench_sample(sample: Sample, context_for: Callable[[str], Context], *, repea
     if decision.outcome != "mutated":
         raise SystemExit(f"bench: sample {sample.key} was {decision.outcome}, not mutated: "
                          f"{decision.message or decision.warnings}")
-    if decision.warnings:   # a warning would mean the sample exercises a mistake
-        raise SystemExit(f"bench: sample {sample.key} draws warnings: {decision.warnings}")
+    if bool(decision.warnings) is not sample.warns:  # else it exercises a mistake
+        raise SystemExit(f"bench: sample {sample.key} draws warnings: {decision.warnings} "
+                         f"(expected: {sample.warns})")
     request = review.decode(body)
     ctx = context_for(request.namespace)
     outcome = mutate(request.object, ctx)

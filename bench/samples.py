@@ -5,6 +5,12 @@ pod that carries the KCI annotations (dns-config, host-aliases, http-registry) a
 examples do: one image from docker.io and one digest-pinned from gcr.io, both rewritten to
 their mirrors, and one from a private registry spoken to over HTTP and resolved through a
 host alias — so every branch of the mutation runs, and the answer carries no warning.
+
+The same pod once more in each annotation dialect (`dia-kci`, `dia-eci`, `dia-eks`,
+`dia-cci`), in a namespace whose `kci-webhook/dialect` annotation selects it, as the
+server's namespace cache would hold it: what the vendor has no annotation for is written
+in the pod's own `spec.hostAliases` / `spec.dnsConfig`. Only `dia-cci` draws a warning (its
+gcr.io mirror skips TLS verification, which CCI has no annotation for).
 """
 
 from __future__ import annotations
@@ -18,6 +24,10 @@ from pathlib import Path
 import orjson
 
 from webhook import config as config_mod
+from webhook.annotations import DnsConfig, DnsOption, HostAlias, dns_config_to_spec
+from webhook.annotations import host_aliases_to_spec as aliases_to_spec
+from webhook.dialects import DIALECT_KEY, DIALECTS
+from webhook.layers import namespace_layer
 from webhook.mutate import Context
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -36,6 +46,7 @@ class Sample:
     key: str            # short name used on the command line and in the JSON
     title: str          # what it is, for the table
     body: bytes         # the AdmissionReview as sent
+    warns: bool = False  # the answer is expected to carry a warning
 
     @property
     def size_kb(self) -> float:
@@ -55,29 +66,44 @@ TARGET_SAMPLE = "deploy-3"   # the review the targets are stated for
 GCR_DIGEST = "sha256:" + "7c3e1d5a9b2f4e6c8a0d2b4f6e8a1c3e5d7b9f1a3c5e7d9b1f3a5c7e9d1b3f5a"
 
 
+POD_DNS = DnsConfig(nameservers=("10.96.0.53", "10.20.0.2"),
+                    searches=("shop.svc.cluster.local", "registry.corp.internal"),
+                    options=(DnsOption("ndots", "2"), DnsOption("timeout", "3")))
+POD_HOSTS = (HostAlias("10.20.0.15", ("harbor.corp.internal",)),
+             HostAlias("10.20.0.16", ("charts.corp.internal", "files.corp.internal")))
+POD_HTTP = ("harbor.corp.internal:5000",)
+DIALECT_NAMESPACES = {f"bench-{name}": {DIALECT_KEY: name} for name in DIALECTS}
+
+
 def kci_review(base: bytes) -> bytes:
     """A 3-container Deployment pod with KCI annotations and mirrored images, built from
     the captured 6 KB review so that everything else about it is realistic."""
+    return dialect_review(base, "kci")
+
+
+def dialect_review(base: bytes, dialect: str, namespace: str | None = None) -> bytes:
+    """`kci_review`'s pod written in `dialect` (in `namespace`, if given)."""
+    d = DIALECTS[dialect]
     review = orjson.loads(base)
     review["request"]["uid"] = "0b7d3c9e-5a1f-4e2d-8c6b-4f1a2e3d5c7b"
     pod = copy.deepcopy(review["request"]["object"])
     annotations = pod["metadata"].setdefault("annotations", {})
-    annotations.update({
-        "k8s.ksyun.com/kci-dns-config": orjson.dumps({
-            "nameservers": ["10.96.0.53", "10.20.0.2"],
-            "searches": ["shop.svc.cluster.local", "registry.corp.internal"],
-            "options": [{"name": "ndots", "value": "2"}, {"name": "timeout", "value": "3"}],
-        }).decode(),
-        "k8s.ksyun.com/kci-host-aliases": orjson.dumps([
-            {"ip": "10.20.0.15", "hostnames": ["harbor.corp.internal"]},
-            {"ip": "10.20.0.16", "hostnames": ["charts.corp.internal", "files.corp.internal"]},
-        ]).decode(),
-        "k8s.ksyun.com/kci-http-registry": "harbor.corp.internal:5000",
-    })
+    if d.dns_key and d.write_dns:
+        annotations[d.dns_key] = d.write_dns(POD_DNS)
+    else:
+        pod["spec"]["dnsConfig"] = dns_config_to_spec(POD_DNS)
+    if d.hosts_key and d.write_hosts:
+        annotations[d.hosts_key] = d.write_hosts(POD_HOSTS)
+    else:
+        pod["spec"]["hostAliases"] = aliases_to_spec(POD_HOSTS)
+    if d.http_key:
+        annotations[d.http_key] = d.write_registries(POD_HTTP)
     images = ("harbor.corp.internal:5000/shop/checkout-api:2.14.1", "envoyproxy/envoy:v1.29.4",
               f"gcr.io/google-containers/pause@{GCR_DIGEST}")
     for container, image in zip(pod["spec"]["containers"], images, strict=True):
         container["image"] = image
+    if namespace:
+        review["request"]["namespace"] = pod["metadata"]["namespace"] = namespace
     review["request"]["object"] = pod
     return orjson.dumps(review)
 
@@ -95,6 +121,11 @@ def load_samples() -> list[Sample]:
     samples.append(Sample("kci-3", "3 containers, KCI annotations, docker.io + gcr.io mirrors "
                           "and a private HTTP registry",
                           kci_review(base)))
+    for name, d in DIALECTS.items():
+        samples.append(Sample(f"dia-{name}", f"kci-3's pod in the {name} dialect ({d.vendor}), "
+                              "chosen by its namespace",
+                              dialect_review(base, name, f"bench-{name}"),
+                              warns=not d.insecure_key))
     return samples
 
 
@@ -105,12 +136,15 @@ def context_factory(config_path: Path = CONFIG_PATH) -> Callable[[str], Context]
     config = config_mod.load_config(config_path.read_bytes(), source=str(config_path))
     environment = config_mod.environment_defaults({})
     contexts: dict[str, Context] = {}
+    layers = {ns: namespace_layer(ns, annotations, config.dialect)
+              for ns, annotations in DIALECT_NAMESPACES.items()}
 
     def context_for(namespace: str) -> Context:
         ctx = contexts.get(namespace)
         if ctx is None:
             ctx = contexts[namespace] = Context(config=config, environment=environment,
-                                                namespace=namespace)
+                                                namespace=namespace,
+                                                namespace_layer=layers.get(namespace))
         return ctx
 
     return context_for
