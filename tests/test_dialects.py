@@ -20,6 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.conftest import pod_review
+from tests.test_mutate import HTTP_MIRROR
 from tests.test_properties import CONFIG as PROPERTY_CONFIG
 from tests.test_properties import ENV as PROPERTY_ENV
 from tests.test_properties import PROPERTY_SETTINGS, WARN_CONFIG
@@ -49,17 +50,11 @@ KCI_HOSTS = "k8s.ksyun.com/kci-host-aliases"
 KCI_DNS = "k8s.ksyun.com/kci-dns-config"
 DIALECT = "kci-webhook/dialect"
 
-MIRRORS = """
-mirrors:
+# test_mutate's HTTP and insecure mirrors, and one for docker.io.
+MIRRORS = HTTP_MIRROR + """\
   - endpoint: https://172.18.0.20:5000/v2/test-namespace
     hosts: [docker.io]
     pullSecret: mirror-pull
-  - endpoint: http://10.0.0.9:5000
-    hosts: [quay.io]
-  - endpoint: mirror.example:5443/cache
-    hosts: [ghcr.io]
-    insecureSkipVerify: true
-    pullSecret: ghcr-pull
 """
 ALLOWED = """
 security:
@@ -664,20 +659,39 @@ def dialect_context(dialect: str, config: Any, ns: bool) -> Context:
                    if ns else None)
 
 
+def check_second_pass(pod: dict[str, Any], ctx: Context) -> None:
+    """Reinvocation hands the webhook its own output: no patch, and no new warning."""
+    first = mutate(pod, ctx)
+    if first.denial:
+        return
+    output = copy.deepcopy(first.pod)
+    second = mutate(output, ctx)
+    assert second.denial is None
+    assert second.pod is output
+    assert [w for w in second.warnings if w not in first.warnings] == []
+
+
+def check_patch_applies(pod: dict[str, Any], ctx: Context) -> None:
+    """The answer's patch, applied to the object as received, gives the mutated pod."""
+    body = orjson.loads(admit(orjson.dumps(pod_review(pod, namespace="team-a")),
+                              context_for=lambda _ns: ctx).body)
+    response = body["response"]
+    expected = mutate(pod, ctx)
+    assert response["allowed"] is (expected.denial is None)
+    if "patch" in response:
+        ops = orjson.loads(base64.b64decode(response["patch"]))
+        assert jsonpatch.apply_patch(copy.deepcopy(pod), ops) == expected.pod
+    else:
+        assert expected.pod == pod
+
+
 @pytest.mark.parametrize("dialect", list(DIALECTS))
 @PROPERTY_SETTINGS
 @given(data=st.data())
 def test_mutation_is_idempotent_in_every_dialect(dialect: str, data: st.DataObject) -> None:
-    the_pod = data.draw(dialect_pods(dialect))
-    context = dialect_context(dialect, data.draw(st.sampled_from([PROPERTY_CONFIG,
-                                                                  WARN_CONFIG])),
-                              data.draw(st.booleans()))
-    first = mutate(the_pod, context)
-    if first.denial:
-        return
-    second = mutate(copy.deepcopy(first.pod), context)
-    assert second.denial is None
-    assert second.pod == first.pod
+    config = data.draw(st.sampled_from([PROPERTY_CONFIG, WARN_CONFIG]))
+    check_second_pass(data.draw(dialect_pods(dialect)),
+                     dialect_context(dialect, config, data.draw(st.booleans())))
 
 
 @pytest.mark.parametrize("dialect", list(DIALECTS))
@@ -685,16 +699,7 @@ def test_mutation_is_idempotent_in_every_dialect(dialect: str, data: st.DataObje
 @given(data=st.data())
 def test_patch_applies_in_every_dialect(dialect: str, data: st.DataObject) -> None:
     the_pod = data.draw(dialect_pods(dialect))
-    context = dialect_context(dialect, PROPERTY_CONFIG, data.draw(st.booleans()))
     snapshot = copy.deepcopy(the_pod)
-    review = pod_review(the_pod, namespace="team-a")
-    body = orjson.loads(admit(orjson.dumps(review), context_for=lambda _ns: context).body)
-    response = body["response"]
-    expected = mutate(the_pod, context)
+    check_patch_applies(the_pod, dialect_context(dialect, PROPERTY_CONFIG,
+                                                 data.draw(st.booleans())))
     assert the_pod == snapshot
-    assert response["allowed"] is (expected.denial is None)
-    if "patch" in response:
-        ops = orjson.loads(base64.b64decode(response["patch"]))
-        assert jsonpatch.apply_patch(copy.deepcopy(the_pod), ops) == expected.pod
-    else:
-        assert expected.pod == the_pod
