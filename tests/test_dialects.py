@@ -322,14 +322,33 @@ def test_a_pod_cannot_switch_its_dialect() -> None:
                for w in outcome.warnings)
 
 
-def test_a_pod_cannot_escape_the_security_rule_by_switching_dialect() -> None:
-    # The namespace speaks eci under a restricting list; kci keys on the pod are not read.
-    annotations = {DIALECT: "kci", KCI_INSECURE: "evil.example"}
-    outcome = mutate(pod("evil.example/x:1", annotations=annotations),
-                     ctx("eci", ALLOWED))
+FOREIGN_SECURITY = [
+    # (id, active dialect, pod annotations, denial)
+    ("kci-key-in-eci-namespace", "eci", {DIALECT: "kci", KCI_INSECURE: "evil.example"},
+     f"{KCI_INSECURE} (pod): registry 'evil.example' is not in "
+     "security.allowedInsecureRegistries"),
+    ("eks-all-in-kci-namespace", "kci", {EKS_HTTP: "all"},
+     f"{EKS_HTTP} (pod): 'all' (every registry) is not allowed"),
+    ("eci-key-in-cci-namespace", "cci", {ECI_HTTP: "harbor.example.com,evil.example"},
+     f"{ECI_HTTP} (pod): registry 'evil.example' is not in"),
+    ("unreadable-foreign-list", "kci", {ECI_INSECURE: "http://evil.example/x"},
+     f"{ECI_INSECURE} (pod): another dialect's registry list that cannot be read"),
+]
+
+
+@pytest.mark.parametrize(("active", "annotations", "denial"),
+                         [f[1:] for f in FOREIGN_SECURITY], ids=[f[0] for f in FOREIGN_SECURITY])
+def test_another_dialects_tls_keys_are_held_to_the_security_rule(
+        active: str, annotations: dict[str, str], denial: str) -> None:
+    # Not acted on here, but another vendor's virtual kubelet would read them.
+    outcome = mutate(pod("evil.example/x:1", annotations=annotations), ctx(active, ALLOWED))
+    assert outcome.denial is not None and denial in outcome.denial
+
+
+def test_another_dialects_allowed_tls_keys_only_draw_the_hint() -> None:
+    outcome = mutate(pod(annotations={EKS_INSECURE: "harbor.example.com"}), ctx("kci", ALLOWED))
     assert outcome.denial is None
-    assert KCI_INSECURE in outcome.pod["metadata"]["annotations"]
-    assert ECI_INSECURE not in outcome.pod["metadata"]["annotations"]
+    assert [w for w in outcome.warnings if w.startswith(EKS_INSECURE)]
 
 
 HINTS = [

@@ -24,7 +24,13 @@ from webhook.annotations import (
     host_aliases_to_spec,
 )
 from webhook.config import Config, EnvironmentDefaults, Mirror, registry_allowed
-from webhook.dialects import ALL_REGISTRIES, DIALECTS, Dialect, foreign_key_warnings
+from webhook.dialects import (
+    ALL_REGISTRIES,
+    DIALECTS,
+    Dialect,
+    foreign_key_warnings,
+    foreign_registry_claims,
+)
 from webhook.errors import InvalidInput
 from webhook.images import (
     CONTAINER_LISTS,
@@ -115,6 +121,8 @@ def mutate(pod: Pod, ctx: Context, *, availability: Availability | None = None) 
             ns_layer = _without_registries(ns_layer)
     own = _declared_by_pod(pod_layer, ns_layer, config)
     denied = _security_problems(own, config.allowed_insecure_registries, dialect)
+    denied += _foreign_security_problems(annotations, config.allowed_insecure_registries,
+                                         dialect)
     if denied:
         return Outcome(pod, denial="; ".join(denied))
 
@@ -191,21 +199,41 @@ def _check_shape(pod: object) -> None:
 
 def _security_problems(layer: Layer, patterns: tuple[str, ...],
                        dialect: Dialect) -> list[str]:
-    """A pod must not downgrade TLS for a registry the platform did not allow. "Every
-    registry" is allowed only where nothing is restricted."""
+    """A pod must not downgrade TLS for a registry the platform did not allow."""
+    return [*_disallowed(dialect.http_key, layer.level, layer.http_registries, patterns),
+            *_disallowed(dialect.insecure_key, layer.level, layer.insecure_registries,
+                         patterns)]
+
+
+def _disallowed(key: str | None, level: str, registries: tuple[str, ...],
+                patterns: tuple[str, ...]) -> list[str]:
+    """"Every registry" is allowed only where nothing is restricted."""
     problems = []
-    for key, registries in ((dialect.http_key, layer.http_registries),
-                            (dialect.insecure_key, layer.insecure_registries)):
-        for registry in registries:
-            if registry == ALL_REGISTRIES and patterns:
-                problems.append(f"{key} ({layer.level}): {dialect.shown(registry)!r} (every "
-                                "registry) is not allowed while "
-                                "security.allowedInsecureRegistries restricts which registries "
-                                "TLS may be weakened for")
-            elif registry != ALL_REGISTRIES and not registry_allowed(registry, patterns):
-                problems.append(f"{key} ({layer.level}): registry {registry!r} is not in "
-                                "security.allowedInsecureRegistries; TLS may not be weakened "
-                                "for it")
+    for registry in registries:
+        if registry == ALL_REGISTRIES and patterns:
+            problems.append(f"{key} ({level}): 'all' (every registry) is not allowed while "
+                            "security.allowedInsecureRegistries restricts which registries "
+                            "TLS may be weakened for")
+        elif registry != ALL_REGISTRIES and not registry_allowed(registry, patterns):
+            problems.append(f"{key} ({level}): registry {registry!r} is not in "
+                            "security.allowedInsecureRegistries; TLS may not be weakened "
+                            "for it")
+    return problems
+
+
+def _foreign_security_problems(annotations: dict[str, Any], patterns: tuple[str, ...],
+                               dialect: Dialect) -> list[str]:
+    """Another dialect's HTTP / insecure key on the pod is held to the same rule: another
+    vendor's virtual kubelet would act on it."""
+    if not patterns:
+        return []
+    problems = []
+    for key, registries in foreign_registry_claims(annotations, dialect):
+        if registries is None:
+            problems.append(f"{key} (pod): another dialect's registry list that cannot be "
+                            "read, so it cannot be held to security.allowedInsecureRegistries")
+        else:
+            problems += _disallowed(key, "pod", registries, patterns)
     return problems
 
 

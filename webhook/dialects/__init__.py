@@ -18,6 +18,7 @@ from webhook.dialects.cci import CCI
 from webhook.dialects.eci import ECI
 from webhook.dialects.eks import EKS
 from webhook.dialects.kci import KCI
+from webhook.errors import AnnotationError
 
 DIALECT_KEY = "kci-webhook/dialect"
 DEFAULT_DIALECT = KCI.name
@@ -74,6 +75,34 @@ _HINTS = {name: _hints_for(d) for name, d in DIALECTS.items()}
 _FOREIGN = {name: frozenset(key for key, _hint in hints) for name, hints in _HINTS.items()}
 
 
+_FOREIGN_REGISTRY_KEYS = {
+    name: tuple((key, other) for other in DIALECTS.values() if other is not active
+                for key in (other.http_key, other.insecure_key) if key is not None)
+    for name, active in DIALECTS.items()}
+
+
+def foreign_registry_claims(annotations: Mapping[str, object], dialect: Dialect
+                            ) -> list[tuple[str, tuple[str, ...] | None]]:
+    """(key, registries) for each other dialect's HTTP / insecure key the pod carries, read
+    in that dialect; registries None when the value does not parse.
+
+    The webhook does not act on them, but that vendor's virtual kubelet would, should the
+    pod land on one of its nodes: the security rule must hold for them too."""
+    if _FOREIGN[dialect.name].isdisjoint(annotations):
+        return []
+    claims: list[tuple[str, tuple[str, ...] | None]] = []
+    for key, other in _FOREIGN_REGISTRY_KEYS[dialect.name]:
+        raw = annotations.get(key)
+        if raw is None:
+            continue
+        try:
+            claims.append((key, other.read_registries(raw, key=key, level="pod")
+                           if isinstance(raw, str) else None))
+        except AnnotationError:
+            claims.append((key, None))
+    return claims
+
+
 def foreign_key_warnings(annotations: Mapping[str, object], dialect: Dialect) -> list[str]:
     """Warnings for keys of other dialects (and the dialect key) a pod carries. Most pods
     carry none: one pass over the pod's keys finds that."""
@@ -85,5 +114,5 @@ def foreign_key_warnings(annotations: Mapping[str, object], dialect: Dialect) ->
 __all__ = [
     "ALL_KEYS", "ALL_REGISTRIES", "DEFAULT_DIALECT", "DIALECTS", "DIALECT_KEY",
     "DIALECT_NAMES", "Dialect", "RegistryReader", "chosen_dialect", "foreign_key_warnings",
-    "parse_dialect",
+    "foreign_registry_claims", "parse_dialect",
 ]

@@ -15,8 +15,8 @@ from typing import Protocol
 
 from webhook.annotations import DnsConfig, HostAlias, parse_registry_list, registry_list_text
 
-# "Every registry" (Tencent's `all`). No registry host can be spelt `*`, so the token
-# cannot be confused with an entry a dialect without `all` would accept.
+# "Every registry" (Tencent's `all`, the only vendor word for it). No registry host can be
+# spelt `*`, so the token cannot be confused with an entry a dialect without `all` accepts.
 ALL_REGISTRIES = "*"
 
 
@@ -52,7 +52,6 @@ class Dialect:
     write_hosts: Callable[[tuple[HostAlias, ...]], str] | None = None
     read_dns: DnsReader | None = None
     write_dns: Callable[[DnsConfig], str] | None = None
-    all_word: str | None = None  # the vendor's word for every registry, if it has one
 
     def roles(self) -> tuple[tuple[str, str | None], ...]:
         """(role, key) for the four things a dialect can say, in a fixed order."""
@@ -61,7 +60,3 @@ class Dialect:
 
     def annotation_keys(self) -> tuple[str, ...]:
         return tuple(key for _role, key in self.roles() if key is not None)
-
-    def shown(self, registry: str) -> str:
-        """A registry entry as the vendor spells it (its word for every registry)."""
-        return (self.all_word or "all") if registry == ALL_REGISTRIES else registry

@@ -136,5 +136,4 @@ EKS = Dialect(
     dns_key=EKS_RESOLV_CONF,
     read_registries=parse_registries, write_registries=registries_text,
     read_dns=parse_resolv_conf, write_dns=resolv_conf_text,
-    all_word=ALL_WORD,
 )
