@@ -54,9 +54,10 @@ class Dialect:
     write_dns: Callable[[DnsConfig], str] | None = None
 
     def roles(self) -> tuple[tuple[str, str | None], ...]:
-        """(role, key) for the four things a dialect can say, in a fixed order."""
-        return (("http", self.http_key), ("insecure", self.insecure_key),
-                ("hosts", self.hosts_key), ("dns", self.dns_key))
+        """(role, key) for the four things a dialect can say, in a fixed order (the order
+        in which a pod's problems are reported)."""
+        return (("hosts", self.hosts_key), ("dns", self.dns_key),
+                ("http", self.http_key), ("insecure", self.insecure_key))
 
     def annotation_keys(self) -> tuple[str, ...]:
         return tuple(key for _role, key in self.roles() if key is not None)
