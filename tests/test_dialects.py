@@ -32,9 +32,10 @@ from webhook.dialects.eci import custom_hosts_json, parse_custom_hosts
 from webhook.dialects.eks import parse_resolv_conf, registries_text, resolv_conf_text
 from webhook.errors import AnnotationError, ConfigError
 from webhook.layers import layer_from_annotations, namespace_layer, namespace_layer_as
-from webhook.mutate import Context, dialect_of, mutate
+from webhook.mutate import Context, Outcome, dialect_of, mutate
 from webhook.preview import preview
 from webhook.review import admit
+from webhook.updates import mutate_update
 
 KCI, ECI, EKS, CCI = (DIALECTS[n] for n in ("kci", "eci", "eks", "cci"))
 
@@ -722,3 +723,65 @@ def test_patch_applies_in_every_dialect(dialect: str, data: st.DataObject) -> No
     check_patch_applies(the_pod, dialect_context(dialect, PROPERTY_CONFIG,
                                                  data.draw(st.booleans())))
     assert the_pod == snapshot
+
+
+# --- pod UPDATE, in every dialect ---------------------------------------------------------
+
+def _update(dialect: str, old_annotations: dict[str, str], new_annotations: dict[str, str],
+            old_image: str, new_image: str, config_text: str = MIRRORS) -> Outcome:
+    old = pod(old_image, annotations=old_annotations)
+    new = pod(new_image, annotations=new_annotations)
+    return mutate_update(new, old, ctx(dialect, config_text), sub_resource="")
+
+
+UPDATES = [
+    # (id, dialect, old annotations, new annotations, new image, expected image or denial)
+    ("eks-all-covers-the-http-mirror", "eks", {EKS_HTTP: "all"}, {EKS_HTTP: "all"},
+     "quay.io/prom/node:2", "10.0.0.9:5000/prom/node:2"),
+    ("eci-listed-http-mirror", "eci", {ECI_HTTP: "10.0.0.9:5000"}, {ECI_HTTP: "10.0.0.9:5000"},
+     "quay.io/prom/node:2", "10.0.0.9:5000/prom/node:2"),
+    ("eci-unlisted-http-mirror-kept", "eci", {}, {}, "quay.io/prom/node:2",
+     "quay.io/prom/node:2"),
+    ("cci-http-mirror-as-at-creation", "cci", {}, {}, "quay.io/prom/node:2",
+     "10.0.0.9:5000/prom/node:2"),
+]
+
+
+@pytest.mark.parametrize(("dialect", "old", "new", "image", "expected"),
+                         [u[1:] for u in UPDATES], ids=[u[0] for u in UPDATES])
+def test_an_update_reads_the_pods_lists_in_its_dialect(dialect: str, old: dict[str, str],
+                                                       new: dict[str, str], image: str,
+                                                       expected: str) -> None:
+    outcome = _update(dialect, old, new, "quay.io/prom/node:1", image)
+    assert outcome.denial is None
+    assert outcome.pod["spec"]["containers"][0]["image"] == expected
+
+
+def test_an_unlisted_mirror_on_update_names_the_dialects_key() -> None:
+    outcome = _update("eks", {}, {}, "quay.io/prom/node:1", "quay.io/prom/node:2")
+    assert any(f"add 10.0.0.9:5000 to the pod's {EKS_HTTP}" in w for w in outcome.warnings)
+
+
+UPDATE_DENIALS = [
+    # (id, dialect, old annotations, new annotations, denial or None)
+    ("eci-adds-disallowed", "eci", {}, {ECI_INSECURE: "evil.example"},
+     f"{ECI_INSECURE} (pod): registry 'evil.example' is not in"),
+    ("eks-adds-all", "eks", {}, {EKS_HTTP: "all"}, f"{EKS_HTTP} (pod): 'all' (every registry)"),
+    ("foreign-adds-disallowed", "kci", {}, {EKS_INSECURE: "evil.example"},
+     f"{EKS_INSECURE} (pod): registry 'evil.example' is not in"),
+    ("foreign-entry-that-predates-is-not-judged", "kci", {EKS_INSECURE: "evil.example"},
+     {EKS_INSECURE: "evil.example,harbor.example.com"}, None),
+    ("eci-invalid-value", "eci", {}, {ECI_HOSTS: "[1]"},
+     f"{ECI_HOSTS} (pod): item 1: expected a JSON object"),
+]
+
+
+@pytest.mark.parametrize(("dialect", "old", "new", "denial"),
+                         [u[1:] for u in UPDATE_DENIALS], ids=[u[0] for u in UPDATE_DENIALS])
+def test_an_update_holds_its_added_registries_to_the_security_rule(
+        dialect: str, old: dict[str, str], new: dict[str, str], denial: str | None) -> None:
+    outcome = _update(dialect, old, new, "nginx:1", "nginx:1", MIRRORS + ALLOWED)
+    if denial is None:
+        assert outcome.denial is None
+    else:
+        assert outcome.denial is not None and denial in outcome.denial

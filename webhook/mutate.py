@@ -222,18 +222,23 @@ def _disallowed(key: str | None, level: str, registries: tuple[str, ...],
 
 
 def _foreign_security_problems(annotations: dict[str, Any], patterns: tuple[str, ...],
-                               dialect: Dialect) -> list[str]:
+                               dialect: Dialect, *,
+                               exempt: dict[str, Any] | None = None) -> list[str]:
     """Another dialect's HTTP / insecure key on the pod is held to the same rule: another
-    vendor's virtual kubelet would act on it."""
+    vendor's virtual kubelet would act on it. Entries already in `exempt` (the stored pod's
+    annotations, on UPDATE) are not judged again."""
     if not patterns:
         return []
+    before = dict(foreign_registry_claims(exempt, dialect)) if exempt else {}
     problems = []
     for key, registries in foreign_registry_claims(annotations, dialect):
         if registries is None:
             problems.append(f"{key} (pod): another dialect's registry list that cannot be "
                             "read, so it cannot be held to security.allowedInsecureRegistries")
         else:
-            problems += _disallowed(key, "pod", registries, patterns)
+            old = before.get(key) or ()
+            problems += _disallowed(key, "pod", tuple(r for r in registries if r not in old),
+                                    patterns)
     return problems
 
 

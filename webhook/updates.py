@@ -40,16 +40,19 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
-from webhook.annotations import (
-    KCI_DNS_CONFIG,
-    KCI_HOST_ALIASES,
-    KCI_HTTP_REGISTRY,
-    KCI_INSECURE_REGISTRY,
-)
 from webhook.config import Config, Mirror
+from webhook.dialects import ALL_REGISTRIES, Dialect
 from webhook.images import CONTAINER_LISTS, Availability, Pod, choose_mirror, image_questions
 from webhook.layers import POD_KEYS, Layer, layer_from_annotations
-from webhook.mutate import Context, Outcome, _check_shape, _mirrors_enabled, _security_problems
+from webhook.mutate import (
+    Context,
+    Outcome,
+    _check_shape,
+    _foreign_security_problems,
+    _mirrors_enabled,
+    _security_problems,
+    dialect_of,
+)
 from webhook.patch import Op, PatchMismatch
 from webhook.reference import Reference
 
@@ -159,16 +162,18 @@ def mutate_update(pod: Pod, old: object, ctx: Context, *, sub_resource: str,
     if _excluded(ctx):
         return Outcome(pod, skipped=f"namespace {ctx.namespace} is excluded")
     config = ctx.config
+    dialect = dialect_of(ctx)
     warnings: list[str] = []
     if sub_resource == EPHEMERAL:
         # The subresource keeps the stored pod's annotations, whatever the object says.
         annotations = _annotations(old)
     else:
         annotations = _annotations(pod)
-        denial = _annotation_changes(annotations, _annotations(old), config, warnings)
+        denial = _annotation_changes(annotations, _annotations(old), config, warnings,
+                                     dialect)
         if denial:
             return Outcome(pod, denial=denial, warnings=warnings)
-    pod_layer = layer_from_annotations(annotations, level="pod")
+    pod_layer = layer_from_annotations(annotations, level="pod", dialect=dialect)
     if not _mirrors_enabled(pod_layer, ctx.namespace_layer):
         return Outcome(pod, warnings=warnings)
     spec = pod["spec"]
@@ -186,7 +191,8 @@ def mutate_update(pod: Pod, old: object, ctx: Context, *, sub_resource: str,
         if chosen is None:
             continue
         mirror, new_image = chosen
-        reason = _unusable(mirror, secrets, pod_layer, sub_resource, pod_name=pod_name)
+        reason = _unusable(mirror, secrets, pod_layer, sub_resource, pod_name=pod_name,
+                           dialect=dialect, warnings=warnings)
         if reason:
             warnings.append(f"{where}: image {image!r} kept: {reason}")
             continue
@@ -204,19 +210,19 @@ def _excluded(ctx: Context) -> bool:
 
 
 def _annotation_changes(annotations: dict[str, Any], before: dict[str, Any], config: Config,
-                        warnings: list[str]) -> str | None:
+                        warnings: list[str], dialect: Dialect) -> str | None:
     """Validate the KCI annotations this update adds or changes, as at CREATE; the security
     rules judge the registries it adds. Returns the denial, if any."""
     changed = {key: annotations[key] for key in POD_KEYS
                if key in annotations and annotations[key] != before.get(key)}
     if not changed:
         return None
-    layer = layer_from_annotations(changed, level="pod")
+    layer = layer_from_annotations(changed, level="pod", dialect=dialect)
     if layer.problems:
         if config.on_invalid == "deny":
             return "; ".join(layer.problems)
         warnings.extend(f"{p} (ignored)" for p in layer.problems)
-    old_layer = layer_from_annotations(before, level="pod")
+    old_layer = layer_from_annotations(before, level="pod", dialect=dialect)
     # A mirror's own host is the platform's declaration (its `http://` endpoint or
     # `insecureSkipVerify`), as the webhook writes it at creation: adding it is allowed,
     # and is the fix the warnings below give for a pod created without it.
@@ -230,11 +236,13 @@ def _annotation_changes(annotations: dict[str, Any], before: dict[str, Any], con
         insecure_registries=tuple(r for r in layer.insecure_registries
                                   if r not in old_layer.insecure_registries
                                   and r not in insecure_mirrors))
-    denied = _security_problems(added, config.allowed_insecure_registries)
+    denied = _security_problems(added, config.allowed_insecure_registries, dialect)
+    denied += _foreign_security_problems(changed, config.allowed_insecure_registries, dialect,
+                                         exempt=before)
     if denied:
         return "; ".join(denied)
-    for key, value, field in ((KCI_HOST_ALIASES, layer.host_aliases, "spec.hostAliases"),
-                              (KCI_DNS_CONFIG, layer.dns_config, "spec.dnsConfig")):
+    for key, value, field in ((dialect.hosts_key, layer.host_aliases, "spec.hostAliases"),
+                              (dialect.dns_key, layer.dns_config, "spec.dnsConfig")):
         if value is not None:
             warnings.append(f"{key} (pod): changed after creation; {field} cannot change on "
                             "an existing pod, so the new value applies to pods created with it")
@@ -242,8 +250,12 @@ def _annotation_changes(annotations: dict[str, Any], before: dict[str, Any], con
 
 
 def _unusable(mirror: Mirror, secrets: set[str | None], pod_layer: Layer,
-              sub_resource: str, *, pod_name: str) -> str | None:
-    """Why the pod, as it stands, cannot pull from `mirror`, with the fix; None if it can."""
+              sub_resource: str, *, pod_name: str, dialect: Dialect,
+              warnings: list[str]) -> str | None:
+    """Why the pod, as it stands, cannot pull from `mirror`, with the fix; None if it can.
+
+    Where the dialect has no key for what the mirror needs, nothing the pod could write
+    would help: the image is rewritten as at creation, with creation's warning."""
     ephemeral = sub_resource == EPHEMERAL
     copy_it = DEBUG_COPY.format(pod=pod_name)
     if mirror.pull_secret and mirror.pull_secret not in secrets:
@@ -252,12 +264,16 @@ def _unusable(mirror: Mirror, secrets: set[str | None], pod_layer: Layer,
                 f"creation); a pod needs imagePullSecrets [{{name: {mirror.pull_secret}}}] "
                 "from its creation to use this mirror (the webhook adds it then): "
                 + (copy_it if ephemeral else "recreate the pod"))
-    for key, needed, listed in (
-            (KCI_HTTP_REGISTRY, mirror.scheme == "http", pod_layer.http_registries),
-            (KCI_INSECURE_REGISTRY, mirror.insecure_skip_verify and mirror.scheme == "https",
-             pod_layer.insecure_registries)):
-        if needed and mirror.host not in listed:
-            how = "plain HTTP" if key == KCI_HTTP_REGISTRY else "TLS without verification"
+    for key, needed, listed, how in (
+            (dialect.http_key, mirror.scheme == "http", pod_layer.http_registries,
+             "plain HTTP"),
+            (dialect.insecure_key, mirror.insecure_skip_verify and mirror.scheme == "https",
+             pod_layer.insecure_registries, "TLS without verification")):
+        if needed and key is None:
+            warnings.append(f"{mirror.host}: needs {how}, but the {dialect.name} dialect "
+                            f"({dialect.vendor}) has no annotation to say so; pulls from it "
+                            "may fail")
+        elif needed and mirror.host not in listed and ALL_REGISTRIES not in listed:
             need = f"mirror {mirror.host} is reached over {how}, and this pod's {key} "
             if ephemeral:
                 return (need + "does not list it (annotations cannot change through the "
