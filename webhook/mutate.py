@@ -200,6 +200,8 @@ def _check_shape(pod: object) -> None:
 def _security_problems(layer: Layer, patterns: tuple[str, ...],
                        dialect: Dialect) -> list[str]:
     """A pod must not downgrade TLS for a registry the platform did not allow."""
+    if not (layer.http_registries or layer.insecure_registries):
+        return []
     return [*_disallowed(dialect.http_key, layer.level, layer.http_registries, patterns),
             *_disallowed(dialect.insecure_key, layer.level, layer.insecure_registries,
                          patterns)]
