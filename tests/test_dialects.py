@@ -229,6 +229,24 @@ def test_an_invalid_value_denies_the_pod_in_every_dialect(dialect: str) -> None:
     assert outcome.denial is not None and outcome.denial.startswith(f"{key} (pod): entry 1:")
 
 
+@pytest.mark.parametrize(("dialect", "key"), [
+    ("kci", KCI_DNS), ("kci", KCI_HOSTS), ("eci", ECI_HOSTS)], ids=["kci-dns", "kci-hosts",
+                                                                   "eci-hosts"])
+def test_an_empty_value_is_refused_the_first_time_too(dialect: str, key: str) -> None:
+    # Alone on the pod, as after other annotations are added: the same answer both times.
+    for values in ({key: ""}, {key: " ", KCI_HTTP: "a.example", ECI_HTTP: "a.example"}):
+        outcome = mutate(pod(annotations=values), ctx(dialect))
+        assert outcome.denial == f"{key} (pod): is empty; remove the annotation or give a value"
+
+
+@pytest.mark.parametrize(("dialect", "key"), [
+    ("eci", ECI_HTTP), ("eks", EKS_INSECURE), ("eks", EKS_DNS)], ids=["eci-http", "eks-insecure",
+                                                                     "eks-resolv-conf"])
+def test_an_empty_list_or_resolv_conf_is_refused_as_in_kci(dialect: str, key: str) -> None:
+    assert problems_of(dialect, {key: ""}) == (
+        f"{key} (pod): is empty; remove the annotation or give a value",)
+
+
 def test_a_non_string_value_is_refused_by_key() -> None:
     assert problems_of("eci", {ECI_HTTP: 5}) == (  # type: ignore[dict-item]
         f"{ECI_HTTP} (pod): value must be a string",)
