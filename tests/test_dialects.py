@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import base64
 import copy
+import subprocess
+import sys
 from dataclasses import replace
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import jsonpatch
 import kubernetes_validate
 import orjson
 import pytest
+import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -33,11 +38,13 @@ from webhook.dialects.eks import parse_resolv_conf, registries_text, resolv_conf
 from webhook.errors import AnnotationError, ConfigError
 from webhook.layers import layer_from_annotations, namespace_layer, namespace_layer_as
 from webhook.mutate import Context, Outcome, dialect_of, mutate
+from webhook.namespaces import NamespaceCache
 from webhook.preview import preview
 from webhook.review import admit
 from webhook.updates import mutate_update
 
 KCI, ECI, EKS, CCI = (DIALECTS[n] for n in ("kci", "eci", "eks", "cci"))
+ROOT = Path(__file__).resolve().parent.parent
 
 ECI_HTTP = "k8s.aliyun.com/plain-http-registry"
 ECI_INSECURE = "k8s.aliyun.com/insecure-registry"
@@ -803,3 +810,35 @@ def test_an_update_holds_its_added_registries_to_the_security_rule(
         assert outcome.denial is None
     else:
         assert outcome.denial is not None and denial in outcome.denial
+
+
+# --- the command line and the namespace cache -----------------------------------------
+
+def test_mutate_command_takes_a_dialect(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text(MIRRORS)
+    (tmp_path / "pod.yaml").write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations:\n"
+        "    eks.tke.cloud.tencent.com/registry-insecure-skip-verify: all\nspec:\n"
+        "  containers:\n  - {name: c, image: 'quay.io/prom/node:1'}\n")
+    command = [sys.executable, "-m", "webhook", "mutate", "--config",
+               str(tmp_path / "config.yaml"), "-f", str(tmp_path / "pod.yaml")]
+    run = partial(subprocess.run, cwd=ROOT, capture_output=True, text=True, timeout=60,
+                  check=False, env={"PATH": "/usr/bin:/bin"})
+    as_eks = run([*command, "--dialect", "eks"])
+    assert as_eks.returncode == 0, as_eks.stderr
+    written = yaml.safe_load(as_eks.stdout)["metadata"]["annotations"]
+    assert written[EKS_HTTP] == "10.0.0.9:5000" and written[EKS_INSECURE] == "all"
+    assert "dialect's annotation" not in as_eks.stderr
+    as_kci = run(command)
+    assert f"{EKS_INSECURE} (pod): that is the eks dialect's annotation" in as_kci.stderr
+    assert run([*command, "--dialect", "aws"]).returncode == 2
+
+
+def test_the_namespace_cache_reads_namespaces_in_the_configs_dialect() -> None:
+    cache = NamespaceCache(None, dialect="eci")
+    cache._update("team", ((ECI_INSECURE, "harbor.pre.com"),))
+    cache._update("other", ((DIALECT, "eks"), (EKS_INSECURE, "all")))
+    team, other = cache.get("team"), cache.get("other")
+    assert team is not None and team.insecure_registries == ("harbor.pre.com",)
+    assert other is not None and other.dialect == "eks"
+    assert other.insecure_registries == (ALL_REGISTRIES,)
