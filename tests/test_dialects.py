@@ -39,7 +39,7 @@ from webhook.errors import AnnotationError, ConfigError
 from webhook.layers import layer_from_annotations, namespace_layer, namespace_layer_as
 from webhook.mutate import Context, Outcome, dialect_of, mutate
 from webhook.namespaces import NamespaceCache
-from webhook.preview import preview
+from webhook.preview import load, preview
 from webhook.review import admit
 from webhook.updates import mutate_update
 
@@ -626,17 +626,20 @@ def test_mutating_twice_changes_nothing_more(dialect: str) -> None:
 
 
 def test_preview_speaks_the_dialect_it_is_given() -> None:
-    doc = pod("quay.io/prom/node:1")
+    documents = load(orjson.dumps(pod("quay.io/prom/node:1")).decode(), "pod.json")
     config = load_config(MIRRORS, source="t")
-    shown = {name: preview([doc], config=config, environment=EnvironmentDefaults(),
-                           namespace="team", namespace_annotations={DIALECT: "eci"},
-                           dialect=name).documents[0]["metadata"]["annotations"]
-             for name in ("kci", "eks")}
-    assert shown["kci"][KCI_HTTP] == "10.0.0.9:5000"
-    assert shown["eks"][EKS_HTTP] == "10.0.0.9:5000"
-    as_namespace = preview([doc], config=config, environment=EnvironmentDefaults(),
-                           namespace="team", namespace_annotations={DIALECT: "eci"})
-    assert as_namespace.documents[0]["metadata"]["annotations"][ECI_HTTP] == "10.0.0.9:5000"
+
+    def written(dialect: str | None) -> dict[str, str]:
+        result = preview(documents, filename="pod.json", config=config,
+                         environment=EnvironmentDefaults(), namespace="team",
+                         namespace_annotations={DIALECT: "eci"}, dialect=dialect)
+        assert not [f for f in result.findings
+                    if "annotation" in f.text and "pullSecret" not in f.text], result.findings
+        return result.documents[0]["metadata"]["annotations"]
+
+    assert written("kci")[KCI_HTTP] == "10.0.0.9:5000"
+    assert written("eks")[EKS_HTTP] == "10.0.0.9:5000"
+    assert written(None)[ECI_HTTP] == "10.0.0.9:5000"    # the namespace's
 
 
 def test_dialect_readers_raise_annotation_errors() -> None:
