@@ -214,8 +214,10 @@ INVALID = [
     ("eks-resolv-nul", "eks", {EKS_DNS: "nameserver 1.1.1.1\x00"},
      "character U+0000 is not allowed"),
     ("eks-resolv-too-many-searches", "eks",
-     {EKS_DNS: "search " + " ".join(f"d{i}.example" for i in range(33))},
-     f'{EKS_DNS} (pod): "searches": 33 search domains, at most 32 allowed'),
+     {EKS_DNS: "search " + " ".join(f"d{i}.example" for i in range(7))},
+     f'{EKS_DNS} (pod): "searches": 7 search domains, at most 6 allowed'),
+    ("eks-resolv-search-dot", "eks", {EKS_DNS: "search ."},
+     f'{EKS_DNS} (pod): line 1: "." is not a search domain'),
 ]
 
 
@@ -458,6 +460,16 @@ def test_a_pods_host_entry_wins_its_hostname_over_the_namespaces(dialect: str) -
     assert outcome.pod["spec"]["hostAliases"] == [
         {"ip": "10.0.0.1", "hostnames": ["shared.example"]},
         {"ip": "10.0.0.2", "hostnames": ["ns.example"]}]
+
+
+@pytest.mark.parametrize("dialect", ["kci", "eks"])
+def test_dns_over_the_limits_once_merged_with_the_spec_names_the_dialects_key(
+        dialect: str) -> None:
+    d = DIALECTS[dialect]
+    outcome = mutate(pod(annotations=equivalent(dialect, dns=DnsConfig(("1.1.1.1", "2.2.2.2"))),
+                         dnsConfig={"nameservers": ["8.8.8.8", "9.9.9.9"]}), ctx(dialect))
+    assert outcome.denial == (f'{d.dns_key} (pod): after merging with spec.dnsConfig: '
+                              '"nameservers": 4 nameservers, at most 3 allowed')
 
 
 @pytest.mark.parametrize("dialect", ["kci", "eks"])

@@ -441,10 +441,12 @@ def _check_limits(dns: DnsConfig, problems: _Problems, context: str) -> None:
                      f"between domains), at most {MAX_SEARCH_CHARS} allowed{_OLDEST}")
 
 
-def dns_limit_problems(dns: DnsConfig, *, level: str, context: str = "") -> list[str]:
+def dns_limit_problems(dns: DnsConfig, *, level: str, context: str = "",
+                       key: str = KCI_DNS_CONFIG) -> list[str]:
     """The pod API's limits only; checked again after merging into the pod's own
-    `spec.dnsConfig`, since two values within the limits can exceed them together."""
-    problems = _Problems(KCI_DNS_CONFIG, level)
+    `spec.dnsConfig`, since two values within the limits can exceed them together.
+    `key`: the annotation the value came in (a dialect's)."""
+    problems = _Problems(key, level)
     _check_limits(dns, problems, f"{context}: " if context else "")
     return problems.messages()
 

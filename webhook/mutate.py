@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from webhook.annotations import (
+    KCI_DNS_CONFIG,
     ORIGINAL_IMAGES,
     DnsConfig,
     DnsOption,
@@ -388,7 +389,8 @@ def _apply_dns(spec: Pod, annotations: dict[str, Any], pod_layer: Layer, layers:
         return None
     current = dns_config_from_spec(spec.get("dnsConfig"))
     merged = _merge_dns(current, dns)
-    problems = dns_limit_problems(merged, level=level, context="after merging with spec.dnsConfig")
+    problems = dns_limit_problems(merged, level=level, context="after merging with spec.dnsConfig",
+                                  key=dialect.dns_key or KCI_DNS_CONFIG)
     if problems:
         if level == "pod" and config.on_invalid == "deny":
             return "; ".join(problems)

@@ -10,8 +10,9 @@
   line starts a comment.
 - Extra hosts: no annotation is documented; `spec.hostAliases` carries them.
 
-resolv-conf is checked by the pod API's DNS rules (at most 3 nameservers, 32 search
-domains, 2048 characters), like the KCI JSON form, and is refused if it holds anything
+resolv-conf is checked by the pod API's DNS rules as the oldest supported release (1.24)
+applies them, with the KCI JSON form's own checks and messages (nameserver count, search
+domains and their count and length), and is refused if it holds anything
 but printable ASCII, tabs and newlines: a character the webhook reads as a separator
 must not be one the virtual kubelet reads as part of a name.
 """
@@ -27,7 +28,7 @@ from webhook.annotations import (
     _check_size,
     _is_search_domain,
     _not_an_ip,
-    _not_dns1123,
+    _not_search_domain,
     _Problems,
     _quote,
     is_ip,
@@ -102,7 +103,7 @@ def _search(args: list[str], position: str, problems: _Problems) -> tuple[str, .
         problems.add(position, "search needs at least one domain")
     for domain in args:
         if not _is_search_domain(domain):
-            problems.add(position, _not_dns1123(domain, ", optionally ending in '.'"))
+            problems.add(position, _not_search_domain(domain))
     return tuple(dict.fromkeys(args))
 
 
