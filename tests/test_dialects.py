@@ -7,7 +7,6 @@ their masked characters (`***`, `XX`) replaced by real ones so the values are us
 
 from __future__ import annotations
 
-import base64
 import copy
 import subprocess
 import sys
@@ -16,7 +15,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import jsonpatch
 import kubernetes_validate
 import orjson
 import pytest
@@ -24,11 +22,15 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.conftest import pod_review
 from tests.test_mutate import HTTP_MIRROR
 from tests.test_properties import CONFIG as PROPERTY_CONFIG
 from tests.test_properties import ENV as PROPERTY_ENV
-from tests.test_properties import PROPERTY_SETTINGS, WARN_CONFIG
+from tests.test_properties import (
+    PROPERTY_SETTINGS,
+    WARN_CONFIG,
+    check_patch_applies,
+    check_second_pass,
+)
 from tests.test_properties import pods as property_pods
 from webhook.annotations import DnsConfig, DnsOption, HostAlias
 from webhook.config import EnvironmentDefaults, load_config
@@ -40,7 +42,6 @@ from webhook.layers import layer_from_annotations, namespace_layer, namespace_la
 from webhook.mutate import Context, Outcome, dialect_of, mutate
 from webhook.namespaces import NamespaceCache
 from webhook.preview import load, preview
-from webhook.review import admit
 from webhook.updates import mutate_update
 
 KCI, ECI, EKS, CCI = (DIALECTS[n] for n in ("kci", "eci", "eks", "cci"))
@@ -717,32 +718,6 @@ def dialect_context(dialect: str, config: Any, ns: bool) -> Context:
                    namespace="team-a",
                    namespace_layer=namespace_layer("team-a", ns_annotations, dialect)
                    if ns else None)
-
-
-def check_second_pass(pod: dict[str, Any], ctx: Context) -> None:
-    """Reinvocation hands the webhook its own output: no patch, and no new warning."""
-    first = mutate(pod, ctx)
-    if first.denial:
-        return
-    output = copy.deepcopy(first.pod)
-    second = mutate(output, ctx)
-    assert second.denial is None
-    assert second.pod is output
-    assert [w for w in second.warnings if w not in first.warnings] == []
-
-
-def check_patch_applies(pod: dict[str, Any], ctx: Context) -> None:
-    """The answer's patch, applied to the object as received, gives the mutated pod."""
-    body = orjson.loads(admit(orjson.dumps(pod_review(pod, namespace="team-a")),
-                              context_for=lambda _ns: ctx).body)
-    response = body["response"]
-    expected = mutate(pod, ctx)
-    assert response["allowed"] is (expected.denial is None)
-    if "patch" in response:
-        ops = orjson.loads(base64.b64decode(response["patch"]))
-        assert jsonpatch.apply_patch(copy.deepcopy(pod), ops) == expected.pod
-    else:
-        assert expected.pod == pod
 
 
 @pytest.mark.parametrize("dialect", list(DIALECTS))

@@ -145,7 +145,12 @@ PROPERTY_SETTINGS = settings(max_examples=300, deadline=None,
 @given(pods(), contexts())
 def test_second_pass_gives_no_patch_and_no_new_warning(pod: dict[str, Any],
                                                        ctx: Context) -> None:
-    """Reinvocation (`reinvocationPolicy: IfNeeded`) hands the webhook its own output."""
+    check_second_pass(pod, ctx)
+
+
+def check_second_pass(pod: dict[str, Any], ctx: Context) -> None:
+    """Reinvocation (`reinvocationPolicy: IfNeeded`) hands the webhook its own output (also
+    run per annotation dialect, in test_dialects)."""
     first = mutate(pod, ctx)
     if first.denial:
         return
@@ -199,6 +204,12 @@ def test_tags_and_digests_never_change(pod: dict[str, Any], ctx: Context) -> Non
 @given(pods(), contexts())
 def test_patch_always_applies_to_the_object_as_received(pod: dict[str, Any],
                                                         ctx: Context) -> None:
+    check_patch_applies(pod, ctx)
+
+
+def check_patch_applies(pod: dict[str, Any], ctx: Context) -> None:
+    """The answer's patch, applied to the object as received, gives the mutated pod (also
+    run per annotation dialect, in test_dialects)."""
     review = pod_review(pod, namespace="team-a")
     body = orjson.loads(admit(orjson.dumps(review), context_for=lambda _ns: ctx).body)
     response = body["response"]
