@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
-from tests.conftest import EXAMPLES
+import pytest
+import yaml
+
+from tests.conftest import EXAMPLES, ROOT
 from webhook.config import (
+    DEFAULT_WEBHOOK_TIMEOUT_SECONDS,
     Config,
+    budget_limit,
     environment_defaults,
     load_config,
+    parse_webhook_timeout,
     registry_allowed,
 )
 from webhook.errors import ConfigError
+from webhook.registry import check_config_files, config_files
+from webhook.tls import ensure_dev_certificates
 
 
 def load(text: str) -> Config:
@@ -155,3 +163,134 @@ def test_invalid_environment_is_named(name: str, value: str) -> None:
 def test_registry_allowed_patterns(registry: str, patterns: tuple[str, ...],
                                    allowed: bool) -> None:
     assert registry_allowed(registry, patterns) is allowed
+
+
+# --- the mirror checks' budget fits in the webhook's timeout --------------------------------
+
+BUDGETS = [
+    # (id, webhook timeout, budgetSeconds (None: unset), effective budget (None: refused))
+    ("default-timeout-default-budget", 5, None, 1.0),
+    ("default-timeout-largest-budget", 5, 4, 4.0),
+    ("default-timeout-budget-too-close", 5, 4.5, None),
+    ("default-timeout-former-maximum-refused", 5, 10, None),
+    ("two-seconds-keeps-one", 2, 1.5, None),
+    ("one-second-halves", 1, 0.5, 0.5),
+    ("one-second-default-budget-follows", 1, None, 0.5),
+    ("one-second-budget-over-half-refused", 1, 0.6, None),
+    ("thirty-seconds-allows-ten", 30, 10, 10.0),
+]
+
+
+@pytest.mark.parametrize(("timeout", "budget", "effective"), [b[1:] for b in BUDGETS],
+                         ids=[b[0] for b in BUDGETS])
+def test_mirror_check_budget_leaves_room_in_the_webhook_timeout(
+        timeout: int, budget: float | None, effective: float | None) -> None:
+    text = f"mirrorChecks: {{budgetSeconds: {budget}}}\n" if budget is not None else ""
+    if effective is not None:
+        config = load_config(text, source="cfg.yaml", webhook_timeout=timeout)
+        assert config.mirror_checks.budget_seconds == effective
+        assert effective <= budget_limit(timeout) < timeout
+        return
+    with pytest.raises(ConfigError) as caught:
+        load_config(text, source="cfg.yaml", webhook_timeout=timeout)
+    message = str(caught.value)
+    assert message.startswith(f"cfg.yaml: mirrorChecks.budgetSeconds: {budget:g} s ")
+    assert f"webhook's {timeout} s timeout" in message and "--webhook-timeout" in message
+    assert f"at most {budget_limit(timeout):g} s" in message
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("5", 5), (" 30 ", 30), ("1", 1), ("0", None), ("31", None), ("5.5", None),
+    ("five", None), ("", None),
+], ids=["default", "largest-spaced", "smallest", "zero", "over-thirty", "fraction", "word",
+        "empty"])
+def test_webhook_timeout_is_whole_seconds_the_api_accepts(text: str, value: int | None) -> None:
+    if value is not None:
+        assert parse_webhook_timeout(text, where="KCI_WEBHOOK_TIMEOUT_SECONDS") == value
+        return
+    with pytest.raises(ConfigError, match=r"^KCI_WEBHOOK_TIMEOUT_SECONDS: expected whole "
+                                          r"seconds from 1 to 30"):
+        parse_webhook_timeout(text, where="KCI_WEBHOOK_TIMEOUT_SECONDS")
+
+
+def test_default_webhook_timeout_is_the_one_the_manifests_declare() -> None:
+    """One value for both: the webhooks' timeoutSeconds and the server's default."""
+    declared = []
+    for name in ("mutatingwebhookconfiguration.yaml", "validatingwebhookconfiguration.yaml"):
+        document = yaml.safe_load((ROOT / "manifests" / "base" / name).read_text())
+        declared += [hook["timeoutSeconds"] for hook in document["webhooks"]]
+    assert declared and set(declared) == {DEFAULT_WEBHOOK_TIMEOUT_SECONDS}
+    deployment = yaml.safe_load((ROOT / "manifests" / "base" / "deployment.yaml").read_text())
+    given = []
+    for container in deployment["spec"]["template"]["spec"]["containers"]:
+        args = container.get("args") or []
+        given += [arg.partition("=")[2] for arg in args if arg.startswith("--webhook-timeout=")]
+        given += [args[i + 1] for i, arg in enumerate(args[:-1]) if arg == "--webhook-timeout"]
+        given += [e["value"] for e in container.get("env") or ()
+                  if e["name"] == "KCI_WEBHOOK_TIMEOUT_SECONDS"]
+    assert [int(value) for value in given] == [DEFAULT_WEBHOOK_TIMEOUT_SECONDS]
+
+
+# --- the files a config names ---------------------------------------------------------------
+
+DIRECTORY = object()   # the named path is a directory
+FILES = [
+    # (id, key, content (None: missing, DIRECTORY), fragment of the message after the path)
+    ("ca-file-missing", "caFile", None,
+     "cannot load a PEM certificate: No such file or directory"),
+    ("ca-file-is-a-directory", "caFile", DIRECTORY, "cannot load a PEM certificate: Is a "
+                                                    "directory"),
+    ("ca-file-not-pem", "caFile", "not a certificate\n", "no certificate in it"),
+    ("ca-file-empty", "caFile", "", "no certificate in it"),
+    ("credentials-missing", "pullCredentialConfigPath", None,
+     "cannot read: No such file or directory"),
+    ("credentials-not-json", "pullCredentialConfigPath", "{", "not valid JSON"),
+    ("credentials-auths-not-an-object", "pullCredentialConfigPath", '{"auths": []}',
+     '"auths" must be an object'),
+    ("credentials-auth-not-base64", "pullCredentialConfigPath",
+     '{"auths": {"m.example:5000": {"auth": "%%%"}}}', "is not base64"),
+]
+
+
+def _named_file(tmp_path: Path, content: object) -> Path:
+    path = tmp_path / "named-file"
+    if content is DIRECTORY:
+        path.mkdir()
+    elif isinstance(content, str):
+        path.write_text(content)
+    return path
+
+
+@pytest.mark.parametrize(("key", "content", "fragment"), [f[1:] for f in FILES],
+                         ids=[f[0] for f in FILES])
+def test_unusable_file_named_by_the_config_is_refused_naming_key_and_file(
+        tmp_path: Path, key: str, content: object, fragment: str) -> None:
+    path = _named_file(tmp_path, content)
+    config = load(f"mirrors: [{{endpoint: 'https://m.example:5000', hosts: [a.io], "
+                  f"{key}: '{path}'}}]")
+    with pytest.raises(ConfigError) as caught:
+        check_config_files(config)
+    assert str(caught.value).startswith(f"cfg.yaml: mirrors[0].{key} ({path}): ")
+    assert fragment in str(caught.value)
+
+
+def test_relative_file_is_named_with_where_it_led(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = load("mirrors: [{endpoint: 'https://m.example', hosts: [a.io], "
+                  "caFile: certs/mirror-ca.crt}]")
+    with pytest.raises(ConfigError) as caught:
+        check_config_files(config)
+    assert (f"mirrors[0].caFile (certs/mirror-ca.crt = {tmp_path}/certs/mirror-ca.crt)"
+            in str(caught.value))
+
+
+def test_usable_files_pass_and_are_listed(tmp_path: Path) -> None:
+    _cert, _key, ca = ensure_dev_certificates(tmp_path / "certs")
+    creds = tmp_path / "config.json"
+    creds.write_text('{"auths": {"m.example:5000": {"username": "u", "password": "p"}}}')
+    config = load(f"mirrors: [{{endpoint: 'https://m.example:5000', hosts: [a.io], "
+                  f"caFile: '{ca}', pullCredentialConfigPath: '{creds}'}},"
+                  f" {{endpoint: 'https://n.example', hosts: [b.io], caFile: '{ca}'}}]")
+    check_config_files(config)
+    assert config_files(config) == (str(ca), str(creds))

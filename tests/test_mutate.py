@@ -245,34 +245,41 @@ defaults:
 """
 ENV = {"KCI_HOST_ALIASES": '[{"ip":"10.0.0.3","hostnames":["env.example","shared.example"]}]',
        "KCI_DNS_CONFIG": '{"nameservers":["10.0.0.3"]}'}
-NS = {HOST_ALIASES: '[{"ip":"10.0.0.2","hostnames":["ns.example","shared.example"]}]',
+# Pod and namespace share team.example; the platform's levels (environment and config)
+# share shared.example, which pods and namespaces may not re-point (see test_security).
+NS = {HOST_ALIASES: '[{"ip":"10.0.0.2","hostnames":["ns.example","team.example"]}]',
       DNS: '{"nameservers":["10.0.0.2"]}'}
-POD = {HOST_ALIASES: '[{"ip":"10.0.0.1","hostnames":["pod.example","shared.example"]}]',
+POD = {HOST_ALIASES: '[{"ip":"10.0.0.1","hostnames":["pod.example","team.example"]}]',
        DNS: '{"nameservers":["10.0.0.1"]}'}
 
 PRECEDENCE = [
-    # (id, pod annotations, namespace annotations, environment, winner of shared.example + DNS)
-    ("config-only", {}, None, None, "10.0.0.4"),
-    ("env-over-config", {}, None, ENV, "10.0.0.3"),
-    ("namespace-over-env", {}, NS, ENV, "10.0.0.2"),
-    ("pod-over-all", POD, NS, ENV, "10.0.0.1"),
-    ("pod-over-config", POD, None, None, "10.0.0.1"),
+    # (id, pod annotations, namespace annotations, environment,
+    #  winner of team.example + DNS, winner of shared.example)
+    ("config-only", {}, None, None, "10.0.0.4", "10.0.0.4"),
+    ("env-over-config", {}, None, ENV, "10.0.0.3", "10.0.0.3"),
+    ("namespace-over-env", {}, NS, ENV, "10.0.0.2", "10.0.0.3"),
+    ("pod-over-all", POD, NS, ENV, "10.0.0.1", "10.0.0.3"),
+    ("pod-over-config", POD, None, None, "10.0.0.1", "10.0.0.4"),
 ]
 
 
-@pytest.mark.parametrize(("pod_ann", "ns_ann", "env", "winner"),
+@pytest.mark.parametrize(("pod_ann", "ns_ann", "env", "winner", "platform"),
                          [p[1:] for p in PRECEDENCE], ids=[p[0] for p in PRECEDENCE])
 def test_precedence_pod_namespace_environment_config(
         pod_ann: dict[str, str], ns_ann: dict[str, str] | None, env: dict[str, str] | None,
-        winner: str) -> None:
-    result = mutate(pod("nginx", annotations=dict(pod_ann)),
-                    ctx(CONFIG_DEFAULTS, ns_annotations=ns_ann, env=env)).pod
+        winner: str, platform: str) -> None:
+    outcome = mutate(pod("nginx", annotations=dict(pod_ann)),
+                     ctx(CONFIG_DEFAULTS, ns_annotations=ns_ann, env=env))
+    result = outcome.pod
     ip_of = {h: a["ip"] for a in result["spec"]["hostAliases"] for h in a["hostnames"]}
-    assert ip_of["shared.example"] == winner
+    if pod_ann or ns_ann:
+        assert ip_of["team.example"] == winner
+    assert ip_of["shared.example"] == platform       # environment over config
     assert ip_of["config.example"] == "10.0.0.4"     # lower levels still contribute names
     assert result["spec"]["dnsConfig"]["nameservers"] == [winner]   # DNS: winner takes all
     written = json.loads(result["metadata"]["annotations"][DNS])
     assert written == {"nameservers": [winner]}
+    assert outcome.warnings == []
 
 
 @pytest.mark.parametrize(("vk", "expected"), [(True, True), (False, False)],
@@ -393,9 +400,9 @@ def test_object_not_shaped_like_a_pod_is_an_invalid_input(bad: dict[str, Any]) -
 
 # --- precedence × onInvalid × scope --------------------------------------------------------
 
-BAD_POD = {HOST_ALIASES: '[{"ip":"1.2.3","hostnames":["shared.example"]}]'}
+BAD_POD = {HOST_ALIASES: '[{"ip":"1.2.3","hostnames":["team.example"]}]'}
 MATRIX = [
-    # (id, onInvalid, scope, virtual-kubelet pod, pod annotations, denied, shared.example IP)
+    # (id, onInvalid, scope, virtual-kubelet pod, pod annotations, denied, team.example IP)
     ("deny-all-valid", "deny", "all", False, POD, False, "10.0.0.1"),
     ("deny-all-invalid", "deny", "all", False, BAD_POD, True, None),
     ("warn-all-invalid-falls-to-namespace", "warn", "all", False, BAD_POD, False, "10.0.0.2"),
@@ -420,7 +427,7 @@ def test_precedence_with_both_modes_and_both_scopes(
     if denied:
         return
     ip_of = {h: a["ip"] for a in outcome.pod["spec"]["hostAliases"] for h in a["hostnames"]}
-    assert ip_of["shared.example"] == winner
+    assert ip_of["team.example"] == winner
     env_and_config_apply = scope == "all" or vk
     assert ("env.example" in ip_of) is env_and_config_apply
     assert ("config.example" in ip_of) is env_and_config_apply

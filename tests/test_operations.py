@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
+import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +15,14 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.conftest import RunningServer, eventually, pod_review, start_server, stop_server
+from tests.conftest import (
+    RunningServer,
+    eventually,
+    free_port,
+    pod_review,
+    start_server,
+    stop_server,
+)
 
 CONFIG = """
 mirrors:
@@ -105,15 +115,26 @@ def test_logs_are_json_lines_with_admission_fields_and_no_bodies(server: Running
     assert secret not in text
 
 
+def rewritten_image(server: RunningServer) -> str:
+    """The image the server rewrites nginx:1.25 to, under the config it serves now."""
+    response = server.review(pod_review(pod())).json()["response"]
+    ops = orjson.loads(base64.b64decode(response["patch"]))
+    return next(op["value"] for op in ops if op["path"] == "/spec/containers/0/image")
+
+
+def reload_error(server: RunningServer) -> str | None:
+    with server.client() as client:
+        detail = client.get("/readyz").json()["detail"]
+    error: str | None = detail.get("configReloadError")
+    return error
+
+
 def test_config_reload_applies_a_valid_file_and_refuses_an_invalid_one(
         server: RunningServer) -> None:
     config_file = Path(server.log.parent / "config.yaml")
 
     def image_after() -> str:
-        review = pod_review(pod())
-        response = server.review(review).json()["response"]
-        ops = orjson.loads(base64.b64decode(response["patch"]))
-        return next(op["value"] for op in ops if op["path"] == "/spec/containers/0/image")
+        return rewritten_image(server)
 
     assert image_after().startswith("mirror.example:5000/cache/")
     swap(config_file, OTHER_CONFIG)
@@ -135,3 +156,69 @@ def swap(path: Path, text: str) -> None:
     staged.replace(path)
 
 
+
+
+CONFIG_WITH_CA = OTHER_CONFIG + "    caFile: mirror-ca.crt\n"   # relative: the working dir
+
+
+def test_config_reload_refuses_an_unusable_named_file_and_retries_when_it_is_fixed(
+        server: RunningServer) -> None:
+    workdir = server.log.parent
+    failures = 'kci_webhook_config_reloads_total{result="failure"}'
+    swap(workdir / "config.yaml", CONFIG_WITH_CA)
+    assert eventually(lambda: scrape(server).get(failures) == 1)
+    assert rewritten_image(server).startswith("mirror.example:5000/cache/")  # the old serves
+    assert reload_error(server) == (
+        f"config.yaml: mirrors[0].caFile (mirror-ca.crt = {workdir}/mirror-ca.crt): cannot "
+        "load a PEM certificate: No such file or directory")
+    # The file arrives, the config is unchanged: the refused config is tried again.
+    swap(workdir / "mirror-ca.crt", (workdir / "certs" / "ca.crt").read_text())
+    assert eventually(lambda: rewritten_image(server).startswith("other-mirror.example:5000/"))
+    assert reload_error(server) is None
+    # The file breaks: a change of a named file is a reload too, refused like any other.
+    swap(workdir / "mirror-ca.crt", "not a certificate\n")
+    assert eventually(lambda: scrape(server).get(failures) == 2)
+    assert "mirrors[0].caFile (mirror-ca.crt" in (reload_error(server) or "")
+    assert "no certificate in it" in (reload_error(server) or "")
+    assert rewritten_image(server).startswith("other-mirror.example:5000/")
+
+
+SERVE_REFUSALS = [
+    # (id, config, files beside it, serve arguments, environment, fragment of stderr)
+    ("ca-file-missing",
+     "mirrors: [{endpoint: 'https://m.example', hosts: [a.io], caFile: missing-ca.crt}]",
+     {}, (), {}, "config.yaml: mirrors[0].caFile (missing-ca.crt = {dir}/missing-ca.crt): "
+                 "cannot load a PEM certificate: No such file or directory"),
+    ("credentials-not-json",
+     "mirrors: [{endpoint: 'https://m.example', hosts: [a.io], "
+     "pullCredentialConfigPath: creds.json}]",
+     {"creds.json": "{"}, (), {},
+     "config.yaml: mirrors[0].pullCredentialConfigPath (creds.json = {dir}/creds.json): "
+     "not valid JSON"),
+    ("budget-over-the-timeout-flag", "mirrorChecks: {budgetSeconds: 1.5}", {},
+     ("--webhook-timeout", "2"), {},
+     "mirrorChecks.budgetSeconds: 1.5 s leaves too little of the webhook's 2 s timeout"),
+    ("budget-over-the-timeout-environment", "mirrorChecks: {budgetSeconds: 2.5}", {}, (),
+     {"KCI_WEBHOOK_TIMEOUT_SECONDS": "3"}, "of the webhook's 3 s timeout"),
+    ("timeout-environment-not-whole-seconds", "", {}, (),
+     {"KCI_WEBHOOK_TIMEOUT_SECONDS": "4.5"},
+     "--webhook-timeout: expected whole seconds from 1 to 30"),
+]
+
+
+@pytest.mark.parametrize(("config", "files", "args", "env", "fragment"),
+                         [r[1:] for r in SERVE_REFUSALS], ids=[r[0] for r in SERVE_REFUSALS])
+def test_serve_refuses_at_start_a_config_it_could_not_honour(
+        tmp_path: Path, config: str, files: dict[str, str], args: tuple[str, ...],
+        env: dict[str, str], fragment: str) -> None:
+    (tmp_path / "config.yaml").write_text(config)
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("KCI_")} | env
+    done = subprocess.run(
+        [sys.executable, "-m", "webhook", "serve", "--host", "127.0.0.1", "--port",
+         str(free_port()), "--config", "config.yaml", *args],
+        cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2, done.stderr
+    assert fragment.format(dir=tmp_path) in done.stderr
+    assert not (tmp_path / "certs").exists()          # refused before anything was made

@@ -14,6 +14,7 @@ from importlib import metadata
 from pathlib import Path
 
 from webhook import certs, doctor, preview, tls, trust
+from webhook.config import DEFAULT_WEBHOOK_TIMEOUT_SECONDS, parse_webhook_timeout
 from webhook.drain import DEFAULT_SHUTDOWN_DELAY
 from webhook.errors import ConfigError
 from webhook.helpformat import HelpFormatter, epilog
@@ -79,6 +80,12 @@ def _parser() -> argparse.ArgumentParser:
                             "$KCI_WEBHOOK_SHUTDOWN_DELAY sets the default")
     serve.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES,
                        help="larger request bodies get HTTP 413 (default 7 MiB)")
+    serve.add_argument("--webhook-timeout", type=_webhook_timeout, metavar="SECONDS",
+                       default=os.environ.get("KCI_WEBHOOK_TIMEOUT_SECONDS",
+                                              str(DEFAULT_WEBHOOK_TIMEOUT_SECONDS)),
+                       help="the webhook configurations' timeoutSeconds, 1 to 30 "
+                            "($KCI_WEBHOOK_TIMEOUT_SECONDS); mirrorChecks.budgetSeconds must "
+                            "leave room in it")
     serve.add_argument("--log-level", default=os.environ.get("KCI_WEBHOOK_LOG_LEVEL", "info"),
                        choices=["debug", "info", "warning", "error"])
     serve.add_argument("--log-format", default=os.environ.get("KCI_WEBHOOK_LOG_FORMAT", "json"),
@@ -104,7 +111,8 @@ def _serve(args: argparse.Namespace) -> int:
         print("kci-webhook serve: --cert and --key go together", file=sys.stderr)
         return EXIT_CONFIG
     config_path = args.config or os.environ.get("KCI_WEBHOOK_CONFIG") or ""
-    settings = server.Settings(config_path=config_path or None, environ=dict(os.environ))
+    settings = server.Settings(config_path=config_path or None, environ=dict(os.environ),
+                               webhook_timeout=args.webhook_timeout)
     try:
         config, _ = server.load_settings_config(settings)   # fail fast, before any worker
     except ConfigError as exc:
@@ -134,6 +142,7 @@ def _serve(args: argparse.Namespace) -> int:
         "KCI_WEBHOOK_MAX_BODY_BYTES": str(args.max_body_bytes),
         "KCI_WEBHOOK_KUBECONFIG": args.kubeconfig or "",
         "KCI_WEBHOOK_SHUTDOWN_DELAY": str(args.shutdown_delay),
+        "KCI_WEBHOOK_TIMEOUT_SECONDS": str(args.webhook_timeout),
     })
     log.info("serving on https://%s:%d with config %s, %d mirror(s), %d worker(s)",
              args.host, args.port, config.source, len(config.mirrors), args.workers)
@@ -164,6 +173,13 @@ def _seconds(text: str) -> float:
     if not 0 <= value <= 3600:
         raise argparse.ArgumentTypeError(f"must be between 0 and 3600 seconds, got {text}")
     return value
+
+
+def _webhook_timeout(text: str) -> int:
+    try:
+        return parse_webhook_timeout(text, where="--webhook-timeout")
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 if __name__ == "__main__":

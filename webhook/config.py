@@ -32,6 +32,15 @@ SCOPES = ("all", "virtual-kubelet")
 POLICIES = ("always", "if-present")
 DEFAULT_EXCLUDED_NAMESPACES = ("kube-system", "kube-public")
 MAX_CONFIG_BYTES = 1024 * 1024  # a ConfigMap holds at most 1 MiB
+# The `timeoutSeconds` the webhook configurations declare (the manifests render it and the
+# server's `--webhook-timeout` from one value), and the range the API accepts for it.
+DEFAULT_WEBHOOK_TIMEOUT_SECONDS = 5
+WEBHOOK_TIMEOUT_RANGE = (1, 30)
+# Of the API server's timeout, what a request needs besides the mirror checks: a TLS
+# handshake on a new connection, reading a body of up to 7 MiB, waiting behind other
+# requests on a busy worker, then the mutation, the patch and the answer's way back.
+# The mutation itself takes well under a millisecond; a second is room for a loaded node.
+REQUEST_HEADROOM_SECONDS = 1.0
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
@@ -99,6 +108,8 @@ class Config:
     source: str = "<defaults>"
     # Memo of image → rewrite plan for this config (see webhook.mutate); not its value.
     rewrite_cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # Memo of other values derived from this config once (see webhook.layers); not its value.
+    derived: dict[object, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,18 +123,24 @@ class EnvironmentDefaults:
 # --- the config file -------------------------------------------------------------------
 
 
-def load_config(text: str | bytes, *, source: str) -> Config:
-    """Parse and validate a YAML config file; raise ConfigError naming `source` and the key."""
+def load_config(text: str | bytes, *, source: str,
+                webhook_timeout: int = DEFAULT_WEBHOOK_TIMEOUT_SECONDS) -> Config:
+    """Parse and validate a YAML config file; raise ConfigError naming `source` and the key.
+
+    `webhook_timeout` is the API server's `timeoutSeconds` for this webhook: the mirror
+    checks' budget must leave room in it for the rest of the request."""
     if len(text) > MAX_CONFIG_BYTES:
         raise ConfigError(f"{source}: larger than {MAX_CONFIG_BYTES} bytes")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: not valid YAML: {exc}") from None
-    return config_from_data({} if data is None else data, source=source)
+    return config_from_data({} if data is None else data, source=source,
+                            webhook_timeout=webhook_timeout)
 
 
-def config_from_data(data: object, *, source: str) -> Config:
+def config_from_data(data: object, *, source: str,
+                     webhook_timeout: int = DEFAULT_WEBHOOK_TIMEOUT_SECONDS) -> Config:
     """Validate already-decoded config data (the YAML document)."""
     problems: list[str] = []
     top = _mapping(data, "(top level)", problems, {"onInvalid", "dialect", "defaults",
@@ -138,7 +155,7 @@ def config_from_data(data: object, *, source: str) -> Config:
     allowed = tuple(_patterns(security.get("allowedInsecureRegistries") or [], problems))
     exclude = _mapping(top.get("exclude") or {}, "exclude", problems, {"namespaces"})
     excluded = _namespaces(exclude.get("namespaces", list(DEFAULT_EXCLUDED_NAMESPACES)), problems)
-    checks = _mirror_checks(top.get("mirrorChecks") or {}, problems)
+    checks = _mirror_checks(top.get("mirrorChecks") or {}, problems, webhook_timeout)
     problems.extend(_cycles(mirrors))
     if problems:
         raise ConfigError("\n".join(f"{source}: {p}" for p in problems))
@@ -151,7 +168,28 @@ _CHECK_KEYS = {"budgetSeconds": (0.05, 10.0), "positiveTTLSeconds": (0.0, 86400.
                "negativeTTLSeconds": (0.0, 86400.0), "cooldownSeconds": (0.0, 3600.0)}
 
 
-def _mirror_checks(value: object, problems: list[str]) -> MirrorChecks:
+def budget_limit(webhook_timeout: int) -> float:
+    """The largest mirror-check budget a webhook timeout allows: the timeout less the
+    request's headroom (half of it for timeouts under two seconds). A budget that reached
+    the timeout would make the API server give up first, and with `failurePolicy: Fail`
+    refuse the pod instead of falling back to the upstream registry."""
+    return webhook_timeout - min(REQUEST_HEADROOM_SECONDS, webhook_timeout / 2)
+
+
+def parse_webhook_timeout(text: str, *, where: str) -> int:
+    """A `timeoutSeconds` value as the API accepts it: whole seconds, 1 to 30."""
+    low, high = WEBHOOK_TIMEOUT_RANGE
+    try:
+        value = int(text.strip())
+    except ValueError:
+        value = 0
+    if not low <= value <= high:
+        raise ConfigError(f"{where}: expected whole seconds from {low} to {high} (the "
+                          f"webhook configurations' timeoutSeconds), got {text!r}")
+    return value
+
+
+def _mirror_checks(value: object, problems: list[str], webhook_timeout: int) -> MirrorChecks:
     data = _mapping(value, "mirrorChecks", problems, set(_CHECK_KEYS))
     numbers: dict[str, float] = {}
     for key, (low, high) in _CHECK_KEYS.items():
@@ -164,9 +202,15 @@ def _mirror_checks(value: object, problems: list[str]) -> MirrorChecks:
                             f"to {high:g}, got {number!r}")
         else:
             numbers[key] = float(number)
+    limit = budget_limit(webhook_timeout)
+    if numbers.get("budgetSeconds", 0.0) > limit:
+        problems.append(
+            f"mirrorChecks.budgetSeconds: {numbers.pop('budgetSeconds'):g} s leaves too little "
+            f"of the webhook's {webhook_timeout} s timeout (timeoutSeconds; the server's "
+            f"--webhook-timeout) for the rest of the request: at most {limit:g} s")
     defaults = MirrorChecks()
     return MirrorChecks(
-        budget_seconds=numbers.get("budgetSeconds", defaults.budget_seconds),
+        budget_seconds=numbers.get("budgetSeconds", min(defaults.budget_seconds, limit)),
         positive_ttl_seconds=numbers.get("positiveTTLSeconds", defaults.positive_ttl_seconds),
         negative_ttl_seconds=numbers.get("negativeTTLSeconds", defaults.negative_ttl_seconds),
         cooldown_seconds=numbers.get("cooldownSeconds", defaults.cooldown_seconds))
@@ -419,7 +463,7 @@ def registry_allowed(registry: str, patterns: tuple[str, ...]) -> bool:
 
 
 __all__ = [
-    "Config", "Defaults", "EnvironmentDefaults", "Mirror",
-    "config_from_data", "environment_defaults", "load_config", "parse_endpoint",
-    "registry_allowed",
+    "DEFAULT_WEBHOOK_TIMEOUT_SECONDS", "Config", "Defaults", "EnvironmentDefaults", "Mirror",
+    "budget_limit", "config_from_data", "environment_defaults", "load_config",
+    "parse_endpoint", "parse_webhook_timeout", "registry_allowed",
 ]

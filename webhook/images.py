@@ -54,6 +54,22 @@ def rewrite_images(spec: Pod, config: Config, warnings: list[str],
     return rewritten
 
 
+def container_images(spec: Pod) -> dict[str, str]:
+    """Container → image, for the containers and init containers that have one, each
+    named as `rewrite_images` names it: by its name (unique in a pod), else position."""
+    return {str(container.get("name", f"{list_name}[{index}]")): container["image"]
+            for list_name in CONTAINER_LISTS
+            for index, container in enumerate(spec.get(list_name) or ())
+            if isinstance(container.get("image"), str)}
+
+
+def rewrites_to(original: str, image: str, config: Config) -> bool:
+    """Whether this config rewrites `original` to exactly `image` (through any mirror that
+    serves it): what a record of the webhook's own earlier pass must satisfy."""
+    plan = _plan(original, config)
+    return not isinstance(plan, str) and any(new == image for _m, new, _p in plan)
+
+
 def _mirrored(image: str, config: Config, where: str, warnings: list[str],
               availability: Availability | None) -> str | None:
     chosen = choose_mirror(image, config, where, warnings, availability)

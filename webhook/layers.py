@@ -12,6 +12,10 @@ live in one place:
 Pod and namespace annotations are read in the active dialect (`webhook.dialects`): its
 readers yield the canonical values a `Layer` holds, so nothing below this point knows
 which vendor's keys they came from.
+
+Some hostnames are the platform's: those of the configured mirrors, and those the config
+defaults or `KCI_HOST_ALIASES` alias. Images are rewritten to them and pull secrets sent
+there, so a pod or namespace may not point them elsewhere (`protected_hostnames`).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from webhook.dialects import (
     parse_dialect,
 )
 from webhook.errors import AnnotationError
+from webhook.reference import parse_registry_host
 
 EMPTY_VALUE = "is empty; remove the annotation or give a value"
 
@@ -202,6 +207,23 @@ def config_layer(config: Config) -> Layer:
 def _defaults_layer(defaults: Defaults) -> Layer:
     return Layer(level="config", host_aliases=defaults.host_aliases or None,
                  dns_config=defaults.dns_config)
+
+
+def protected_hostnames(config: Config, env: EnvironmentDefaults) -> Mapping[str, str | None]:
+    """The platform's hostnames → the address the platform gives them (None: DNS's own).
+
+    The hosts of the configured mirrors, and every hostname the environment or the config
+    defaults alias (at the address the more specific of the two gives it). Derived once
+    per config and environment, not per pod."""
+    memo = config.derived.get("protected_hostnames")
+    if memo is not None and memo[0] is env:   # a server has one environment: no hashing
+        return memo[1]
+    pins: dict[str, str | None] = {parse_registry_host(m.host)[0]: None
+                                   for m in config.mirrors}
+    for alias in merge_host_aliases([environment_layer(env), config_layer(config)]):
+        pins.update(dict.fromkeys(alias.hostnames, alias.ip))
+    config.derived["protected_hostnames"] = (env, pins)
+    return pins
 
 
 def merge_host_aliases(layers: Iterable[Layer]) -> tuple[HostAlias, ...]:

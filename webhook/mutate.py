@@ -11,8 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import orjson
-
 from webhook.annotations import (
     KCI_DNS_CONFIG,
     ORIGINAL_IMAGES,
@@ -24,7 +22,7 @@ from webhook.annotations import (
     dns_limit_problems,
     host_aliases_to_spec,
 )
-from webhook.config import Config, EnvironmentDefaults, Mirror, registry_allowed
+from webhook.config import Config, EnvironmentDefaults, Mirror
 from webhook.dialects import (
     ALL_REGISTRIES,
     DIALECTS,
@@ -51,9 +49,17 @@ from webhook.layers import (
     layer_from_annotations,
     merge_host_aliases,
     namespace_layer_as,
+    protected_hostnames,
     union,
 )
 from webhook.reference import Reference
+from webhook.rules import (
+    NO_PINS,
+    disallowed_registry,
+    record_originals,
+    repointed_in_spec,
+    restricted,
+)
 from webhook.writeback import add_by_ip, annotations_size_problem, as_merged, resolved
 
 
@@ -115,16 +121,21 @@ def mutate(pod: Pod, ctx: Context, *, availability: Availability | None = None) 
     if ns_layer is not None:
         ns_layer = namespace_layer_as(ns_layer, dialect)
         warnings.extend(f"{p} (ignored)" for p in ns_layer.problems)
+    # The platform's hostnames, looked up only when something here aliases a name.
+    pins = (protected_hostnames(config, ctx.environment) if pod_layer.host_aliases
+            or spec.get("hostAliases") or (ns_layer is not None and ns_layer.host_aliases)
+            else NO_PINS)
     if ns_layer is not None:
-        ns_denied = _security_problems(ns_layer, config.allowed_insecure_registries, dialect)
+        ns_layer, ns_denied = restricted(ns_layer, config, pins, dialect,
+                                         remember=ns_layer is ctx.namespace_layer)
         warnings.extend(f"{p} (ignored)" for p in ns_denied)
-        if ns_denied:
-            ns_layer = _without_registries(ns_layer)
     own = _declared_by_pod(pod_layer, ns_layer, config)
-    denied = _security_problems(own, config.allowed_insecure_registries, dialect)
+    _own, denied = restricted(own, config, pins, dialect, remember=own is pod_layer)
     denied += _foreign_security_problems(annotations, config.allowed_insecure_registries,
                                          dialect)
-    if denied:
+    if pins and spec.get("hostAliases"):
+        denied += repointed_in_spec(spec, pins)
+    if denied:   # whatever onInvalid says: a pod may not switch a platform rule off
         return Outcome(pod, denial="; ".join(denied))
 
     layers = [pod_layer]
@@ -149,8 +160,8 @@ def mutate(pod: Pod, ctx: Context, *, availability: Availability | None = None) 
     if denial:
         return Outcome(pod, denial=denial)
     _apply_pull_secrets(new_spec, ns_layer, used)
-    if rewritten:
-        _record_originals(new_annotations, rewritten, warnings)
+    if rewritten or ORIGINAL_IMAGES in annotations:
+        record_originals(new_annotations, spec, rewritten, config, warnings)
 
     changed_spec = new_spec != spec
     changed_meta = new_annotations != annotations
@@ -198,32 +209,6 @@ def _check_shape(pod: object) -> None:
 # --- security --------------------------------------------------------------------------
 
 
-def _security_problems(layer: Layer, patterns: tuple[str, ...],
-                       dialect: Dialect) -> list[str]:
-    """A pod must not downgrade TLS for a registry the platform did not allow."""
-    if not (layer.http_registries or layer.insecure_registries):
-        return []
-    return [*_disallowed(dialect.http_key, layer.level, layer.http_registries, patterns),
-            *_disallowed(dialect.insecure_key, layer.level, layer.insecure_registries,
-                         patterns)]
-
-
-def _disallowed(key: str | None, level: str, registries: tuple[str, ...],
-                patterns: tuple[str, ...]) -> list[str]:
-    """"Every registry" is allowed only where nothing is restricted."""
-    problems = []
-    for registry in registries:
-        if registry == ALL_REGISTRIES and patterns:
-            problems.append(f"{key} ({level}): 'all' (every registry) is not allowed while "
-                            "security.allowedInsecureRegistries restricts which registries "
-                            "TLS may be weakened for")
-        elif registry != ALL_REGISTRIES and not registry_allowed(registry, patterns):
-            problems.append(f"{key} ({level}): registry {registry!r} is not in "
-                            "security.allowedInsecureRegistries; TLS may not be weakened "
-                            "for it")
-    return problems
-
-
 def _foreign_security_problems(annotations: dict[str, Any], patterns: tuple[str, ...],
                                dialect: Dialect, *,
                                exempt: dict[str, Any] | None = None) -> list[str]:
@@ -240,13 +225,12 @@ def _foreign_security_problems(annotations: dict[str, Any], patterns: tuple[str,
                             "read, so it cannot be held to security.allowedInsecureRegistries")
         else:
             old = before.get(key) or ()
-            problems += _disallowed(key, "pod", tuple(r for r in registries if r not in old),
-                                    patterns)
+            problems += [p for r in registries if r not in old
+                         if (p := disallowed_registry(f"{key} (pod)", r, patterns))]
     return problems
 
 
-def _without_registries(layer: Layer) -> Layer:
-    return replace(layer, http_registries=(), insecure_registries=())
+# --- the pod's own declarations ---------------------------------------------------
 
 
 def _declared_by_pod(pod_layer: Layer, ns_layer: Layer | None, config: Config) -> Layer:
@@ -308,23 +292,6 @@ def _advice(pod_layer: Layer, used: list[Mirror], rewritten: dict[str, tuple[str
                 advice.append(f"{key} (pod): registry {registry!r} is not used by any image "
                               "of this pod (a typo?)")
     return advice
-
-
-def _record_originals(annotations: dict[str, Any], rewritten: dict[str, tuple[str, str]],
-                      warnings: list[str]) -> None:
-    """Keep what earlier passes recorded (re-invocation must not forget the true original)."""
-    originals: dict[str, str] = {}
-    existing = annotations.get(ORIGINAL_IMAGES)
-    if isinstance(existing, str):
-        try:
-            decoded = orjson.loads(existing)
-            if isinstance(decoded, dict):
-                originals = {k: v for k, v in decoded.items() if isinstance(v, str)}
-        except orjson.JSONDecodeError:
-            warnings.append(f"{ORIGINAL_IMAGES}: not valid JSON; replaced")
-    for name, (old, _new) in rewritten.items():
-        originals.setdefault(name, old)
-    annotations[ORIGINAL_IMAGES] = orjson.dumps(originals).decode()
 
 
 # --- registries, host aliases, DNS, pull secrets ---------------------------------------

@@ -37,7 +37,7 @@ from webhook.logs import log_config
 from webhook.mutate import Context
 from webhook.namespaces import NamespaceCache, api_for, choose_source
 from webhook.reference import Reference
-from webhook.registry import PresenceChecker
+from webhook.registry import PresenceChecker, check_config_files, config_files
 from webhook.review import (
     DEFAULT_MAX_BODY_BYTES,
     Decision,
@@ -52,6 +52,7 @@ from webhook.transport import AdmissionTransport
 log = logging.getLogger("kci-webhook")
 
 JSON = "application/json"
+TIMEOUT_ENV = "KCI_WEBHOOK_TIMEOUT_SECONDS"
 
 
 @dataclass
@@ -66,6 +67,8 @@ class Settings:
     kubeconfig: str | None = None
     shutdown_delay: float = DEFAULT_SHUTDOWN_DELAY
     environ: dict[str, str] = field(default_factory=dict)
+    # The webhook configurations' timeoutSeconds: the mirror checks' budget must fit in it.
+    webhook_timeout: int = config_mod.DEFAULT_WEBHOOK_TIMEOUT_SECONDS
 
     @classmethod
     def from_environ(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -79,22 +82,31 @@ class Settings:
                    kubeconfig=env.get("KCI_WEBHOOK_KUBECONFIG") or None,
                    shutdown_delay=float(env.get("KCI_WEBHOOK_SHUTDOWN_DELAY",
                                                 DEFAULT_SHUTDOWN_DELAY)),
-                   environ=env)
+                   environ=env, webhook_timeout=config_mod.parse_webhook_timeout(
+                       env.get(TIMEOUT_ENV) or str(config_mod.DEFAULT_WEBHOOK_TIMEOUT_SECONDS),
+                       where=TIMEOUT_ENV))
 
 
 def load_settings_config(settings: Settings) -> tuple[config_mod.Config,
                                                        config_mod.EnvironmentDefaults]:
-    """Config file and KCI_* environment, validated; raises ConfigError naming the source."""
-    if settings.config_path:
-        path = Path(settings.config_path)
-        try:
-            text = path.read_bytes()
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-        config = config_mod.load_config(text, source=str(path))
-    else:
-        config = config_mod.Config()
+    """Config file and KCI_* environment, validated, and the files the config names
+    usable; raises ConfigError naming the source (and the key and file)."""
+    config = read_config(settings)
+    check_config_files(config)
     return config, config_mod.environment_defaults(settings.environ)
+
+
+def read_config(settings: Settings) -> config_mod.Config:
+    """The config file, parsed and validated (its named files not yet opened)."""
+    if not settings.config_path:
+        return config_mod.Config()
+    path = Path(settings.config_path)
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    return config_mod.load_config(text, source=str(path),
+                                  webhook_timeout=settings.webhook_timeout)
 
 
 @dataclass
@@ -107,6 +119,7 @@ class AppState:
     tls: ReloadingContext | None
     own_namespace: str | None
     config_digest: bytes = b""
+    watched_files: tuple[str, ...] = ()   # named by the config last read; part of the digest
     reload_error: str | None = None
     checker: PresenceChecker | None = None
 
@@ -130,7 +143,8 @@ def create_app(settings: Settings, *,
             dialect=config.dialect)
     state = AppState(config=config, environment=environment, namespaces=namespaces, tls=tls,
                      own_namespace=settings.own_namespace,
-                     config_digest=_digest(settings.config_path))
+                     config_digest=_digest(settings.config_path, config_files(config)),
+                     watched_files=config_files(config))
     metrics.set_namespace_state(namespaces.state, None)
     drain = Drain(settings.shutdown_delay)
     if tls:
@@ -245,17 +259,23 @@ def _retrieve(task: asyncio.Future[Any]) -> None:
 
 
 async def watch_config(state: AppState, settings: Settings, interval: float = 2.0) -> None:
-    """Re-read the config file when its content changes (a mounted ConfigMap is updated by
-    a symlink swap that file events miss: compare content hashes). An invalid new config
-    is refused and the old one keeps serving; logs and metrics say which happened."""
+    """Re-read the config file when its content, or that of a file it names, changes (a
+    mounted ConfigMap or Secret is updated by a symlink swap that file events miss:
+    compare content hashes). An invalid new config, or one naming a file that cannot be
+    used, is refused and the old one keeps serving; logs, metrics and /readyz say which
+    happened. A fixed file is noticed as a change, so the refused config is tried again."""
     while settings.config_path:
         await asyncio.sleep(interval)
-        digest = _digest(settings.config_path)
+        digest = _digest(settings.config_path, state.watched_files)
         if not digest or digest == state.config_digest:
             continue
         state.config_digest = digest
         try:
-            config, _env = load_settings_config(settings)
+            config = read_config(settings)
+            if config_files(config) != state.watched_files:
+                state.watched_files = config_files(config)
+                state.config_digest = _digest(settings.config_path, state.watched_files)
+            check_config_files(config)
         except ConfigError as exc:
             state.reload_error = str(exc)
             metrics.CONFIG_RELOADS.labels("failure").inc()
@@ -269,13 +289,21 @@ async def watch_config(state: AppState, settings: Settings, interval: float = 2.
         log.info("config reloaded from %s: %d mirror(s)", config.source, len(config.mirrors))
 
 
-def _digest(path: str | None) -> bytes:
+def _digest(path: str | None, files: tuple[str, ...] = ()) -> bytes:
+    """The config file's content and that of the files it names (a missing or unreadable
+    named file counts as a content of its own, so its return is a change)."""
     if not path:
         return b""
     try:
-        return hashlib.sha256(Path(path).read_bytes()).digest()
+        digest = hashlib.sha256(Path(path).read_bytes())
     except OSError:
         return b""
+    for name in files:
+        try:
+            digest.update(hashlib.sha256(Path(name).read_bytes()).digest())
+        except OSError as exc:
+            digest.update(f"unreadable {exc.errno}".encode())
+    return digest.digest()
 
 
 def app_from_environ() -> AdmissionTransport:

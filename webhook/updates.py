@@ -18,8 +18,9 @@ Mutating admission runs before those rules, so an UPDATE's patch stays inside th
   rewritten as at CREATE (same mirrors, `if-present` answers, idempotency). KCI annotations
   the update adds or changes are validated, and the security rules apply to the registries
   it adds (a pod cannot declare a disallowed insecure registry after creation; a mirror's
-  own host, which the config declares HTTP or insecure, is allowed); values that predate the
-  update are not judged again, so a pod admitted under older rules stays editable.
+  own host, which the config declares HTTP or insecure, is allowed) and to the host aliases
+  it adds (no platform hostname re-pointed); values that predate the update are not judged
+  again, so a pod admitted under older rules stays editable.
 - ephemeral containers: the new (or changed) ones are rewritten; nothing else is patched.
 
 A pod cannot gain a pull secret after creation, and the webhook changes no annotation on
@@ -40,21 +41,22 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
-from webhook.config import Config, Mirror
+from webhook.annotations import HostAlias
+from webhook.config import Config, EnvironmentDefaults, Mirror
 from webhook.dialects import ALL_REGISTRIES, Dialect
 from webhook.images import CONTAINER_LISTS, Availability, Pod, choose_mirror, image_questions
-from webhook.layers import POD_KEYS, Layer, layer_from_annotations
+from webhook.layers import POD_KEYS, Layer, layer_from_annotations, protected_hostnames
 from webhook.mutate import (
     Context,
     Outcome,
     _check_shape,
     _foreign_security_problems,
     _mirrors_enabled,
-    _security_problems,
     dialect_of,
 )
 from webhook.patch import Op, PatchMismatch
 from webhook.reference import Reference
+from webhook.rules import NO_PINS, restricted
 
 EPHEMERAL = "ephemeralcontainers"
 SUBRESOURCES = ("", EPHEMERAL)          # the UPDATEs we patch; `status` and the rest never
@@ -170,7 +172,7 @@ def mutate_update(pod: Pod, old: object, ctx: Context, *, sub_resource: str,
     else:
         annotations = _annotations(pod)
         denial = _annotation_changes(annotations, _annotations(old), config, warnings,
-                                     dialect)
+                                     dialect, environment=ctx.environment)
         if denial:
             return Outcome(pod, denial=denial, warnings=warnings)
     pod_layer = layer_from_annotations(annotations, level="pod", dialect=dialect)
@@ -210,9 +212,10 @@ def _excluded(ctx: Context) -> bool:
 
 
 def _annotation_changes(annotations: dict[str, Any], before: dict[str, Any], config: Config,
-                        warnings: list[str], dialect: Dialect) -> str | None:
+                        warnings: list[str], dialect: Dialect, *,
+                        environment: EnvironmentDefaults) -> str | None:
     """Validate the KCI annotations this update adds or changes, as at CREATE; the security
-    rules judge the registries it adds. Returns the denial, if any."""
+    rules judge the registries and host aliases it adds. Returns the denial, if any."""
     changed = {key: annotations[key] for key in POD_KEYS
                if key in annotations and annotations[key] != before.get(key)}
     if not changed:
@@ -229,14 +232,22 @@ def _annotation_changes(annotations: dict[str, Any], before: dict[str, Any], con
     http_mirrors = {m.host for m in config.mirrors if m.scheme == "http"}
     insecure_mirrors = {m.host for m in config.mirrors
                         if m.insecure_skip_verify and m.scheme == "https"}
+    old_aliases = {(name, alias.ip) for alias in old_layer.host_aliases or ()
+                   for name in alias.hostnames}
+    new_aliases = tuple(HostAlias(ip=alias.ip, hostnames=names)
+                        for alias in layer.host_aliases or ()
+                        if (names := tuple(n for n in alias.hostnames
+                                           if (n, alias.ip) not in old_aliases)))
     added = replace(
         layer,
         http_registries=tuple(r for r in layer.http_registries
                               if r not in old_layer.http_registries and r not in http_mirrors),
         insecure_registries=tuple(r for r in layer.insecure_registries
                                   if r not in old_layer.insecure_registries
-                                  and r not in insecure_mirrors))
-    denied = _security_problems(added, config.allowed_insecure_registries, dialect)
+                                  and r not in insecure_mirrors),
+        host_aliases=new_aliases or None)
+    pins = protected_hostnames(config, environment) if new_aliases else NO_PINS
+    _allowed, denied = restricted(added, config, pins, dialect, remember=False)
     denied += _foreign_security_problems(changed, config.allowed_insecure_registries, dialect,
                                          exempt=before)
     if denied:
