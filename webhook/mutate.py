@@ -130,7 +130,8 @@ def mutate(pod: Pod, ctx: Context, *, availability: Availability | None = None) 
                                          remember=ns_layer is ctx.namespace_layer)
         warnings.extend(f"{p} (ignored)" for p in ns_denied)
     own = _declared_by_pod(pod_layer, ns_layer, config)
-    _own, denied = restricted(own, config, pins, dialect, remember=own is pod_layer)
+    denied = (restricted(own, config, pins, dialect, remember=own is pod_layer)[1]
+              if pins or own.http_registries or own.insecure_registries else [])
     denied += _foreign_security_problems(annotations, config.allowed_insecure_registries,
                                          dialect)
     if pins and spec.get("hostAliases"):

@@ -205,8 +205,11 @@ def record_originals(annotations: dict[str, Any], seen: Pod,
     rewrite of it gives exactly the container's current image is the webhook's own and
     is kept (re-invocation must not forget the true original); any other entry is
     replaced by the image seen, or dropped when it names no container."""
-    claimed = (_claimed_originals(annotations[ORIGINAL_IMAGES], warnings)
-               if ORIGINAL_IMAGES in annotations else {})
+    if ORIGINAL_IMAGES not in annotations:   # the first pass, usually: nothing claimed
+        annotations[ORIGINAL_IMAGES] = orjson.dumps(
+            {name: old for name, (old, _new) in rewritten.items()}).decode()
+        return
+    claimed = _claimed_originals(annotations[ORIGINAL_IMAGES], warnings)
     images_seen = container_images(seen) if claimed else {}
     originals: dict[str, str] = {}
     for name, original in claimed.items():
