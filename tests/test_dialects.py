@@ -533,11 +533,27 @@ def test_allowed_registries_pass(dialect: str, annotations: dict[str, str]) -> N
     assert mutate(pod(annotations=annotations), ctx(dialect, ALLOWED)).denial is None
 
 
+EKS_HTTP_ONLY_MIRROR = """
+mirrors:
+  - endpoint: http://10.0.0.9:5000
+    hosts: [quay.io]
+"""
+
+
 def test_eks_all_is_allowed_without_restriction() -> None:
-    outcome = mutate(pod("quay.io/a/b:1", annotations={EKS_HTTP: "all"}), ctx("eks", MIRRORS))
+    outcome = mutate(pod("quay.io/a/b:1", annotations={EKS_HTTP: "all"}),
+                     ctx("eks", EKS_HTTP_ONLY_MIRROR))
     assert outcome.denial is None
     assert outcome.pod["metadata"]["annotations"][EKS_HTTP] == "all"
     assert not any("a typo?" in w for w in outcome.warnings)
+
+
+def test_eks_all_may_not_weaken_tls_for_a_verified_mirror() -> None:
+    # 'all' would send the docker.io mirror's pull secret over plain HTTP too.
+    outcome = mutate(pod("quay.io/a/b:1", annotations={EKS_HTTP: "all"}), ctx("eks", MIRRORS))
+    assert outcome.denial is not None
+    assert (f"{EKS_HTTP} (pod): 'all' (every registry) would weaken TLS for the configured "
+            "mirror '172.18.0.20:5000' too") in outcome.denial
 
 
 @pytest.mark.parametrize("dialect", ["eci", "eks"])
@@ -808,7 +824,8 @@ def test_mutate_command_takes_a_dialect(tmp_path: Path) -> None:
     (tmp_path / "config.yaml").write_text(MIRRORS)
     (tmp_path / "pod.yaml").write_text(
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations:\n"
-        "    eks.tke.cloud.tencent.com/registry-insecure-skip-verify: all\nspec:\n"
+        "    eks.tke.cloud.tencent.com/registry-insecure-skip-verify: harbor.example.com\n"
+        "spec:\n"
         "  containers:\n  - {name: c, image: 'quay.io/prom/node:1'}\n")
     command = [sys.executable, "-m", "webhook", "mutate", "--config",
                str(tmp_path / "config.yaml"), "-f", str(tmp_path / "pod.yaml")]
@@ -817,7 +834,8 @@ def test_mutate_command_takes_a_dialect(tmp_path: Path) -> None:
     as_eks = run([*command, "--dialect", "eks"])
     assert as_eks.returncode == 0, as_eks.stderr
     written = yaml.safe_load(as_eks.stdout)["metadata"]["annotations"]
-    assert written[EKS_HTTP] == "10.0.0.9:5000" and written[EKS_INSECURE] == "all"
+    assert written[EKS_HTTP] == "10.0.0.9:5000"
+    assert written[EKS_INSECURE] == "harbor.example.com"
     assert "dialect's annotation" not in as_eks.stderr
     as_kci = run(command)
     assert f"{EKS_INSECURE} (pod): that is the eks dialect's annotation" in as_kci.stderr

@@ -124,7 +124,8 @@ def _allowed_registries(registries: tuple[str, ...], patterns: tuple[str, ...],
     allowed = []
     for registry in registries:
         by_config = declared.get(registry)
-        problem = (disallowed_registry(where, registry, patterns) if by_config is None
+        problem = (_all_problem(where, patterns, declared, kind) if registry == ALL_REGISTRIES
+                   else disallowed_registry(where, registry, patterns) if by_config is None
                    else None if by_config[kind]
                    else f"{where}: registry {registry!r} is a configured mirror's host, which "
                         "the config does not declare so; TLS may not be weakened for it (its "
@@ -146,6 +147,23 @@ def disallowed_registry(where: str, registry: str, patterns: tuple[str, ...]) ->
     if not registry_allowed(registry, patterns):
         return (f"{where}: registry {registry!r} is not in security.allowedInsecureRegistries; "
                 "TLS may not be weakened for it")
+    return None
+
+
+def _all_problem(where: str, patterns: tuple[str, ...],
+                 declared: Mapping[str, Mapping[str, bool]], kind: str) -> str | None:
+    """'all' weakens TLS for every registry, the configured mirrors included: allowed only
+    where nothing is restricted and every mirror's own config declares the same."""
+    problem = disallowed_registry(where, ALL_REGISTRIES, patterns)
+    if problem:
+        return problem
+    # Skipping verification means nothing for a mirror its config declares plain HTTP.
+    undeclared = sorted(host for host, by_config in declared.items()
+                        if not by_config[kind] and not (kind == INSECURE and by_config[HTTP]))
+    if undeclared:
+        return (f"{where}: 'all' (every registry) would weaken TLS for the configured mirror "
+                f"{undeclared[0]!r} too, which the config does not declare so (its pull secret "
+                "goes there); list the registries instead")
     return None
 
 
