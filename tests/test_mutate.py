@@ -389,8 +389,9 @@ def test_unchanged_pod_is_returned_as_the_same_object() -> None:
     {"spec": []}, {"spec": {"containers": "nginx"}}, {"spec": {"containers": [1]}},
     {"metadata": "x", "spec": {}}, {"metadata": {"annotations": []}, "spec": {}},
     {"spec": {"containers": [], "dnsConfig": []}},
+    {"spec": {"containers": [], "imagePullSecrets": [{"name": ["a"]}]}},
 ], ids=["spec-list", "containers-string", "container-int", "metadata-string",
-        "annotations-list", "dns-list"])
+        "annotations-list", "dns-list", "pull-secret-name-list"])
 def test_object_not_shaped_like_a_pod_is_an_invalid_input(bad: dict[str, Any]) -> None:
     from webhook.errors import InvalidInput
 

@@ -202,6 +202,9 @@ def _check_shape(pod: object) -> None:
             continue
         if not isinstance(items, list) or not all(isinstance(c, dict) for c in items):
             raise InvalidInput(f"spec.{list_name}: expected a list of objects")
+    for index, secret in enumerate(spec.get("imagePullSecrets") or ()):
+        if not isinstance(secret.get("name", ""), str):
+            raise InvalidInput(f"spec.imagePullSecrets[{index}].name: expected a string")
     dns = spec.get("dnsConfig")
     if dns is not None and not isinstance(dns, dict):
         raise InvalidInput("spec.dnsConfig: expected an object")
