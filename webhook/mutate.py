@@ -55,6 +55,7 @@ from webhook.layers import (
 from webhook.reference import Reference
 from webhook.rules import (
     NO_PINS,
+    declared_mirror_hosts,
     disallowed_registry,
     record_originals,
     repointed_in_spec,
@@ -245,11 +246,10 @@ def _declared_by_pod(pod_layer: Layer, ns_layer: Layer | None, config: Config) -
     Everything else in the lists is held to the rules, whoever wrote it."""
     if not (pod_layer.http_registries or pod_layer.insecure_registries):
         return pod_layer
-    http = {m.host for m in config.mirrors if m.scheme == "http"}
-    insecure = {m.host for m in config.mirrors if m.insecure_skip_verify and m.scheme == "https"}
+    http, insecure = declared_mirror_hosts(config)
     if ns_layer is not None:
-        http.update(ns_layer.http_registries)
-        insecure.update(ns_layer.insecure_registries)
+        http = http.union(ns_layer.http_registries)
+        insecure = insecure.union(ns_layer.insecure_registries)
     own_http = tuple(r for r in pod_layer.http_registries if r not in http)
     own_insecure = tuple(r for r in pod_layer.insecure_registries if r not in insecure)
     if (len(own_http), len(own_insecure)) == (len(pod_layer.http_registries),

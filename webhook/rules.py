@@ -182,6 +182,19 @@ def _mirror_declarations(config: Config) -> Mapping[str, Mapping[str, bool]]:
     return declared
 
 
+def declared_mirror_hosts(config: Config) -> tuple[frozenset[str], frozenset[str]]:
+    """The mirror hosts the config itself declares plain HTTP, and those it declares TLS
+    without verification: what the webhook writes into a pod's lists, hence never the pod
+    author's own declaration. Derived once per config."""
+    hosts: tuple[frozenset[str], frozenset[str]] | None = config.derived.get("declared_hosts")
+    if hosts is None:
+        declared = _mirror_declarations(config)
+        hosts = (frozenset(h for h, by_config in declared.items() if by_config[HTTP]),
+                 frozenset(h for h, by_config in declared.items() if by_config[INSECURE]))
+        config.derived["declared_hosts"] = hosts
+    return hosts
+
+
 def repointed_in_spec(spec: Pod, pins: Mapping[str, str | None]) -> list[str]:
     """The pod's own spec.hostAliases are kept and win in the container; a pod author
     writes them as freely as the annotation, so they may not re-point a platform name."""

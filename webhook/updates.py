@@ -56,7 +56,7 @@ from webhook.mutate import (
 )
 from webhook.patch import Op, PatchMismatch
 from webhook.reference import Reference
-from webhook.rules import NO_PINS, restricted
+from webhook.rules import NO_PINS, declared_mirror_hosts, restricted
 
 EPHEMERAL = "ephemeralcontainers"
 SUBRESOURCES = ("", EPHEMERAL)          # the UPDATEs we patch; `status` and the rest never
@@ -229,9 +229,7 @@ def _annotation_changes(annotations: dict[str, Any], before: dict[str, Any], con
     # A mirror's own host is the platform's declaration (its `http://` endpoint or
     # `insecureSkipVerify`), as the webhook writes it at creation: adding it is allowed,
     # and is the fix the warnings below give for a pod created without it.
-    http_mirrors = {m.host for m in config.mirrors if m.scheme == "http"}
-    insecure_mirrors = {m.host for m in config.mirrors
-                        if m.insecure_skip_verify and m.scheme == "https"}
+    http_mirrors, insecure_mirrors = declared_mirror_hosts(config)
     old_aliases = {(name, alias.ip) for alias in old_layer.host_aliases or ()
                    for name in alias.hostnames}
     new_aliases = tuple(HostAlias(ip=alias.ip, hostnames=names)
