@@ -184,6 +184,9 @@ def mutate(pod: Pod, ctx: Context, *, availability: Availability | None = None) 
 # --- shape -----------------------------------------------------------------------------
 
 
+_OBJECT_LISTS = (*CONTAINER_LISTS, "imagePullSecrets", "hostAliases", "tolerations")
+
+
 def _check_shape(pod: object) -> None:
     """The fields we read must have the types the Pod API gives them; say which does not."""
     if not isinstance(pod, dict):
@@ -197,12 +200,15 @@ def _check_shape(pod: object) -> None:
     spec = pod.get("spec")
     if not isinstance(spec, dict):
         raise InvalidInput("spec: expected an object")
-    for list_name in (*CONTAINER_LISTS, "imagePullSecrets", "hostAliases", "tolerations"):
+    for list_name in _OBJECT_LISTS:
         items = spec.get(list_name)
         if items is None:
             continue
-        if not isinstance(items, list) or not all(isinstance(c, dict) for c in items):
+        if not isinstance(items, list):
             raise InvalidInput(f"spec.{list_name}: expected a list of objects")
+        for item in items:   # a plain loop: this runs on every admission
+            if not isinstance(item, dict):
+                raise InvalidInput(f"spec.{list_name}: expected a list of objects")
     for index, secret in enumerate(spec.get("imagePullSecrets") or ()):
         if not isinstance(secret.get("name", ""), str):
             raise InvalidInput(f"spec.imagePullSecrets[{index}].name: expected a string")
