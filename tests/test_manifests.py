@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import fnmatch
+import json
 import re
 import shutil
 import ssl
@@ -436,6 +437,24 @@ def test_one_timeout_for_the_webhooks_and_the_server(
     assert timeouts == {values["webhook"]["timeoutSeconds"]}
 
 
+def serve_refusal(argv: list[str]) -> str | None:
+    """Why `kci-webhook` refuses these arguments (argparse's own message), or None."""
+    try:
+        parsed = cli._parser().parse_args(argv)
+    except SystemExit:
+        return "refused"
+    return None if getattr(parsed, "func", None) is cli._serve else "not `serve`"
+
+
+def test_the_server_accepts_the_args_the_deployment_passes(
+    container: dict[str, Any], capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A flag the manifests pass and `serve` does not know stops every replica at start
+    # (exit code 2), and with failurePolicy Fail that stops pod creation.
+    problem = serve_refusal(container["args"])
+    assert problem is None, f"{container['args']}: {problem}: {capsys.readouterr().err}"
+
+
 def test_config_tls_and_namespace_reach_the_server(
     objects: Objects, values: Values, pod_spec: dict[str, Any], container: dict[str, Any],
 ) -> None:
@@ -845,6 +864,17 @@ def test_dockerfile_passes_hadolint() -> None:
     done = subprocess.run([binary, "--no-color", str(DOCKERFILE)], capture_output=True,
                           text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_server_accepts_the_dockerfiles_default_command(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    text = DOCKERFILE.read_text().replace("\\\n", " ")
+    (cmd,) = [line.strip().removeprefix("CMD").strip() for line in text.splitlines()
+              if line.strip().startswith("CMD ")]
+    argv = json.loads(cmd)
+    problem = serve_refusal(argv)
+    assert problem is None, f"{argv}: {problem}: {capsys.readouterr().err}"
 
 
 def test_dockerfile_final_stage_is_slim_non_root_and_has_no_healthcheck() -> None:
