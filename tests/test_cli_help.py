@@ -116,3 +116,14 @@ def test_paragraphs_are_wrapped_and_tables_kept(columns: None) -> None:
     assert rows[0] == "  0  fine"
     assert rows[1].startswith("  2  bad arguments") and rows[2].startswith("     arguments")
     assert "  x --a \\\n      | y" in text
+
+
+@pytest.mark.parametrize(("path", "parser"), ALL, ids=[" ".join(p) for p, _ in ALL])
+def test_no_option_states_its_default_twice(
+        path: tuple[str, ...], parser: argparse.ArgumentParser, columns: None) -> None:
+    # The formatter appends "(default: …)"; a help text that says it again by hand
+    # ("(default 7 MiB) (default: 7340032)") reads as two different defaults.
+    formatter = parser._get_formatter()
+    for action in parser._actions:
+        text = formatter._expand_help(action) if action.help else ""
+        assert text.count("(default") <= 1, (action.dest, text)

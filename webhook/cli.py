@@ -79,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
                             "reach every balancer; 0 stops at once; "
                             "$KCI_WEBHOOK_SHUTDOWN_DELAY sets the default")
     serve.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES,
-                       help="larger request bodies get HTTP 413 (default 7 MiB)")
+                       help="request bodies larger than this many bytes (7 MiB) get HTTP 413")
     serve.add_argument("--webhook-timeout", type=_webhook_timeout, metavar="SECONDS",
                        default=os.environ.get("KCI_WEBHOOK_TIMEOUT_SECONDS",
                                               str(DEFAULT_WEBHOOK_TIMEOUT_SECONDS)),
@@ -89,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default=os.environ.get("KCI_WEBHOOK_LOG_LEVEL", "info"),
                        choices=["debug", "info", "warning", "error"])
     serve.add_argument("--log-format", default=os.environ.get("KCI_WEBHOOK_LOG_FORMAT", "json"),
-                       choices=["json", "text"], help="json lines (default) or plain text")
+                       choices=["json", "text"], help="json lines or plain text")
     serve.set_defaults(func=_serve)
 
     preview.add_parser(commands)
