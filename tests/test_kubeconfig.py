@@ -103,7 +103,8 @@ def test_a_kubeconfig_list_is_merged(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("content", "message"), [
-    pytest.param(None, "--kubeconfig {path}: no such file", id="missing-file"),
+    pytest.param(None, "--kubeconfig/KCI_WEBHOOK_KUBECONFIG {path}: no such file",
+                 id="missing-file"),
     pytest.param("", "file is empty", id="empty-file"),
     pytest.param("current-context: nowhere\n", "nowhere", id="unknown-context"),
     pytest.param("{not yaml", "cannot load it", id="not-yaml"),
@@ -132,7 +133,8 @@ def test_serve_refuses_to_start_with_a_kubeconfig_it_cannot_load(tmp_path: Path)
          "--kubeconfig", str(tmp_path / "absent")],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 2, result.stderr
-    assert f"--kubeconfig {tmp_path / 'absent'}: no such file" in result.stderr
+    where = f"--kubeconfig/KCI_WEBHOOK_KUBECONFIG {tmp_path / 'absent'}"
+    assert f"{where}: no such file" in result.stderr
 
 
 # --- end to end: nothing but KUBECONFIG ----------------------------------------------------

@@ -128,7 +128,8 @@ def api_for(source: ApiSource) -> client.CoreV1Api | None:
             if source.kind == "override" and not any(
                     os.path.exists(os.path.expanduser(path))
                     for path in source.kubeconfig.split(os.pathsep) if path):
-                raise ConfigError(f"--kubeconfig {source.kubeconfig}: no such file")
+                raise ConfigError(f"--kubeconfig/KCI_WEBHOOK_KUBECONFIG {source.kubeconfig}: "
+                                  "no such file")
             kube_config.load_kube_config(config_file=source.kubeconfig,
                                          client_configuration=configuration,
                                          persist_config=False)

@@ -66,8 +66,8 @@ def _hints_for(active: Dialect) -> tuple[tuple[str, str], ...]:
             advice = f"did you mean {meant}?" if meant else \
                 f"the {active.name} dialect has no such annotation; {_INSTEAD[role]}"
             hints.append((key, f"{key} (pod): that is the {other.name} dialect's annotation, "
-                               f"and this namespace speaks {active.name} ({active.vendor}): "
-                               f"{advice} (ignored)"))
+                               f"and this pod is read in the {active.name} dialect "
+                               f"({active.vendor}): {advice} (ignored)"))
     return tuple(hints)
 
 
