@@ -21,6 +21,7 @@ import pytest
 from cryptography import x509
 
 from webhook import tls
+from webhook.errors import ConfigError
 
 TIMEOUT = 5.0
 
@@ -314,6 +315,22 @@ def test_dev_certificates_replaced_when_unusable(tmp_path: Path, damage: str) ->
                             expected_names=["localhost", "127.0.0.1", "::1"])
     assert report.ok and report.problems == []
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("state", ["service-certificates", "ca-only", "ca-crt-missing"])
+def test_dev_certificates_never_replace_a_ca_of_kci_webhook_certs(tmp_path: Path,
+                                                                  state: str) -> None:
+    # `kci-webhook certs --out DIR` leaves ca.key beside ca.crt; serve on the same DIR must
+    # not orphan that key by writing a CA certificate of its own.
+    tls.make_service_certificates(tmp_path, service="kci-webhook", namespace="kci-webhook")
+    if state == "ca-only":
+        (tmp_path / "tls.crt").unlink()
+    elif state == "ca-crt-missing":
+        (tmp_path / "ca.crt").unlink()
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(ConfigError, match=r"holds a CA key \(ca\.key"):
+        tls.ensure_dev_certificates(tmp_path)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
 # --- ReloadingContext --------------------------------------------------------------------

@@ -129,7 +129,11 @@ def _serve(args: argparse.Namespace) -> int:
     if args.cert:
         cert, key = Path(args.cert), Path(args.key)
     else:
-        cert, key, ca = tls.ensure_dev_certificates(Path(args.certs_dir))
+        try:
+            cert, key, ca = tls.ensure_dev_certificates(Path(args.certs_dir))
+        except ConfigError as exc:
+            print(f"kci-webhook: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
         log.info("using development certificates: cert=%s key=%s ca=%s "
                  "(SANs localhost, 127.0.0.1, ::1)", cert.resolve(), key.resolve(), ca.resolve())
     # absolute(), never resolve(): a mounted Secret's tls.crt is a symlink into a

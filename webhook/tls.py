@@ -42,6 +42,8 @@ from cryptography.hazmat.primitives.asymmetric.types import (
 )
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from webhook.errors import ConfigError
+
 log = logging.getLogger("kci-webhook.tls")
 
 # Nodes and the API server may run a few minutes ahead of the machine that signs.
@@ -201,10 +203,17 @@ def ensure_dev_certificates(directory: Path) -> tuple[Path, Path, Path]:
                             warn_within=timedelta(days=1))
         if not report.problems:
             return cert, key, ca
-        log.info("replacing development certificates in %s: %s", directory,
-                 "; ".join(report.problems))
-    except OSError:
-        pass
+        why = "; ".join(report.problems)
+    except OSError as exc:
+        why = f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)
+    if (directory / "ca.key").exists():
+        # A CA of `kci-webhook certs` lives here: replacing its ca.crt would orphan its key
+        # (and the caBundle a cluster trusts). Never touch it.
+        raise ConfigError(
+            f"{directory}: holds a CA key (ca.key, from `kci-webhook certs`) and its "
+            f"certificates are not usable for development ({why}); pass --cert and --key, "
+            "or --certs-dir a directory for development certificates")
+    log.info("writing development certificates in %s: %s", directory, why)
     new_ca = generate_ca(common_name="kci-webhook-dev-ca", days=365)
     serving = generate_serving_cert(new_ca, dns_names=DEV_DNS_NAMES,
                                     ip_addresses=DEV_IP_ADDRESSES, days=90)
