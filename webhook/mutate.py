@@ -28,7 +28,6 @@ from webhook.dialects import (
     DIALECTS,
     Dialect,
     foreign_key_warnings,
-    foreign_registry_claims,
 )
 from webhook.errors import InvalidInput
 from webhook.images import (
@@ -56,7 +55,7 @@ from webhook.reference import Reference
 from webhook.rules import (
     NO_PINS,
     declared_mirror_hosts,
-    disallowed_registry,
+    foreign_registry_problems,
     record_originals,
     repointed_in_spec,
     restricted,
@@ -133,8 +132,8 @@ def mutate(pod: Pod, ctx: Context, *, availability: Availability | None = None) 
     own = _declared_by_pod(pod_layer, ns_layer, config)
     denied = (restricted(own, config, pins, dialect, remember=own is pod_layer)[1]
               if pins or own.http_registries or own.insecure_registries else [])
-    denied += _foreign_security_problems(annotations, config.allowed_insecure_registries,
-                                         dialect)
+    denied += foreign_registry_problems(annotations, config.allowed_insecure_registries,
+                                        dialect)
     if pins and spec.get("hostAliases"):
         denied += repointed_in_spec(spec, pins)
     if denied:   # whatever onInvalid says: a pod may not switch a platform rule off
@@ -215,30 +214,6 @@ def _check_shape(pod: object) -> None:
     dns = spec.get("dnsConfig")
     if dns is not None and not isinstance(dns, dict):
         raise InvalidInput("spec.dnsConfig: expected an object")
-
-
-# --- security --------------------------------------------------------------------------
-
-
-def _foreign_security_problems(annotations: dict[str, Any], patterns: tuple[str, ...],
-                               dialect: Dialect, *,
-                               exempt: dict[str, Any] | None = None) -> list[str]:
-    """Another dialect's HTTP / insecure key on the pod is held to the same rule: another
-    vendor's virtual kubelet would act on it. Entries already in `exempt` (the stored pod's
-    annotations, on UPDATE) are not judged again."""
-    if not patterns:
-        return []
-    before = dict(foreign_registry_claims(exempt, dialect)) if exempt else {}
-    problems = []
-    for key, registries in foreign_registry_claims(annotations, dialect):
-        if registries is None:
-            problems.append(f"{key} (pod): another dialect's registry list that cannot be "
-                            "read, so it cannot be held to security.allowedInsecureRegistries")
-        else:
-            old = before.get(key) or ()
-            problems += [p for r in registries if r not in old
-                         if (p := disallowed_registry(f"{key} (pod)", r, patterns))]
-    return problems
 
 
 # --- the pod's own declarations ---------------------------------------------------

@@ -3,7 +3,8 @@ cannot forge. Pure functions of the parsed values; `webhook.mutate` (CREATE) and
 `webhook.updates` (UPDATE) apply them.
 
 - TLS may not be weakened (`kci-http-registry`, `kci-insecure-registry`) for a registry
-  that `security.allowedInsecureRegistries` does not allow.
+  that `security.allowedInsecureRegistries` does not allow; another dialect's HTTP /
+  insecure key on a pod is held to the same rule (`foreign_registry_problems`).
 - The platform's hostnames (`webhook.layers.protected_hostnames`: the mirrors' hosts and
   the names the config defaults or `KCI_HOST_ALIASES` alias) may not be aliased to
   another address, in `kci-host-aliases` or in `spec.hostAliases`.
@@ -29,7 +30,7 @@ from webhook.annotations import (
     ip_key,
 )
 from webhook.config import Config, registry_allowed
-from webhook.dialects import ALL_REGISTRIES, Dialect
+from webhook.dialects import ALL_REGISTRIES, Dialect, foreign_registry_claims
 from webhook.images import Pod, container_images, rewrites_to
 from webhook.layers import Layer
 
@@ -195,6 +196,27 @@ def declared_mirror_hosts(config: Config) -> tuple[frozenset[str], frozenset[str
     return hosts
 
 
+def foreign_registry_problems(annotations: Mapping[str, Any], patterns: tuple[str, ...],
+                              dialect: Dialect, *,
+                              exempt: Mapping[str, Any] | None = None) -> list[str]:
+    """Another dialect's HTTP / insecure key on the pod is held to the same rule: another
+    vendor's virtual kubelet would act on it. Entries already in `exempt` (the stored pod's
+    annotations, on UPDATE) are not judged again."""
+    if not patterns:
+        return []
+    before = dict(foreign_registry_claims(exempt, dialect)) if exempt else {}
+    problems = []
+    for key, registries in foreign_registry_claims(annotations, dialect):
+        if registries is None:
+            problems.append(f"{key} (pod): another dialect's registry list that cannot be "
+                            "read, so it cannot be held to security.allowedInsecureRegistries")
+        else:
+            old = before.get(key) or ()
+            problems += [p for r in registries if r not in old
+                         if (p := disallowed_registry(f"{key} (pod)", r, patterns))]
+    return problems
+
+
 def repointed_in_spec(spec: Pod, pins: Mapping[str, str | None]) -> list[str]:
     """The pod's own spec.hostAliases are kept and win in the container; a pod author
     writes them as freely as the annotation, so they may not re-point a platform name."""
@@ -276,5 +298,6 @@ def _claimed_originals(value: object, warnings: list[str]) -> dict[str, str]:
     return {}
 
 
-__all__ = ["MAX_ANNOTATIONS_BYTES", "NO_PINS", "disallowed_registry", "record_originals",
+__all__ = ["MAX_ANNOTATIONS_BYTES", "NO_PINS", "disallowed_registry",
+           "foreign_registry_problems", "record_originals",
            "repointed_in_spec", "restricted"]

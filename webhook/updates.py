@@ -50,13 +50,12 @@ from webhook.mutate import (
     Context,
     Outcome,
     _check_shape,
-    _foreign_security_problems,
     _mirrors_enabled,
     dialect_of,
 )
 from webhook.patch import Op, PatchMismatch
 from webhook.reference import Reference
-from webhook.rules import NO_PINS, declared_mirror_hosts, restricted
+from webhook.rules import NO_PINS, declared_mirror_hosts, foreign_registry_problems, restricted
 
 EPHEMERAL = "ephemeralcontainers"
 SUBRESOURCES = ("", EPHEMERAL)          # the UPDATEs we patch; `status` and the rest never
@@ -246,8 +245,8 @@ def _annotation_changes(annotations: dict[str, Any], before: dict[str, Any], con
         host_aliases=new_aliases or None)
     pins = protected_hostnames(config, environment) if new_aliases else NO_PINS
     _allowed, denied = restricted(added, config, pins, dialect, remember=False)
-    denied += _foreign_security_problems(changed, config.allowed_insecure_registries, dialect,
-                                         exempt=before)
+    denied += foreign_registry_problems(changed, config.allowed_insecure_registries, dialect,
+                                        exempt=before)
     if denied:
         return "; ".join(denied)
     for key, value, field in ((dialect.hosts_key, layer.host_aliases, "spec.hostAliases"),
