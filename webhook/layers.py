@@ -8,6 +8,7 @@ live in one place:
 - host aliases: merged by hostname, the most specific level wins a hostname;
 - DNS config: the most specific level that sets it wins whole;
 - HTTP / insecure registry lists and pull secrets: union, most specific first.
+- the mirror switch: a namespace's `off` wins (`mirrors_enabled`).
 
 Pod and namespace annotations are read in the active dialect (`webhook.dialects`): its
 readers yield the canonical values a `Layer` holds, so nothing below this point knows
@@ -245,6 +246,13 @@ def group_by_ip(pairs: Iterable[tuple[str, str]]) -> tuple[HostAlias, ...]:
     for hostname, ip in pairs:
         groups.setdefault(ip, []).append(hostname)
     return tuple(HostAlias(ip=ip, hostnames=tuple(names)) for ip, names in groups.items())
+
+
+def mirrors_enabled(pod_layer: Layer, ns_layer: Layer | None) -> bool:
+    """A namespace that says off wins: a pod may not turn rewriting back on."""
+    if ns_layer is not None and ns_layer.mirrors_on is False:
+        return False
+    return pod_layer.mirrors_on is not False
 
 
 def effective_dns(layers: Iterable[Layer]) -> tuple[DnsConfig | None, str]:

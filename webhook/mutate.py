@@ -47,6 +47,7 @@ from webhook.layers import (
     group_by_ip,
     layer_from_annotations,
     merge_host_aliases,
+    mirrors_enabled,
     namespace_layer_as,
     protected_hostnames,
     union,
@@ -146,7 +147,7 @@ def mutate(pod: Pod, ctx: Context, *, availability: Availability | None = None) 
         layers += [environment_layer(ctx.environment), config_layer(config)]
 
     new_spec = dict(spec)
-    mirrors_on = _mirrors_enabled(pod_layer, ns_layer)
+    mirrors_on = mirrors_enabled(pod_layer, ns_layer)
     rewritten = (rewrite_images(new_spec, config, warnings, availability) if mirrors_on
                  else {})
     refs = image_refs(new_spec)
@@ -240,13 +241,6 @@ def _declared_by_pod(pod_layer: Layer, ns_layer: Layer | None, config: Config) -
 
 
 # --- images ----------------------------------------------------------------------------
-
-
-def _mirrors_enabled(pod_layer: Layer, ns_layer: Layer | None) -> bool:
-    """A namespace that says off wins: a pod may not turn rewriting back on."""
-    if ns_layer is not None and ns_layer.mirrors_on is False:
-        return False
-    return pod_layer.mirrors_on is not False
 
 
 def presence_questions(pod: Pod, ctx: Context) -> list[tuple[Mirror, Reference, str]]:

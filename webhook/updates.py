@@ -45,12 +45,17 @@ from webhook.annotations import HostAlias
 from webhook.config import Config, EnvironmentDefaults, Mirror
 from webhook.dialects import ALL_REGISTRIES, Dialect
 from webhook.images import CONTAINER_LISTS, Availability, Pod, choose_mirror, image_questions
-from webhook.layers import POD_KEYS, Layer, layer_from_annotations, protected_hostnames
+from webhook.layers import (
+    POD_KEYS,
+    Layer,
+    layer_from_annotations,
+    mirrors_enabled,
+    protected_hostnames,
+)
 from webhook.mutate import (
     Context,
     Outcome,
     _check_shape,
-    _mirrors_enabled,
     dialect_of,
 )
 from webhook.patch import Op, PatchMismatch
@@ -175,7 +180,7 @@ def mutate_update(pod: Pod, old: object, ctx: Context, *, sub_resource: str,
         if denial:
             return Outcome(pod, denial=denial, warnings=warnings)
     pod_layer = layer_from_annotations(annotations, level="pod", dialect=dialect)
-    if not _mirrors_enabled(pod_layer, ctx.namespace_layer):
+    if not mirrors_enabled(pod_layer, ctx.namespace_layer):
         return Outcome(pod, warnings=warnings)
     spec = pod["spec"]
     old_spec = old.get("spec") if isinstance(old, dict) else None
