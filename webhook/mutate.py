@@ -83,6 +83,12 @@ def dialect_of(ctx: Context) -> Dialect:
                     or ctx.config.dialect]
 
 
+def excluded(ctx: Context) -> bool:
+    """Pods of an excluded namespace, and of the webhook's own, are never touched."""
+    return (ctx.namespace in ctx.config.exclude_namespaces
+            or ctx.namespace == ctx.own_namespace)
+
+
 @dataclass(slots=True)
 class Outcome:
     """What admission answers. `pod is original` exactly when nothing changed."""
@@ -102,9 +108,9 @@ def mutate(pod: Pod, ctx: Context, *, availability: Availability | None = None) 
     offline preview): such mirrors are then used as if the image were there.
     Raises InvalidInput when the object is not shaped like a Pod at all.
     """
-    _check_shape(pod)
+    check_shape(pod)
     config = ctx.config
-    if ctx.namespace in config.exclude_namespaces or ctx.namespace == ctx.own_namespace:
+    if excluded(ctx):
         return Outcome(pod, skipped=f"namespace {ctx.namespace} is excluded")
     meta = pod.get("metadata") or {}
     spec = pod["spec"]
@@ -187,7 +193,7 @@ def mutate(pod: Pod, ctx: Context, *, availability: Availability | None = None) 
 _OBJECT_LISTS = (*CONTAINER_LISTS, "imagePullSecrets", "hostAliases", "tolerations")
 
 
-def _check_shape(pod: object) -> None:
+def check_shape(pod: object) -> None:
     """The fields we read must have the types the Pod API gives them; say which does not."""
     if not isinstance(pod, dict):
         raise InvalidInput("object: expected a Pod object")
@@ -247,11 +253,10 @@ def presence_questions(pod: Pod, ctx: Context) -> list[tuple[Mirror, Reference, 
     """What to ask mirrors with `policy: if-present` before mutating this pod: for each
     image, each such mirror up to the first `always` one, as (mirror, source reference,
     image). Pure: the shell asks, within its time budget, and passes the answers back."""
-    config = ctx.config
-    if ctx.namespace in config.exclude_namespaces or ctx.namespace == ctx.own_namespace:
+    if excluded(ctx):
         return []
     spec = pod.get("spec") if isinstance(pod, dict) else None
-    return questions(spec, config) if isinstance(spec, dict) else []
+    return questions(spec, ctx.config) if isinstance(spec, dict) else []
 
 
 def _advice(pod_layer: Layer, used: list[Mirror], rewritten: dict[str, tuple[str, str]],
@@ -403,5 +408,5 @@ def _affinity_selects_virtual_kubelet(affinity: object) -> bool:
         return False
 
 
-__all__ = ["Context", "HostAlias", "Outcome", "dialect_of", "is_virtual_kubelet_pod",
-           "mutate"]
+__all__ = ["Context", "HostAlias", "Outcome", "check_shape", "dialect_of", "excluded",
+           "is_virtual_kubelet_pod", "mutate"]

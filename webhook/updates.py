@@ -55,8 +55,9 @@ from webhook.layers import (
 from webhook.mutate import (
     Context,
     Outcome,
-    _check_shape,
+    check_shape,
     dialect_of,
+    excluded,
 )
 from webhook.patch import Op, PatchMismatch
 from webhook.reference import Reference
@@ -150,7 +151,7 @@ def _dicts(items: object) -> list[dict[str, Any]]:
 def update_questions(pod: object, old: object, ctx: Context, *,
                      sub_resource: str) -> list[tuple[Mirror, Reference, str]]:
     """What to ask `policy: if-present` mirrors about the images this update brings."""
-    if (not isinstance(pod, dict) or _excluded(ctx)
+    if (not isinstance(pod, dict) or excluded(ctx)
             or changes_nothing(pod, old, sub_resource)):
         return []
     return image_questions((image for *_rest, image in targets(pod, old, sub_resource)),
@@ -164,8 +165,8 @@ def mutate_update(pod: Pod, old: object, ctx: Context, *, sub_resource: str,
     Like `webhook.mutate.mutate`, the input is never modified and `pod is original` exactly
     when nothing changed. Raises InvalidInput when the object is not shaped like a Pod.
     """
-    _check_shape(pod)
-    if _excluded(ctx):
+    check_shape(pod)
+    if excluded(ctx):
         return Outcome(pod, skipped=f"namespace {ctx.namespace} is excluded")
     config = ctx.config
     dialect = dialect_of(ctx)
@@ -208,11 +209,6 @@ def mutate_update(pod: Pod, old: object, ctx: Context, *, sub_resource: str,
     if not lists:
         return Outcome(pod, warnings=warnings)
     return Outcome({**pod, "spec": {**spec, **lists}}, warnings=warnings, rewritten=rewritten)
-
-
-def _excluded(ctx: Context) -> bool:
-    return (ctx.namespace in ctx.config.exclude_namespaces
-            or ctx.namespace == ctx.own_namespace)
 
 
 def _annotation_changes(annotations: dict[str, Any], before: dict[str, Any], config: Config,
