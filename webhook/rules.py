@@ -25,6 +25,7 @@ import orjson
 
 from webhook.annotations import (
     KCI_HOST_ALIASES,
+    MAX_ANNOTATIONS_BYTES,
     ORIGINAL_IMAGES,
     HostAlias,
     ip_key,
@@ -34,9 +35,6 @@ from webhook.dialects import ALL_REGISTRIES, Dialect, foreign_registry_claims
 from webhook.images import Pod, container_images, rewrites_to
 from webhook.layers import Layer
 
-# The API server refuses a pod whose annotations pass 256 KiB in all
-# (TotalAnnotationSizeLimitB); a longer record cannot come from a pod it admitted.
-MAX_ANNOTATIONS_BYTES = 256 * 1024
 HTTP, INSECURE = "http", "insecure"   # the two ways a registry list weakens TLS
 # When nothing aliases a name, the platform's hostnames are not looked up: one shared value.
 NO_PINS: Mapping[str, str | None] = MappingProxyType({})
@@ -285,7 +283,8 @@ def record_originals(annotations: dict[str, Any], seen: Pod,
 
 def _claimed_originals(value: object, warnings: list[str]) -> dict[str, str]:
     """The incoming record as container → image, or nothing (with a warning) when it is
-    not the JSON object of strings the webhook writes."""
+    not the JSON object of strings the webhook writes. A record longer than the API
+    server lets all annotations be cannot come from a pod it admitted."""
     if isinstance(value, str) and len(value) <= MAX_ANNOTATIONS_BYTES:
         try:
             decoded = orjson.loads(value)
@@ -298,6 +297,5 @@ def _claimed_originals(value: object, warnings: list[str]) -> dict[str, str]:
     return {}
 
 
-__all__ = ["MAX_ANNOTATIONS_BYTES", "NO_PINS", "disallowed_registry",
-           "foreign_registry_problems", "record_originals",
+__all__ = ["NO_PINS", "disallowed_registry", "foreign_registry_problems", "record_originals",
            "repointed_in_spec", "restricted"]
