@@ -66,6 +66,17 @@ class Mirror:
     allow_credentials_over_http: bool = False
     pull_credential_config_path: str | None = None
 
+    @property
+    def plain_http(self) -> bool:
+        """Pulled over plain HTTP: what a pod's HTTP-registry list must say of `host`."""
+        return self.scheme == "http"
+
+    @property
+    def skips_verification(self) -> bool:
+        """Pulled over TLS without verification: what a pod's insecure-registry list must
+        say of `host` (`insecureSkipVerify` means nothing on a plain HTTP endpoint)."""
+        return self.scheme == "https" and self.insecure_skip_verify
+
     def serves(self, domain: str) -> bool:
         """Exact match on the parsed, normalized host: docker.io never matches docker.io.evil."""
         return domain in self.hosts

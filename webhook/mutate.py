@@ -285,9 +285,9 @@ def _apply_registries(annotations: dict[str, Any], pod_layer: Layer, layers: lis
                       used: list[Mirror], dialect: Dialect, warnings: list[str]) -> None:
     """Union of every level, plus the mirrors this pod pulls from that need them."""
     http = union([*(layer.http_registries for layer in layers),
-                  [m.host for m in used if m.scheme == "http"]])
+                  [m.host for m in used if m.plain_http]])
     insecure = union([*(layer.insecure_registries for layer in layers),
-                      [m.host for m in used if m.insecure_skip_verify and m.scheme == "https"]])
+                      [m.host for m in used if m.skips_verification]])
     for key, entries, own, need in (
             (dialect.http_key, http, pod_layer.http_registries, "plain HTTP"),
             (dialect.insecure_key, insecure, pod_layer.insecure_registries,
@@ -295,9 +295,7 @@ def _apply_registries(annotations: dict[str, Any], pod_layer: Layer, layers: lis
         if not entries:
             continue
         if key is None:
-            warnings.append(f"{', '.join(entries)}: needs {need}, but the {dialect.name} "
-                            f"dialect ({dialect.vendor}) has no annotation to say so; pulls "
-                            "from it may fail")
+            warnings.append(dialect.cannot_say(", ".join(entries), need))
         elif entries != own:
             annotations[key] = dialect.write_registries(entries)
 

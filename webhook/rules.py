@@ -175,8 +175,8 @@ def _mirror_declarations(config: Config) -> Mapping[str, Mapping[str, bool]]:
         declared = {}
         for mirror in config.mirrors:
             entry = declared.setdefault(mirror.host, {HTTP: False, INSECURE: False})
-            entry[HTTP] |= mirror.scheme == "http"
-            entry[INSECURE] |= mirror.scheme == "https" and mirror.insecure_skip_verify
+            entry[HTTP] |= mirror.plain_http
+            entry[INSECURE] |= mirror.skips_verification
         config.derived["mirror_declarations"] = declared
     return declared
 

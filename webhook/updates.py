@@ -274,14 +274,12 @@ def _unusable(mirror: Mirror, secrets: set[str | None], pod_layer: Layer,
                 "from its creation to use this mirror (the webhook adds it then): "
                 + (copy_it if ephemeral else "recreate the pod"))
     for key, needed, listed, how in (
-            (dialect.http_key, mirror.scheme == "http", pod_layer.http_registries,
+            (dialect.http_key, mirror.plain_http, pod_layer.http_registries,
              "plain HTTP"),
-            (dialect.insecure_key, mirror.insecure_skip_verify and mirror.scheme == "https",
+            (dialect.insecure_key, mirror.skips_verification,
              pod_layer.insecure_registries, "TLS without verification")):
         if needed and key is None:
-            warnings.append(f"{mirror.host}: needs {how}, but the {dialect.name} dialect "
-                            f"({dialect.vendor}) has no annotation to say so; pulls from it "
-                            "may fail")
+            warnings.append(dialect.cannot_say(mirror.host, how))
         elif needed and mirror.host not in listed and ALL_REGISTRIES not in listed:
             need = f"mirror {mirror.host} is reached over {how}, and this pod's {key} "
             if ephemeral:

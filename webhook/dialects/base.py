@@ -59,5 +59,11 @@ class Dialect:
         return (("hosts", self.hosts_key), ("dns", self.dns_key),
                 ("http", self.http_key), ("insecure", self.insecure_key))
 
+    def cannot_say(self, hosts: str, need: str) -> str:
+        """The warning for registries that need plain HTTP or skipped verification where
+        this dialect has no key to say so: the pod is still admitted, its pulls may fail."""
+        return (f"{hosts}: needs {need}, but the {self.name} dialect ({self.vendor}) has no "
+                "annotation to say so; pulls from it may fail")
+
     def annotation_keys(self) -> tuple[str, ...]:
         return tuple(key for _role, key in self.roles() if key is not None)
