@@ -48,16 +48,22 @@ def rewrite_images(spec: Pod, config: Config, warnings: list[str],
             new_image = _mirrored(image, config, where, warnings, availability)
             if new_image is not None:
                 new_containers[index] = {**container, "image": new_image}
-                rewritten[str(container.get("name", f"{list_name}[{index}]"))] = (image, new_image)
+                rewritten[container_key(container, list_name, index)] = (image, new_image)
         if new_containers != containers:
             spec[list_name] = new_containers
     return rewritten
 
 
+def container_key(container: dict[str, Any], list_name: str, index: int) -> str:
+    """How a container is named in the record of rewrites: by its name (unique in a pod),
+    else by its position."""
+    return str(container.get("name", f"{list_name}[{index}]"))
+
+
 def container_images(spec: Pod) -> dict[str, str]:
     """Container → image, for the containers and init containers that have one, each
-    named as `rewrite_images` names it: by its name (unique in a pod), else position."""
-    return {str(container.get("name", f"{list_name}[{index}]")): container["image"]
+    named by `container_key`, as `rewrite_images` names them."""
+    return {container_key(container, list_name, index): container["image"]
             for list_name in CONTAINER_LISTS
             for index, container in enumerate(spec.get(list_name) or ())
             if isinstance(container.get("image"), str)}

@@ -44,7 +44,14 @@ from typing import Any
 from webhook.annotations import HostAlias
 from webhook.config import Config, EnvironmentDefaults, Mirror
 from webhook.dialects import ALL_REGISTRIES, Dialect
-from webhook.images import CONTAINER_LISTS, Availability, Pod, choose_mirror, image_questions
+from webhook.images import (
+    CONTAINER_LISTS,
+    Availability,
+    Pod,
+    choose_mirror,
+    container_key,
+    image_questions,
+)
 from webhook.layers import (
     POD_KEYS,
     Layer,
@@ -192,7 +199,7 @@ def mutate_update(pod: Pod, old: object, ctx: Context, *, sub_resource: str,
     lists: dict[str, list[Any]] = {}
     rewritten: dict[str, tuple[str, str]] = {}
     for list_name, index, container, image in targets(pod, old, sub_resource):
-        name = str(container.get("name", f"{list_name}[{index}]"))
+        name = container_key(container, list_name, index)
         where = f"spec.{list_name}[{index}] ({container.get('name', '?')})"
         chosen = choose_mirror(image, config, where, warnings, availability)
         if chosen is None:
