@@ -8,7 +8,7 @@ pods stays cheap.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from webhook.annotations import (
@@ -55,7 +55,7 @@ from webhook.layers import (
 from webhook.reference import Reference
 from webhook.rules import (
     NO_PINS,
-    declared_mirror_hosts,
+    declared_by_author,
     foreign_registry_problems,
     record_originals,
     repointed_in_spec,
@@ -136,7 +136,7 @@ def mutate(pod: Pod, ctx: Context, *, availability: Availability | None = None) 
         ns_layer, ns_denied = restricted(ns_layer, config, pins, dialect,
                                          remember=ns_layer is ctx.namespace_layer)
         warnings.extend(f"{p} (ignored)" for p in ns_denied)
-    own = _declared_by_pod(pod_layer, ns_layer, config)
+    own = declared_by_author(pod_layer, config, besides=ns_layer)
     denied = (restricted(own, config, pins, dialect, remember=own is pod_layer)[1]
               if pins or own.http_registries or own.insecure_registries else [])
     denied += foreign_registry_problems(annotations, config.allowed_insecure_registries,
@@ -223,29 +223,6 @@ def check_shape(pod: object) -> None:
         raise InvalidInput("spec.dnsConfig: expected an object")
 
 
-# --- the pod's own declarations ---------------------------------------------------
-
-
-def _declared_by_pod(pod_layer: Layer, ns_layer: Layer | None, config: Config) -> Layer:
-    """The pod's registry lists without the entries the platform puts there itself: the
-    namespace's (already held to the rules) and the hosts of mirrors configured as HTTP or
-    insecure. Reinvocation hands the webhook its own output, whose lists carry those
-    entries written back: they are neither the author's typo nor the author weakening TLS.
-    Everything else in the lists is held to the rules, whoever wrote it."""
-    if not (pod_layer.http_registries or pod_layer.insecure_registries):
-        return pod_layer
-    http, insecure = declared_mirror_hosts(config)
-    if ns_layer is not None:
-        http = http.union(ns_layer.http_registries)
-        insecure = insecure.union(ns_layer.insecure_registries)
-    own_http = tuple(r for r in pod_layer.http_registries if r not in http)
-    own_insecure = tuple(r for r in pod_layer.insecure_registries if r not in insecure)
-    if (len(own_http), len(own_insecure)) == (len(pod_layer.http_registries),
-                                              len(pod_layer.insecure_registries)):
-        return pod_layer        # all the author's own (the first pass, usually)
-    return replace(pod_layer, http_registries=own_http, insecure_registries=own_insecure)
-
-
 # --- images ----------------------------------------------------------------------------
 
 
@@ -262,7 +239,7 @@ def presence_questions(pod: Pod, ctx: Context) -> list[tuple[Mirror, Reference, 
 def _advice(pod_layer: Layer, used: list[Mirror], rewritten: dict[str, tuple[str, str]],
             domains: set[str], dialect: Dialect) -> list[str]:
     """Likely mistakes worth a warning, not a denial. `domains`: registries of the images;
-    `pod_layer`: what the pod itself declares (`_declared_by_pod`)."""
+    `pod_layer`: what the pod itself declares (`declared_by_author`)."""
     advice = []
     hosts = {new.split("/", 1)[0] for _old, new in rewritten.values()}
     for mirror in used:

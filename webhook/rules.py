@@ -215,6 +215,27 @@ def foreign_registry_problems(annotations: Mapping[str, Any], patterns: tuple[st
     return problems
 
 
+def declared_by_author(layer: Layer, config: Config, *, besides: Layer | None) -> Layer:
+    """A pod's registry lists without the entries the platform puts there itself: those of
+    `besides` (the namespace's, already held to the rules; on UPDATE, the stored pod's,
+    judged when it was admitted) and the hosts of mirrors configured as HTTP or insecure.
+    Reinvocation hands the webhook its own output, whose lists carry those entries written
+    back: they are neither the author's typo nor the author weakening TLS. Everything else
+    in the lists is held to the rules, whoever wrote it."""
+    if not (layer.http_registries or layer.insecure_registries):
+        return layer
+    http, insecure = declared_mirror_hosts(config)
+    if besides is not None:
+        http = http.union(besides.http_registries)
+        insecure = insecure.union(besides.insecure_registries)
+    own_http = tuple(r for r in layer.http_registries if r not in http)
+    own_insecure = tuple(r for r in layer.insecure_registries if r not in insecure)
+    if (len(own_http), len(own_insecure)) == (len(layer.http_registries),
+                                              len(layer.insecure_registries)):
+        return layer        # all the author's own (the first pass, usually)
+    return replace(layer, http_registries=own_http, insecure_registries=own_insecure)
+
+
 def repointed_in_spec(spec: Pod, pins: Mapping[str, str | None]) -> list[str]:
     """The pod's own spec.hostAliases are kept and win in the container; a pod author
     writes them as freely as the annotation, so they may not re-point a platform name."""
@@ -297,5 +318,5 @@ def _claimed_originals(value: object, warnings: list[str]) -> dict[str, str]:
     return {}
 
 
-__all__ = ["NO_PINS", "disallowed_registry", "foreign_registry_problems", "record_originals",
-           "repointed_in_spec", "restricted"]
+__all__ = ["NO_PINS", "declared_by_author", "declared_mirror_hosts", "disallowed_registry",
+           "foreign_registry_problems", "record_originals", "repointed_in_spec", "restricted"]

@@ -68,7 +68,7 @@ from webhook.mutate import (
 )
 from webhook.patch import Op, PatchMismatch
 from webhook.reference import Reference
-from webhook.rules import NO_PINS, declared_mirror_hosts, foreign_registry_problems, restricted
+from webhook.rules import NO_PINS, declared_by_author, foreign_registry_problems, restricted
 
 EPHEMERAL = "ephemeralcontainers"
 SUBRESOURCES = ("", EPHEMERAL)          # the UPDATEs we patch; `status` and the rest never
@@ -233,24 +233,17 @@ def _annotation_changes(annotations: dict[str, Any], before: dict[str, Any], con
             return "; ".join(layer.problems)
         warnings.extend(f"{p} (ignored)" for p in layer.problems)
     old_layer = layer_from_annotations(before, level="pod", dialect=dialect)
-    # A mirror's own host is the platform's declaration (its `http://` endpoint or
-    # `insecureSkipVerify`), as the webhook writes it at creation: adding it is allowed,
-    # and is the fix the warnings below give for a pod created without it.
-    http_mirrors, insecure_mirrors = declared_mirror_hosts(config)
     old_aliases = {(name, alias.ip) for alias in old_layer.host_aliases or ()
                    for name in alias.hostnames}
     new_aliases = tuple(HostAlias(ip=alias.ip, hostnames=names)
                         for alias in layer.host_aliases or ()
                         if (names := tuple(n for n in alias.hostnames
                                            if (n, alias.ip) not in old_aliases)))
-    added = replace(
-        layer,
-        http_registries=tuple(r for r in layer.http_registries
-                              if r not in old_layer.http_registries and r not in http_mirrors),
-        insecure_registries=tuple(r for r in layer.insecure_registries
-                                  if r not in old_layer.insecure_registries
-                                  and r not in insecure_mirrors),
-        host_aliases=new_aliases or None)
+    # A mirror's own host is the platform's declaration (its `http://` endpoint or
+    # `insecureSkipVerify`), as the webhook writes it at creation: adding it is allowed,
+    # and is the fix the warnings below give for a pod created without it.
+    added = replace(declared_by_author(layer, config, besides=old_layer),
+                    host_aliases=new_aliases or None)
     pins = protected_hostnames(config, environment) if new_aliases else NO_PINS
     _allowed, denied = restricted(added, config, pins, dialect, remember=False)
     denied += foreign_registry_problems(changed, config.allowed_insecure_registries, dialect,
