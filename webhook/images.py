@@ -9,7 +9,7 @@ Plans are remembered per config: the same few images recur on every pod.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from webhook.config import Config, Mirror
@@ -166,16 +166,18 @@ def questions(spec: Pod, config: Config) -> list[tuple[Mirror, Reference, str]]:
     """(mirror, source reference, image) for each `if-present` mirror that would be
     tried for an image of `spec`, up to the first `always` mirror; none without such
     mirrors."""
-    if not any(m.policy == "if-present" for m in config.mirrors):
-        return []
-    images = []
+    return image_questions(_images_of(spec), config)
+
+
+def _images_of(spec: Pod) -> Iterator[str]:
+    """The image strings of the containers and init containers, read lazily: without an
+    `if-present` mirror nobody asks for them."""
     for list_name in CONTAINER_LISTS:
         containers = spec.get(list_name)
         for container in containers if isinstance(containers, list) else ():
             image = container.get("image") if isinstance(container, dict) else None
             if isinstance(image, str):
-                images.append(image)
-    return image_questions(images, config)
+                yield image
 
 
 def image_questions(images: Iterable[str], config: Config
