@@ -90,7 +90,7 @@ class DnsConfig:
 # --- messages ---------------------------------------------------------------------------
 
 
-class _Problems:
+class Problems:
     """Collects every problem of one value, so the author fixes them in one round trip."""
 
     __slots__ = ("_prefix", "_messages", "_count")
@@ -122,16 +122,16 @@ class _Problems:
         raise AnnotationError(self.messages())
 
 
-def _quote(text: str) -> str:
+def quoted(text: str) -> str:
     """JSON-quote a user's value, shortened; a lone surrogate (an environment variable
     with invalid UTF-8) is escaped so the message itself can always be encoded."""
     short = text[:_QUOTE_CHARS]
     if short.isprintable() and '"' not in short and "\\" not in short:
-        quoted = f'"{short}"'  # what json.dumps gives, without its cost in hot loops
+        result = f'"{short}"'  # what json.dumps gives, without its cost in hot loops
     else:
-        quoted = json.dumps(short, ensure_ascii=False)
-        quoted = quoted.encode("utf-8", "backslashreplace").decode("utf-8")
-    return quoted + "..." if len(text) > _QUOTE_CHARS else quoted
+        result = json.dumps(short, ensure_ascii=False)
+        result = result.encode("utf-8", "backslashreplace").decode("utf-8")
+    return result + "..." if len(text) > _QUOTE_CHARS else result
 
 
 def _number_text(value: int | float) -> str:
@@ -142,7 +142,7 @@ def _number_text(value: int | float) -> str:
     return text if len(text) <= _QUOTE_CHARS else text[:_QUOTE_CHARS] + "..."
 
 
-def _kind(value: object) -> str:
+def kind_of(value: object) -> str:
     """The JSON type name of a decoded value, with the value when it is a scalar."""
     if isinstance(value, dict):
         return "object"
@@ -159,15 +159,15 @@ def _kind(value: object) -> str:
     return type(value).__name__
 
 
-def _expected_string(value: object) -> str:
+def expected_string(value: object) -> str:
     hint = ""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        hint = f" (write {_quote(_number_text(value))})"
-    return f"expected a string, got {_kind(value)}{hint}"
+        hint = f" (write {quoted(_number_text(value))})"
+    return f"expected a string, got {kind_of(value)}{hint}"
 
 
 def _key_text(key: object) -> str:
-    return _quote(key) if isinstance(key, str) else str(key)[:_QUOTE_CHARS]
+    return quoted(key) if isinstance(key, str) else str(key)[:_QUOTE_CHARS]
 
 
 # --- shared checks ----------------------------------------------------------------------
@@ -203,7 +203,7 @@ def _ip_key(text: str) -> object:
         return text
 
 
-def _not_an_ip(text: str) -> str:
+def not_an_ip(text: str) -> str:
     """The message for a bad IP, naming the two near-misses Kubernetes refuses."""
     hint = ""
     if "%" in text:
@@ -214,7 +214,7 @@ def _not_an_ip(text: str) -> str:
         hint = " (no leading zeros)"
     elif mapped := _ipv4_mapped(text):
         hint = f" (no IPv4-mapped IPv6: write {mapped})"
-    return f"{_quote(text)} is not an IPv4 or IPv6 address{hint}"
+    return f"{quoted(text)} is not an IPv4 or IPv6 address{hint}"
 
 
 def _ipv4_mapped(text: str) -> str | None:
@@ -226,8 +226,8 @@ def _ipv4_mapped(text: str) -> str | None:
     return str(mapped) if mapped else None
 
 
-def _not_dns1123(text: str, extra: str = "") -> str:
-    return f"{_quote(text)} is not a DNS-1123 subdomain {_DNS1123_RULE}{extra}"
+def not_dns1123(text: str, extra: str = "") -> str:
+    return f"{quoted(text)} is not a DNS-1123 subdomain {_DNS1123_RULE}{extra}"
 
 
 def is_dns1123_subdomain(text: str) -> bool:
@@ -235,7 +235,7 @@ def is_dns1123_subdomain(text: str) -> bool:
     return len(text) <= 253 and _DNS1123_SUBDOMAIN.fullmatch(text) is not None
 
 
-def _is_search_domain(text: str) -> bool:
+def is_search_domain(text: str) -> bool:
     """As validatePodDNSConfig in 1.24, the oldest supported API server: one trailing '.'
     is trimmed (strings.TrimSuffix), then the rest must be a DNS-1123 subdomain. So "."
     alone (trimmed to "") and names with '_' are refused; newer releases accept them
@@ -243,23 +243,23 @@ def _is_search_domain(text: str) -> bool:
     return is_dns1123_subdomain(text.removesuffix("."))
 
 
-def _not_search_domain(text: str) -> str:
+def not_search_domain(text: str) -> str:
     if text == ".":
         return ('"." is not a search domain: the API server (1.24) trims the trailing '
                 "'.' and refuses the empty rest; remove it")
-    return _not_dns1123(text, ", optionally ending in '.'")
+    return not_dns1123(text, ", optionally ending in '.'")
 
 
-def _check_size(raw: str, problems: _Problems) -> None:
+def check_size(raw: str, problems: Problems) -> None:
     # Characters first (each is at least one byte) so a huge value is never encoded.
     if len(raw) > MAX_VALUE_BYTES or len(raw.encode("utf-8", "surrogatepass")) > MAX_VALUE_BYTES:
         problems.fail(f"value too large: more than {MAX_VALUE_BYTES} bytes, the API's limit "
                       "for all annotations of an object together")
 
 
-def _load_json(raw: str, problems: _Problems) -> object:
+def load_json(raw: str, problems: Problems) -> object:
     """Decode JSON text; every way it can be broken becomes one problem, never a crash."""
-    _check_size(raw, problems)
+    check_size(raw, problems)
     try:
         data = raw.encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -275,11 +275,11 @@ def _load_json(raw: str, problems: _Problems) -> object:
         problems.fail(f"invalid JSON: {str(exc)[:120]}")
 
 
-def _object(value: object, keys: tuple[str, ...], position: str,
-            problems: _Problems) -> dict[Any, Any] | None:
+def json_object(value: object, keys: tuple[str, ...], position: str,
+            problems: Problems) -> dict[Any, Any] | None:
     """`value` as an object with only `keys`: a misspelt key must not pass silently."""
     if not isinstance(value, dict):
-        problems.add(position, lambda: f"expected a JSON object, got {_kind(value)}")
+        problems.add(position, lambda: f"expected a JSON object, got {kind_of(value)}")
         return None
     expected = ", ".join(json.dumps(k) for k in keys)
     for key in value:
@@ -288,20 +288,20 @@ def _object(value: object, keys: tuple[str, ...], position: str,
     return value
 
 
-def _strings(value: object, position: str, problems: _Problems,
+def _strings(value: object, position: str, problems: Problems,
              *, required: bool) -> Iterator[tuple[str, str]]:
     """(position, string) for each item of an array of strings; null means absent."""
     if value is None and not required:
         return
     if not isinstance(value, list | tuple) or (required and not value):
         need = "a non-empty array of strings" if required else "an array of strings"
-        problems.add(position, f"expected {need}, got {_kind(value)}")
+        problems.add(position, f"expected {need}, got {kind_of(value)}")
         return
     for i, item in enumerate(value, 1):
         if isinstance(item, str):
             yield f"{position}[{i}]", item
         else:
-            problems.add(f"{position}[{i}]", partial(_expected_string, item))
+            problems.add(f"{position}[{i}]", partial(expected_string, item))
 
 
 # --- host aliases -----------------------------------------------------------------------
@@ -309,7 +309,7 @@ def _strings(value: object, position: str, problems: _Problems,
 
 def parse_host_aliases(raw: str, *, level: str) -> tuple[HostAlias, ...]:
     """Parse a `kci-host-aliases` value (or `KCI_HOST_ALIASES`), JSON text."""
-    return host_aliases_from_data(_load_json(raw, _Problems(KCI_HOST_ALIASES, level)), level=level)
+    return host_aliases_from_data(load_json(raw, Problems(KCI_HOST_ALIASES, level)), level=level)
 
 
 def host_aliases_from_data(data: object, *, level: str) -> tuple[HostAlias, ...]:
@@ -319,9 +319,9 @@ def host_aliases_from_data(data: object, *, level: str) -> tuple[HostAlias, ...]
     left with no hostnames is dropped: levels are merged by hostname, so each hostname
     must stand for one address.
     """
-    problems = _Problems(KCI_HOST_ALIASES, level)
+    problems = Problems(KCI_HOST_ALIASES, level)
     if not isinstance(data, list | tuple):
-        problems.fail(f"expected a JSON array, got {_kind(data)}")
+        problems.fail(f"expected a JSON array, got {kind_of(data)}")
     seen: set[str] = set()
     aliases = []
     for i, item in enumerate(data, 1):
@@ -332,18 +332,18 @@ def host_aliases_from_data(data: object, *, level: str) -> tuple[HostAlias, ...]
     return tuple(aliases)
 
 
-def _host_alias(item: object, position: str, problems: _Problems,
+def _host_alias(item: object, position: str, problems: Problems,
                 seen: set[str]) -> HostAlias | None:
-    obj = _object(item, ("ip", "hostnames"), position, problems)
+    obj = json_object(item, ("ip", "hostnames"), position, problems)
     if obj is None:
         return None
     ip = obj.get("ip")
     if "ip" not in obj:
         problems.add(position, '"ip" is required')
     elif not isinstance(ip, str):
-        problems.add(f'{position}: "ip"', _expected_string(ip))
+        problems.add(f'{position}: "ip"', expected_string(ip))
     elif not is_ip(ip):
-        problems.add(f'{position}: "ip"', _not_an_ip(ip))
+        problems.add(f'{position}: "ip"', not_an_ip(ip))
     else:
         # One text per address (`FD00:0::1` is `fd00::1`), so levels merge by address.
         ip = str(ipaddress.ip_address(ip))
@@ -353,7 +353,7 @@ def _host_alias(item: object, position: str, problems: _Problems,
     for where, name in _strings(obj.get("hostnames"), f'{position}: "hostnames"', problems,
                                 required="hostnames" in obj):
         if not is_dns1123_subdomain(name):
-            problems.add(where, partial(_not_dns1123, name))
+            problems.add(where, partial(not_dns1123, name))
         elif name not in seen:
             seen.add(name)
             names.append(name)
@@ -374,61 +374,61 @@ def host_aliases_json(aliases: tuple[HostAlias, ...]) -> str:
 
 def parse_dns_config(raw: str, *, level: str) -> DnsConfig:
     """Parse a `kci-dns-config` value (or `KCI_DNS_CONFIG`), JSON text."""
-    return dns_config_from_data(_load_json(raw, _Problems(KCI_DNS_CONFIG, level)), level=level)
+    return dns_config_from_data(load_json(raw, Problems(KCI_DNS_CONFIG, level)), level=level)
 
 
 def dns_config_from_data(data: object, *, level: str) -> DnsConfig:
     """Validate an already-decoded DNS config; duplicate nameservers and searches fold."""
-    problems = _Problems(KCI_DNS_CONFIG, level)
+    problems = Problems(KCI_DNS_CONFIG, level)
     if not isinstance(data, dict):
-        problems.fail(f"expected a JSON object, got {_kind(data)}")
-    _object(data, ("nameservers", "searches", "options"), "", problems)
+        problems.fail(f"expected a JSON object, got {kind_of(data)}")
+    json_object(data, ("nameservers", "searches", "options"), "", problems)
     nameservers: dict[str, None] = {}
     for where, ns in _strings(data.get("nameservers"), '"nameservers"', problems, required=False):
         if is_ip(ns):
             nameservers.setdefault(ns)
         else:
-            problems.add(where, partial(_not_an_ip, ns))
+            problems.add(where, partial(not_an_ip, ns))
     searches: dict[str, None] = {}
     for where, s in _strings(data.get("searches"), '"searches"', problems, required=False):
-        if _is_search_domain(s):
+        if is_search_domain(s):
             searches.setdefault(s)
         else:
-            problems.add(where, partial(_not_search_domain, s))
+            problems.add(where, partial(not_search_domain, s))
     options = _dns_options(data.get("options"), problems)
     dns = DnsConfig(tuple(nameservers), tuple(searches), options)
-    _check_limits(dns, problems, "")
+    check_dns_limits(dns, problems, "")
     problems.check()
     return dns
 
 
-def _dns_options(value: object, problems: _Problems) -> tuple[DnsOption, ...]:
+def _dns_options(value: object, problems: Problems) -> tuple[DnsOption, ...]:
     if value is None:
         return ()
     if not isinstance(value, list | tuple):
-        problems.add('"options"', f"expected an array of objects, got {_kind(value)}")
+        problems.add('"options"', f"expected an array of objects, got {kind_of(value)}")
         return ()
     options = []
     for i, item in enumerate(value, 1):
         position = f'"options"[{i}]'
-        obj = _object(item, ("name", "value"), position, problems)
+        obj = json_object(item, ("name", "value"), position, problems)
         if obj is None:
             continue
         name, val = obj.get("name"), obj.get("value")
         if "name" not in obj:
             problems.add(position, '"name" is required')
         elif not isinstance(name, str):
-            problems.add(f'{position}: "name"', _expected_string(name))
+            problems.add(f'{position}: "name"', expected_string(name))
         elif not name:
             problems.add(f'{position}: "name"', "must not be empty")
         if val is not None and not isinstance(val, str):
-            problems.add(f'{position}: "value"', _expected_string(val))
+            problems.add(f'{position}: "value"', expected_string(val))
         elif isinstance(name, str):
             options.append(DnsOption(name, val))
     return tuple(options)
 
 
-def _check_limits(dns: DnsConfig, problems: _Problems, context: str) -> None:
+def check_dns_limits(dns: DnsConfig, problems: Problems, context: str) -> None:
     if len(dns.nameservers) > MAX_NAMESERVERS:
         problems.add(context + '"nameservers"', f"{len(dns.nameservers)} nameservers, "
                      f"at most {MAX_NAMESERVERS} allowed")
@@ -446,8 +446,8 @@ def dns_limit_problems(dns: DnsConfig, *, level: str, context: str = "",
     """The pod API's limits only; checked again after merging into the pod's own
     `spec.dnsConfig`, since two values within the limits can exceed them together.
     `key`: the annotation the value came in (a dialect's)."""
-    problems = _Problems(key, level)
-    _check_limits(dns, problems, f"{context}: " if context else "")
+    problems = Problems(key, level)
+    check_dns_limits(dns, problems, f"{context}: " if context else "")
     return problems.messages()
 
 
@@ -491,9 +491,9 @@ def dns_config_from_spec(data: object) -> DnsConfig:
 # --- comma lists ------------------------------------------------------------------------
 
 
-def _entries(raw: str, problems: _Problems) -> Iterator[tuple[str, str]]:
+def _entries(raw: str, problems: Problems) -> Iterator[tuple[str, str]]:
     """(position, trimmed entry) of a comma list; an empty value is an empty list."""
-    _check_size(raw, problems)
+    check_size(raw, problems)
     if not raw.strip():
         return
     for i, part in enumerate(raw.split(","), 1):
@@ -506,7 +506,7 @@ def _entries(raw: str, problems: _Problems) -> Iterator[tuple[str, str]]:
 
 def parse_registry_list(raw: str, *, key: str, level: str) -> tuple[str, ...]:
     """Parse a `kci-http-registry` / `kci-insecure-registry` value: `host[:port]`, ..."""
-    problems = _Problems(key, level)
+    problems = Problems(key, level)
     registries: dict[str, None] = {}
     for position, entry in _entries(raw, problems):
         # Hostnames are case-insensitive: fold to lowercase, the canonical form, so
@@ -516,7 +516,7 @@ def parse_registry_list(raw: str, *, key: str, level: str) -> tuple[str, ...]:
             continue
         problem = _registry_problem(host)
         if problem:
-            problems.add(position, f"{_quote(entry)}: {problem}")
+            problems.add(position, f"{quoted(entry)}: {problem}")
         else:
             registries.setdefault(host)
     problems.check()
@@ -548,7 +548,7 @@ def _registry_problem(entry: str) -> str | None:
         port = entry.partition(":")[2]
     # At most 5 digits before int(): a 5,000-digit port must not reach int()'s digit limit.
     if port is not None and (not _PORT.fullmatch(port) or not 1 <= int(port) <= 65535):
-        return f"port must be a number 1-65535, got {_quote(port)}"
+        return f"port must be a number 1-65535, got {quoted(port)}"
     try:
         parse_registry_host(entry)
     except ReferenceError_:
@@ -562,13 +562,13 @@ def registry_list_text(entries: tuple[str, ...]) -> str:
 
 def parse_name_list(raw: str, *, key: str, level: str) -> tuple[str, ...]:
     """Parse a comma list of object names (pull secrets); duplicates fold, order kept."""
-    problems = _Problems(key, level)
+    problems = Problems(key, level)
     names: dict[str, None] = {}
     for position, entry in _entries(raw, problems):
         if is_dns1123_subdomain(entry):
             names.setdefault(entry)
         else:
-            problems.add(position, partial(_not_dns1123, entry))
+            problems.add(position, partial(not_dns1123, entry))
     problems.check()
     return tuple(names)
 
@@ -578,4 +578,4 @@ def parse_mirrors_switch(raw: str, *, level: str) -> bool:
     value = raw.strip().lower()
     if value in ("on", "off"):
         return value == "on"
-    _Problems(MIRRORS_SWITCH, level).fail(f'expected "on" or "off", got {_quote(raw)}')
+    Problems(MIRRORS_SWITCH, level).fail(f'expected "on" or "off", got {quoted(raw)}')

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from webhook.annotations import _Problems, _quote
+from webhook.annotations import Problems, quoted
 from webhook.dialects.base import ALL_REGISTRIES, Dialect, RegistryReader
 from webhook.dialects.cci import CCI
 from webhook.dialects.eci import ECI
@@ -38,8 +38,8 @@ def parse_dialect(raw: str, *, level: str) -> str:
     name = raw.strip().lower()
     if name in DIALECTS:
         return name
-    _Problems(DIALECT_KEY, level).fail(
-        f"unknown dialect {_quote(raw)} (expected {', '.join(DIALECT_NAMES)})")
+    Problems(DIALECT_KEY, level).fail(
+        f"unknown dialect {quoted(raw)} (expected {', '.join(DIALECT_NAMES)})")
 
 
 def chosen_dialect(raw: object) -> str | None:

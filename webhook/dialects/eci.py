@@ -18,15 +18,15 @@ import orjson
 
 from webhook.annotations import (
     HostAlias,
-    _expected_string,
-    _kind,
-    _load_json,
-    _not_an_ip,
-    _not_dns1123,
-    _object,
-    _Problems,
+    Problems,
+    expected_string,
     is_dns1123_subdomain,
     is_ip,
+    json_object,
+    kind_of,
+    load_json,
+    not_an_ip,
+    not_dns1123,
 )
 from webhook.dialects.base import Dialect
 
@@ -34,7 +34,7 @@ ECI_PLAIN_HTTP_REGISTRY = "k8s.aliyun.com/plain-http-registry"
 ECI_INSECURE_REGISTRY = "k8s.aliyun.com/insecure-registry"
 ECI_CUSTOM_HOSTS = "k8s.aliyun.com/eci-custom-hosts"
 
-_CHECKS = (("ip", is_ip, _not_an_ip), ("host", is_dns1123_subdomain, _not_dns1123))
+_CHECKS = (("ip", is_ip, not_an_ip), ("host", is_dns1123_subdomain, not_dns1123))
 
 
 def parse_custom_hosts(raw: str, *, level: str) -> tuple[HostAlias, ...]:
@@ -42,10 +42,10 @@ def parse_custom_hosts(raw: str, *, level: str) -> tuple[HostAlias, ...]:
 
     The result is grouped by IP in first-seen order, the canonical form the other levels
     merge with, so writing it back and reading it again gives the same value."""
-    problems = _Problems(ECI_CUSTOM_HOSTS, level)
-    data = _load_json(raw, problems)
+    problems = Problems(ECI_CUSTOM_HOSTS, level)
+    data = load_json(raw, problems)
     if not isinstance(data, list):
-        problems.fail(f"expected a JSON array, got {_kind(data)}")
+        problems.fail(f"expected a JSON array, got {kind_of(data)}")
     groups: dict[str, list[str]] = {}
     seen: set[str] = set()
     for i, item in enumerate(data, 1):
@@ -57,9 +57,9 @@ def parse_custom_hosts(raw: str, *, level: str) -> tuple[HostAlias, ...]:
     return tuple(HostAlias(ip, tuple(hosts)) for ip, hosts in groups.items())
 
 
-def _mapping(item: object, position: str, problems: _Problems) -> tuple[str, str] | None:
+def _mapping(item: object, position: str, problems: Problems) -> tuple[str, str] | None:
     """(host, ip) of one valid mapping; every problem of an invalid one is recorded."""
-    obj = _object(item, ("host", "ip"), position, problems)
+    obj = json_object(item, ("host", "ip"), position, problems)
     if obj is None:
         return None
     valid = True
@@ -68,7 +68,7 @@ def _mapping(item: object, position: str, problems: _Problems) -> tuple[str, str
         if field not in obj:
             problems.add(position, f'"{field}" is required')
         elif not isinstance(value, str):
-            problems.add(f'{position}: "{field}"', _expected_string(value))
+            problems.add(f'{position}: "{field}"', expected_string(value))
         elif not check(value):
             problems.add(f'{position}: "{field}"', complaint(value))
         else:

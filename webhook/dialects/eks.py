@@ -24,15 +24,15 @@ import re
 from webhook.annotations import (
     DnsConfig,
     DnsOption,
-    _check_limits,
-    _check_size,
-    _is_search_domain,
-    _not_an_ip,
-    _not_search_domain,
-    _Problems,
-    _quote,
+    Problems,
+    check_dns_limits,
+    check_size,
     is_ip,
+    is_search_domain,
+    not_an_ip,
+    not_search_domain,
     parse_registry_list,
+    quoted,
 )
 from webhook.dialects.base import ALL_REGISTRIES, Dialect
 
@@ -58,8 +58,8 @@ def registries_text(entries: tuple[str, ...]) -> str:
 
 def parse_resolv_conf(raw: str, *, level: str) -> DnsConfig:
     """Parse a `resolv-conf` value into the pod's `spec.dnsConfig` shape."""
-    problems = _Problems(EKS_RESOLV_CONF, level)
-    _check_size(raw, problems)
+    problems = Problems(EKS_RESOLV_CONF, level)
+    check_size(raw, problems)
     bad = _UNPRINTABLE.search(raw)
     if bad:
         where = raw.count("\n", 0, bad.start()) + 1
@@ -80,41 +80,41 @@ def parse_resolv_conf(raw: str, *, level: str) -> DnsConfig:
         elif keyword == "options":
             options.extend(_options(args, position, problems))
         else:
-            problems.add(position, f"unknown keyword {_quote(keyword)} "
+            problems.add(position, f"unknown keyword {quoted(keyword)} "
                                    "(expected nameserver, search or options)")
     dns = DnsConfig(tuple(nameservers), searches, tuple(options))
-    _check_limits(dns, problems, "")
+    check_dns_limits(dns, problems, "")
     problems.check()
     return dns
 
 
-def _nameserver(args: list[str], position: str, problems: _Problems,
+def _nameserver(args: list[str], position: str, problems: Problems,
                 nameservers: dict[str, None]) -> None:
     if len(args) != 1:
         problems.add(position, f"nameserver takes one address, got {len(args)}")
     elif not is_ip(args[0]):
-        problems.add(position, _not_an_ip(args[0]))
+        problems.add(position, not_an_ip(args[0]))
     else:
         nameservers.setdefault(args[0])
 
 
-def _search(args: list[str], position: str, problems: _Problems) -> tuple[str, ...]:
+def _search(args: list[str], position: str, problems: Problems) -> tuple[str, ...]:
     if not args:
         problems.add(position, "search needs at least one domain")
     for domain in args:
-        if not _is_search_domain(domain):
-            problems.add(position, _not_search_domain(domain))
+        if not is_search_domain(domain):
+            problems.add(position, not_search_domain(domain))
     return tuple(dict.fromkeys(args))
 
 
-def _options(args: list[str], position: str, problems: _Problems) -> list[DnsOption]:
+def _options(args: list[str], position: str, problems: Problems) -> list[DnsOption]:
     if not args:
         problems.add(position, "options needs at least one option")
     parsed = []
     for word in args:
         name, colon, value = word.partition(":")
         if not name:
-            problems.add(position, f"option {_quote(word)} has no name")
+            problems.add(position, f"option {quoted(word)} has no name")
         else:
             parsed.append(DnsOption(name, value if colon else None))
     return parsed
