@@ -50,7 +50,6 @@ async def client(url: str, ca_file: Path, body: bytes, rate: float, until: float
                  counts: dict[str, int], errors: list[str]) -> None:
     """One client at `rate` requests/s; a new connection every 50 requests."""
     context = ssl.create_default_context(cafile=str(ca_file))
-    sent = 0
     while time.monotonic() < until:
         async with httpx.AsyncClient(verify=context, timeout=10) as http:
             for _ in range(50):
@@ -67,7 +66,6 @@ async def client(url: str, ca_file: Path, body: bytes, rate: float, until: float
                 except Exception as exc:  # noqa: BLE001 - every failure is counted
                     counts["failed"] += 1
                     errors.append(f"{type(exc).__name__}: {exc}"[:300])
-                sent += 1
                 await asyncio.sleep(max(0.0, 1 / rate - (time.monotonic() - started)))
 
 
