@@ -141,10 +141,10 @@ def create_app(settings: Settings, *,
             on_invalid=lambda _ns, key: metrics.NAMESPACE_INVALID.labels(key).inc(),
             on_state=lambda cache: metrics.set_namespace_state(cache.state, cache.synced_at),
             dialect=config.dialect)
+    files = config_files(config)
     state = AppState(config=config, environment=environment, namespaces=namespaces, tls=tls,
                      own_namespace=settings.own_namespace,
-                     config_digest=_digest(settings.config_path, config_files(config)),
-                     watched_files=config_files(config))
+                     config_digest=_digest(settings.config_path, files), watched_files=files)
     metrics.set_namespace_state(namespaces.state, None)
     drain = Drain(settings.shutdown_delay)
     if tls:
@@ -272,9 +272,10 @@ async def watch_config(state: AppState, settings: Settings, interval: float = 2.
         state.config_digest = digest
         try:
             config = read_config(settings)
-            if config_files(config) != state.watched_files:
-                state.watched_files = config_files(config)
-                state.config_digest = _digest(settings.config_path, state.watched_files)
+            files = config_files(config)
+            if files != state.watched_files:
+                state.watched_files = files
+                state.config_digest = _digest(settings.config_path, files)
             check_config_files(config)
         except ConfigError as exc:
             state.reload_error = str(exc)
