@@ -16,7 +16,6 @@ from webhook.annotations import (
     ORIGINAL_IMAGES,
     DnsConfig,
     DnsOption,
-    HostAlias,
     dns_config_from_spec,
     dns_config_to_spec,
     dns_limit_problems,
@@ -383,5 +382,5 @@ def _affinity_selects_virtual_kubelet(affinity: object) -> bool:
         return False
 
 
-__all__ = ["Context", "HostAlias", "Outcome", "check_shape", "dialect_of", "excluded",
-           "is_virtual_kubelet_pod", "mutate"]
+__all__ = ["Context", "Outcome", "check_shape", "dialect_of", "excluded",
+           "is_virtual_kubelet_pod", "mutate", "presence_questions"]

@@ -21,7 +21,8 @@ import orjson
 from webhook import patch, updates
 from webhook.config import Mirror
 from webhook.errors import BadRequest, InvalidInput
-from webhook.mutate import Availability, Context, Outcome, mutate, presence_questions
+from webhook.images import Availability
+from webhook.mutate import Context, Outcome, mutate, presence_questions
 from webhook.reference import Reference
 from webhook.workloads import TEMPLATE_PATHS, WORKLOAD_GROUPS, pod_template, template_as_pod
 
