@@ -197,17 +197,20 @@ def _old_template_denied(request: Request, ctx: Context) -> bool:
         return True
 
 
+def _is_pod(request: Request, operation: str) -> bool:
+    return (request.operation == operation and request.kind == "Pod" and request.group == ""
+            and request.resource in ("pods", ""))
+
+
 def _is_pod_create(request: Request) -> bool:
-    return (request.operation == "CREATE" and request.kind == "Pod" and request.group == ""
-            and request.resource in ("pods", "") and not request.sub_resource)
+    return _is_pod(request, "CREATE") and not request.sub_resource
 
 
 def _is_pod_update(request: Request) -> bool:
     """An UPDATE of a pod or of its ephemeral containers, with the pod before it to compare
     (the API server always sends `oldObject` on UPDATE; without it there is no "what
     changed", and the request is admitted unchanged)."""
-    return (request.operation == "UPDATE" and request.kind == "Pod" and request.group == ""
-            and request.resource in ("pods", "") and request.sub_resource in updates.SUBRESOURCES
+    return (_is_pod(request, "UPDATE") and request.sub_resource in updates.SUBRESOURCES
             and isinstance(request.object, dict) and isinstance(request.old_object, dict))
 
 
