@@ -96,6 +96,8 @@ INVALID = [
     ("bad-pattern", "security: {allowedInsecureRegistries: ['http://x']}",
      "allowedInsecureRegistries[0]"),
     ("bad-excluded", "exclude: {namespaces: [Kube_System]}", "exclude.namespaces[0]"),
+    ("excluded-trailing-newline", 'exclude: {namespaces: ["kube-system\\n"]}',
+     "exclude.namespaces[0]"),
     ("oversized", "a" * (1024 * 1024 + 1), "larger than"),
 ]
 

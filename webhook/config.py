@@ -7,7 +7,6 @@ typo never silently disables a rule. Messages name the file (or variable) and th
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +24,7 @@ from webhook.annotations import (
 )
 from webhook.dialects import DEFAULT_DIALECT, DIALECT_NAMES
 from webhook.errors import AnnotationError, ConfigError, ReferenceError_
+from webhook.names import dns1123_label_errors
 from webhook.reference import is_path_component_sequence, normalize_domain, parse_registry_host
 
 ON_INVALID = ("deny", "warn")
@@ -42,7 +42,6 @@ WEBHOOK_TIMEOUT_RANGE = (1, 30)
 # The mutation itself takes well under a millisecond; a second is room for a loaded node.
 REQUEST_HEADROOM_SECONDS = 1.0
 
-_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,7 +410,7 @@ def _namespaces(value: object, problems: list[str]) -> list[str]:
         return list(DEFAULT_EXCLUDED_NAMESPACES)
     names = []
     for index, item in enumerate(value):
-        if not isinstance(item, str) or not _DNS1123_LABEL.match(item):
+        if not isinstance(item, str) or dns1123_label_errors(item):
             problems.append(f"exclude.namespaces[{index}]: {item!r} is not a namespace name")
         else:
             names.append(item)
