@@ -44,7 +44,7 @@ def rewrite_images(spec: Pod, config: Config, warnings: list[str],
             image = container.get("image")
             if not isinstance(image, str):
                 continue
-            where = f"spec.{list_name}[{index}] ({container.get('name', '?')})"
+            where = container_where(container, list_name, index)
             new_image = _mirrored(image, config, where, warnings, availability)
             if new_image is not None:
                 new_containers[index] = {**container, "image": new_image}
@@ -58,6 +58,11 @@ def container_key(container: dict[str, Any], list_name: str, index: int) -> str:
     """How a container is named in the record of rewrites: by its name (unique in a pod),
     else by its position."""
     return str(container.get("name", f"{list_name}[{index}]"))
+
+
+def container_where(container: dict[str, Any], list_name: str, index: int) -> str:
+    """How warnings name a container: its field path, and its name when it has one."""
+    return f"spec.{list_name}[{index}] ({container.get('name', '?')})"
 
 
 def container_images(spec: Pod) -> dict[str, str]:

@@ -50,6 +50,7 @@ from webhook.images import (
     Pod,
     choose_mirror,
     container_key,
+    container_where,
     image_questions,
 )
 from webhook.layers import (
@@ -200,7 +201,7 @@ def mutate_update(pod: Pod, old: object, ctx: Context, *, sub_resource: str,
     rewritten: dict[str, tuple[str, str]] = {}
     for list_name, index, container, image in targets(pod, old, sub_resource):
         name = container_key(container, list_name, index)
-        where = f"spec.{list_name}[{index}] ({container.get('name', '?')})"
+        where = container_where(container, list_name, index)
         chosen = choose_mirror(image, config, where, warnings, availability)
         if chosen is None:
             continue
