@@ -850,3 +850,20 @@ def test_the_namespace_cache_reads_namespaces_in_the_configs_dialect() -> None:
     assert team is not None and team.insecure_registries == ("harbor.pre.com",)
     assert other is not None and other.dialect == "eks"
     assert other.insecure_registries == (ALL_REGISTRIES,)
+
+
+def test_a_reload_that_changes_the_dialect_reads_cached_namespaces_again_once() -> None:
+    cache = NamespaceCache(None, dialect="kci")
+    cache._update("team", ((ECI_INSECURE, "harbor.pre.com"), (KCI_INSECURE, "r.example")))
+    cache._update("other", ((DIALECT, "eks"), (EKS_INSECURE, "all")))
+    before = cache.get("team")
+    assert before is not None and before.insecure_registries == ("r.example",)
+    other_before = cache.get("other")
+    cache.set_dialect("eci")
+    team = cache.get("team")
+    assert team is not None and team.read_as == "eci"
+    assert team.insecure_registries == ("harbor.pre.com",)
+    assert cache.get("team") is team                 # read once, not on every admission
+    other = cache.get("other")                       # names its own dialect: read the same
+    assert other is not None and other_before is not None
+    assert other.insecure_registries == other_before.insecure_registries == (ALL_REGISTRIES,)

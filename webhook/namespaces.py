@@ -157,6 +157,7 @@ class NamespaceCache:
         self._on_state = on_state or (lambda _cache: None)
         self._watch_timeout = watch_timeout
         self._stop = threading.Event()
+        self._writing = threading.Lock()   # readers never take it: they see whole dicts
         self._watch: watch.Watch | None = None
         self._thread: threading.Thread | None = None
         self.state = "disabled" if api is None else "starting"
@@ -273,17 +274,28 @@ class NamespaceCache:
         if self.state != "synced":
             self._set_state("synced")
 
+    def set_dialect(self, dialect: str) -> None:
+        """The config's default dialect changed (a reload): read every Namespace that names
+        none again, once, here, so that admissions keep finding ready layers."""
+        with self._writing:
+            if dialect == self._dialect:
+                return
+            self._dialect = dialect
+            self._layers = {name: self._layer(name, interest)
+                            for name, interest in self._interest.items()}
+
     def _update(self, name: str, interest: Interest) -> None:
-        if not name or self._interest.get(name, ()) == interest:
-            return
-        layers, interests = dict(self._layers), dict(self._interest)
-        if interest:
-            interests[name] = interest
-            layers[name] = self._layer(name, interest)
-        else:
-            interests.pop(name, None)
-            layers.pop(name, None)
-        self._layers, self._interest = layers, interests
+        with self._writing:   # the watch thread, or a reload's set_dialect
+            if not name or self._interest.get(name, ()) == interest:
+                return
+            layers, interests = dict(self._layers), dict(self._interest)
+            if interest:
+                interests[name] = interest
+                layers[name] = self._layer(name, interest)
+            else:
+                interests.pop(name, None)
+                layers.pop(name, None)
+            self._layers, self._interest = layers, interests
 
     def _layer(self, name: str, interest: Interest) -> Layer:
         """Parse once per change; log each problem once, here, not on every pod."""

@@ -284,6 +284,7 @@ async def watch_config(state: AppState, settings: Settings, interval: float = 2.
             continue
         old_checker = state.checker
         state.config, state.reload_error, state.checker = config, None, None
+        state.namespaces.set_dialect(config.dialect)
         if old_checker is not None:           # trust and credentials may have changed
             await old_checker.aclose()
         metrics.CONFIG_RELOADS.labels("success").inc()
