@@ -9,7 +9,7 @@ much of the two cores the load generator and anything else took.
 Also here:
 - `nagle_canary` (default run: 3 s): the FastAPI app on uvicorn's asyncio loop + h11 at 1
   connection; shows the harness would catch the ~44 ms stall of reused connections
-  (DESIGN.md) that the 1-connection runs check for.
+  (TCP_NODELAY is never set on that loop) that the 1-connection runs check for.
 - `layers_suite` (`--layers`): the same load against stacks that differ by one layer (a
   static answer from a bare ASGI app; a bare ASGI app calling `admit`; the FastAPI app),
   each with and without TLS: server CPU per request, layer by layer.
@@ -244,8 +244,8 @@ def layers_suite(workdir: Path, sample: Sample, expected: bytes, plan: Plan, log
 def nagle_canary(workdir: Path, sample: Sample, expected: bytes, duration: float, log: Any,
                  *, both: bool = False) -> list[dict[str, Any]]:
     """The FastAPI app on uvicorn's asyncio loop + h11 (the settings that stall reused
-    connections, DESIGN.md), 2 workers, TLS, one connection: proves the 1-connection run
-    would show the stall. With `both`, also the same app on uvloop + httptools."""
+    connections: TCP_NODELAY is never set), 2 workers, TLS, one connection: proves the
+    1-connection run would show the stall. With `both`, also the same app on uvloop + httptools."""
     body_path = workdir / f"{sample.key}.json"
     body_path.write_bytes(sample.body)
     results = []

@@ -1,10 +1,11 @@
 """The AdmissionReviews the benchmark sends, and the context it mutates them in.
 
 Three captured reviews from `tests/data/admission/` and one built here: a 3-container
-pod that carries the KCI annotations (dns-config, host-aliases, http-registry) as the seeds'
-examples do: one image from docker.io and one digest-pinned from gcr.io, both rewritten to
-their mirrors, and one from a private registry spoken to over HTTP and resolved through a
-host alias — so every branch of the mutation runs, and the answer carries no warning.
+pod that carries the KCI annotations (dns-config, host-aliases, http-registry) as the KCI
+documentation's examples do: one image from docker.io and one digest-pinned from gcr.io,
+both rewritten to their mirrors, and one from a private registry spoken to over HTTP and
+resolved through a host alias — so every branch of the mutation runs, and the answer
+carries no warning.
 
 The same pod once more in each annotation dialect (`dia-kci`, `dia-eci`, `dia-eks`,
 `dia-cci`), in a namespace whose `kci-webhook/dialect` annotation selects it, as the

@@ -43,9 +43,9 @@ from webhook.annotations import (
 from webhook.errors import AnnotationError
 
 # The values exactly as the Kingsoft KCI document ("使用自建仓库") shows them.
-SEED_DNS = ('{"nameservers":["1.1.1.1"],"options":[{"name":"ndots","value":"2"},'
+DOC_DNS = ('{"nameservers":["1.1.1.1"],"options":[{"name":"ndots","value":"2"},'
             '{"name":"timeout","value":"3"}],"searches":["test1.com"]}')
-SEED_HOST_ALIASES = ('[{"ip":"1.2.3.4","hostnames":["www.privaterepo1.com"]},'
+DOC_HOST_ALIASES = ('[{"ip":"1.2.3.4","hostnames":["www.privaterepo1.com"]},'
                      '{"ip":"2.3.4.5","hostnames":["www.privaterepo2.com"]}]')
 
 HA = f"{KCI_HOST_ALIASES} (pod): "
@@ -72,18 +72,18 @@ def hosts(*names: str) -> str:
     return orjson.dumps([{"ip": "10.0.0.1", "hostnames": list(names)}]).decode()
 
 
-# --- the seed document's examples ---------------------------------------------------------
+# --- the KCI document's examples ---------------------------------------------------------
 
 
-def test_seed_dns_config_parses() -> None:
-    assert parse_dns_config(SEED_DNS, level="pod") == DnsConfig(
+def test_documented_dns_config_parses() -> None:
+    assert parse_dns_config(DOC_DNS, level="pod") == DnsConfig(
         nameservers=("1.1.1.1",), searches=("test1.com",),
         options=(DnsOption("ndots", "2"), DnsOption("timeout", "3")),
     )
 
 
-def test_seed_host_aliases_parse() -> None:
-    assert parse_host_aliases(SEED_HOST_ALIASES, level="environment") == (
+def test_documented_host_aliases_parse() -> None:
+    assert parse_host_aliases(DOC_HOST_ALIASES, level="environment") == (
         HostAlias("1.2.3.4", ("www.privaterepo1.com",)),
         HostAlias("2.3.4.5", ("www.privaterepo2.com",)),
     )
@@ -95,7 +95,7 @@ def test_seed_host_aliases_parse() -> None:
     ("kevin.harbor.com", ("kevin.harbor.com",)),
     ("harbor.example.com,192.168.1.2", ("harbor.example.com", "192.168.1.2")),
 ], ids=["http-registry-ip-port", "insecure-registry", "insecure-registry-2", "list"])
-def test_seed_registry_lists_parse(raw: str, expected: tuple[str, ...]) -> None:
+def test_documented_registry_lists_parse(raw: str, expected: tuple[str, ...]) -> None:
     for key in (KCI_HTTP_REGISTRY, KCI_INSECURE_REGISTRY):
         assert parse_registry_list(raw, key=key, level="pod") == expected
 
@@ -396,9 +396,9 @@ def test_is_dns1123_subdomain(text: str, ok: bool) -> None:
 
 
 def test_canonical_json() -> None:
-    assert host_aliases_json(parse_host_aliases(SEED_HOST_ALIASES, level="pod")) == \
-        SEED_HOST_ALIASES
-    assert dns_config_json(parse_dns_config(SEED_DNS, level="pod")) == (
+    assert host_aliases_json(parse_host_aliases(DOC_HOST_ALIASES, level="pod")) == \
+        DOC_HOST_ALIASES
+    assert dns_config_json(parse_dns_config(DOC_DNS, level="pod")) == (
         '{"nameservers":["1.1.1.1"],"searches":["test1.com"],'
         '"options":[{"name":"ndots","value":"2"},{"name":"timeout","value":"3"}]}')
     assert dns_config_json(DnsConfig(options=(DnsOption("rotate"),))) == \
@@ -428,16 +428,16 @@ def test_dns_config_from_spec_is_lenient(data: object, expected: DnsConfig) -> N
     assert dns_config_from_spec(data) == expected
 
 
-@pytest.mark.parametrize("raw", [SEED_DNS,
+@pytest.mark.parametrize("raw", [DOC_DNS,
                                  '{"searches":["a."],"options":[{"name":"x","value":""}]}',
-                                 "{}"], ids=["seed", "trailing-dot-and-empty-value", "empty"])
+                                 "{}"], ids=["documented", "trailing-dot-and-empty-value", "empty"])
 def test_dns_config_round_trips(raw: str) -> None:
     dns = parse_dns_config(raw, level="pod")
     assert parse_dns_config(dns_config_json(dns), level="pod") == dns
     assert dns_config_from_data(dns_config_to_spec(dns), level="config") == dns
 
 
-@pytest.mark.parametrize("raw", [SEED_HOST_ALIASES, "[]"], ids=["seed", "empty"])
+@pytest.mark.parametrize("raw", [DOC_HOST_ALIASES, "[]"], ids=["documented", "empty"])
 def test_host_aliases_round_trip(raw: str) -> None:
     aliases = parse_host_aliases(raw, level="pod")
     assert parse_host_aliases(host_aliases_json(aliases), level="pod") == aliases

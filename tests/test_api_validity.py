@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from tests.k8s_schema import accepted, api_server_problems
-from tests.test_mutate import DNS, HOST_ALIASES, HTTP, INSECURE, SEED_ALIASES, ctx, pod
+from tests.test_mutate import DNS, DOC_ALIASES, HOST_ALIASES, HTTP, INSECURE, ctx, pod
 from webhook.annotations import MAX_ANNOTATIONS_BYTES
 from webhook.mutate import Context, Outcome, mutate
 from webhook.writeback import annotations_bytes
@@ -214,7 +214,7 @@ def _filled_to(total: int, *, char: str = "x") -> tuple[dict[str, Any], Context]
     """A pod whose annotations, once the namespace's host aliases and registries are written
     back, total `total` bytes (the filler is sized from a first mutation)."""
     context = ctx(namespace="team-a", ns_annotations={
-        HOST_ALIASES: SEED_ALIASES, HTTP: "reg.example:5000"})
+        HOST_ALIASES: DOC_ALIASES, HTTP: "reg.example:5000"})
     probe = mutate(pod("quay.io/a/b:1", annotations={FILLER: ""}), context).pod
     missing = total - annotations_bytes(probe["metadata"]["annotations"])
     filler = char * (missing // len(char.encode())) + "x" * (missing % len(char.encode()))
@@ -256,7 +256,7 @@ EMPTY = "is empty; remove the annotation or give a value"
 EMPTY_VALUES = [
     # (id, pod annotations, namespace annotations, onInvalid, denial or warning expected)
     ("alone-on-the-pod", {DNS: ""}, None, "deny", f"{DNS} (pod): {EMPTY}"),
-    ("beside-another-on-the-pod", {DNS: "", HOST_ALIASES: SEED_ALIASES}, None, "deny",
+    ("beside-another-on-the-pod", {DNS: "", HOST_ALIASES: DOC_ALIASES}, None, "deny",
      f"{DNS} (pod): {EMPTY}"),
     ("whitespace-registry-list", {HTTP: "  "}, None, "deny", f"{HTTP} (pod): {EMPTY}"),
     ("mirrors-switch", {MIRRORS: ""}, None, "deny", f"{MIRRORS} (pod): {EMPTY}"),

@@ -124,7 +124,7 @@ def test_all_problems_are_reported_at_once() -> None:
     assert len(str(caught.value).splitlines()) == 2
 
 
-SEED_ENV = {
+DOC_ENV = {
     "KCI_HOST_ALIASES": '[{"ip":"1.2.3.4","hostnames":["www.privaterepo1.com"]},'
                         '{"ip":"2.3.4.5","hostnames":["www.privaterepo2.com"]}]',
     "KCI_DNS_CONFIG": '{"nameservers":["1.1.1.1"],"options":[{"name":"ndots","value":"2"},'
@@ -132,8 +132,8 @@ SEED_ENV = {
 }
 
 
-def test_seed_environment_values_load() -> None:
-    env = environment_defaults(SEED_ENV)
+def test_documented_environment_values_load() -> None:
+    env = environment_defaults(DOC_ENV)
     assert [a.ip for a in env.host_aliases] == ["1.2.3.4", "2.3.4.5"]
     assert env.dns_config is not None and env.dns_config.nameservers == ("1.1.1.1",)
 

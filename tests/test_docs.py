@@ -5,8 +5,8 @@ CommonMark parser GitHub's renderer follows, tables included): a relative link m
 file or directory inside the repository, and an anchor (`#…`, alone or after a Markdown
 file) must be the GitHub slug of one of the target page's headings. A code span that reads as
 a path from the repository's root (`examples/config.yaml`) must exist too, unless it is a
-file the project generates. Text that names files outside the repository is refused
-wherever it appears, code spans included.
+file the project generates. A relative path that climbs out of the repository (`../x`)
+is refused wherever it appears, code spans included.
 """
 
 from __future__ import annotations
@@ -24,12 +24,10 @@ from markdown_it.token import Token
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
 
-# Names of things that live beside a working copy, never in a clone.
-FORBIDDEN = {
-    "../shared": re.compile(r"\.\./shared\b"),
-    "DESIGN.md": re.compile(r"\bDESIGN\.md\b"),
-    "tks.yaml": re.compile(r"\btks\.yaml\b"),
-}
+# A relative path that climbs out of the page's directory (`../x`), anywhere in the text
+# but code blocks: it must still land inside the repository, since a clone has nothing
+# beside it.
+_UPWARD = re.compile(r"(?<![\w./-])((?:\.\./)+[\w.-]+)")
 
 # Written by the tools at run time and git-ignored: named in the docs, absent from a clone.
 GENERATED = (".venv/", "certs/", "manifests/overlays/static-certs/certs",
@@ -134,11 +132,17 @@ def link_problem(link: Link, root: Path = ROOT) -> str | None:
 
 def forbidden_problems(page: Path, root: Path = ROOT) -> list[str]:
     problems = []
+    top = root.resolve()
+    fenced = False   # a code block's paths are relative to the file it shows, not the page
     for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1):
-        for name, pattern in FORBIDDEN.items():
-            if pattern.search(line):
-                problems.append(f"{page.relative_to(root)}:{number}: names {name}, "
-                                "which a clone does not have")
+        if line.lstrip().startswith(("```", "~~~")):
+            fenced = not fenced
+            continue
+        for match in () if fenced else _UPWARD.finditer(line):
+            target = (page.parent / match.group(1)).resolve()
+            if not target.is_relative_to(top):
+                problems.append(f"{page.relative_to(root)}:{number}: names {match.group(1)}, "
+                                "outside the repository, which a clone does not have")
     return problems
 
 
@@ -256,16 +260,23 @@ def test_checker_catches_a_missing_path_in_code(tmp_path: Path, span: str,
 
 
 @pytest.mark.parametrize(("text", "name"), [
-    ("See `../shared/cases/` for the data.", "../shared"),
-    ("The design is in DESIGN.md.", "DESIGN.md"),
-    ("On the example `tks.yaml`:", "tks.yaml"),
-], ids=["shared-dir", "design", "tks"])
+    ("See `../../beside/cases/` for the data.", "../../beside"),
+    ("The notes are in ../../NOTES.md.", "../../NOTES.md"),
+    ("Three up: ../../../elsewhere.yaml", "../../../elsewhere.yaml"),
+    ("Inside: ../README.md", None),
+    ("```yaml\nresources: [../../base]\n```", None),
+], ids=["sibling-dir", "parent-file", "three-up", "inside-is-fine", "code-block"])
 def test_checker_catches_a_reference_outside_a_clone(tmp_path: Path, text: str,
-                                                     name: str) -> None:
-    page = tmp_path / "page.md"
+                                                     name: str | None) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "README.md").write_text("# Read me\n")
+    page = tmp_path / "docs" / "page.md"
     page.write_text(f"# Page\n\n{text}\n")
     problems = forbidden_problems(page, tmp_path)
-    assert len(problems) == 1 and name in problems[0], problems
+    if name is None:
+        assert problems == []
+    else:
+        assert len(problems) == 1 and name in problems[0], problems
 
 
 @pytest.mark.parametrize(("heading", "slug"), [

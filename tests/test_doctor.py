@@ -247,7 +247,7 @@ def assert_trust_fixes(out: str, registry_host: str) -> None:
     assert f"{INSECURE}: {registry_host}" in out
 
 
-def test_no_ca_is_unknown_authority_with_the_seeds_fixes(registry: Registry) -> None:
+def test_no_ca_is_unknown_authority_with_the_documented_fixes(registry: Registry) -> None:
     result = doctor(registry.host)
     assert result.returncode == 1
     out = result.stdout

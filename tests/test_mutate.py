@@ -1,4 +1,4 @@
-"""The mutation as a pure function: seeds' examples, precedence, mirrors, opt-outs."""
+"""The mutation as a pure function: documented examples, precedence, mirrors, opt-outs."""
 
 from __future__ import annotations
 
@@ -18,12 +18,12 @@ HTTP = "k8s.ksyun.com/kci-http-registry"
 INSECURE = "k8s.ksyun.com/kci-insecure-registry"
 ORIGINALS = "kci-webhook/original-images"
 
-# The seeds' examples (Kingsoft KCI "使用自建仓库"), verbatim.
-SEED_DNS = ('{"nameservers":["1.1.1.1"],"options":[{"name":"ndots","value":"2"},'
+# The KCI documentation's examples (Kingsoft KCI "使用自建仓库"), verbatim.
+DOC_DNS = ('{"nameservers":["1.1.1.1"],"options":[{"name":"ndots","value":"2"},'
             '{"name":"timeout","value":"3"}],"searches":["test1.com"]}')
-SEED_ALIASES = ('[{"ip":"1.2.3.4","hostnames":["www.privaterepo1.com"]},'
+DOC_ALIASES = ('[{"ip":"1.2.3.4","hostnames":["www.privaterepo1.com"]},'
                 '{"ip":"2.3.4.5","hostnames":["www.privaterepo2.com"]}]')
-SEED_TOLERATION = {"key": "rbkci-virtual-kubelet.io/provider", "value": "kingsoftcloud",
+DOC_TOLERATION = {"key": "rbkci-virtual-kubelet.io/provider", "value": "kingsoftcloud",
                    "effect": "NoSchedule"}
 
 GDC = """
@@ -79,9 +79,9 @@ def images(result: dict[str, Any], list_name: str = "containers") -> list[str]:
 
 REWRITES = [
     # (id, config, source image, expected image)
-    ("gdc-seed-somehost", GDC, "somehost.io/kubernetes-e2e-test-images/nautilus:1.0",
+    ("gdc-doc-somehost", GDC, "somehost.io/kubernetes-e2e-test-images/nautilus:1.0",
      "172.18.0.20:5000/test-namespace/kubernetes-e2e-test-images/nautilus:1.0"),
-    ("gdc-seed-gcr", GDC, "gcr.io/kubernetes-e2e-test-images/nautilus:1.0",
+    ("gdc-doc-gcr", GDC, "gcr.io/kubernetes-e2e-test-images/nautilus:1.0",
      "172.18.0.20:5000/test-namespace/kubernetes-e2e-test-images/nautilus:1.0"),
     ("docker-official-short", GDC, "nginx", "172.18.0.20:5000/test-namespace/library/nginx"),
     ("docker-official-tag", GDC, "nginx:latest",
@@ -130,7 +130,7 @@ def test_original_images_are_recorded_by_container_name() -> None:
 
 
 def test_used_mirror_pull_secret_is_added_after_existing_ones() -> None:
-    # The seeds' Pod (Tanzu) already names its registry secret; ours comes after it.
+    # The Tanzu documentation's Pod already names its registry secret; ours comes after it.
     outcome = mutate(pod("nginx", imagePullSecrets=[{"name": "registry-secret"}]), ctx(GDC))
     assert outcome.pod["spec"]["imagePullSecrets"] == [{"name": "registry-secret"},
                                                        {"name": "mirror-pull"}]
@@ -164,12 +164,12 @@ def test_rewrite_that_would_pass_255_characters_is_left_with_a_warning() -> None
     assert any("would be an invalid reference" in w for w in outcome.warnings)
 
 
-# --- KCI annotations: seeds, validation, onInvalid -------------------------------------
+# --- KCI annotations: documented examples, validation, onInvalid ----------------------
 
 
-def test_seed_deployment_annotations_are_injected_into_the_pod() -> None:
-    spec_pod = pod("nginx:latest", annotations={DNS: SEED_DNS, HOST_ALIASES: SEED_ALIASES},
-                   tolerations=[SEED_TOLERATION])
+def test_documented_deployment_annotations_are_injected_into_the_pod() -> None:
+    spec_pod = pod("nginx:latest", annotations={DNS: DOC_DNS, HOST_ALIASES: DOC_ALIASES},
+                   tolerations=[DOC_TOLERATION])
     result = mutate(spec_pod, ctx()).pod
     assert result["spec"]["hostAliases"] == [
         {"ip": "1.2.3.4", "hostnames": ["www.privaterepo1.com"]},
@@ -178,7 +178,7 @@ def test_seed_deployment_annotations_are_injected_into_the_pod() -> None:
         "nameservers": ["1.1.1.1"], "searches": ["test1.com"],
         "options": [{"name": "ndots", "value": "2"}, {"name": "timeout", "value": "3"}]}
     # already valid: the author's text is kept, not re-rendered
-    assert result["metadata"]["annotations"][DNS] == SEED_DNS
+    assert result["metadata"]["annotations"][DNS] == DOC_DNS
 
 
 @pytest.mark.parametrize(("annotations", "message"), [
@@ -230,7 +230,7 @@ def test_spec_dns_entries_come_first_and_spec_options_win() -> None:
 
 def test_spec_host_aliases_are_kept_and_win() -> None:
     existing = [{"ip": "9.9.9.9", "hostnames": ["www.privaterepo1.com"]}]
-    result = mutate(pod("nginx", annotations={HOST_ALIASES: SEED_ALIASES},
+    result = mutate(pod("nginx", annotations={HOST_ALIASES: DOC_ALIASES},
                         hostAliases=existing), ctx()).pod
     assert result["spec"]["hostAliases"] == [
         *existing, {"ip": "2.3.4.5", "hostnames": ["www.privaterepo2.com"]}]
@@ -286,12 +286,12 @@ def test_precedence_pod_namespace_environment_config(
                          ids=["virtual-kubelet-pod", "ordinary-pod"])
 def test_virtual_kubelet_scope_limits_defaults(vk: bool, expected: bool) -> None:
     config = "defaults:\n  scope: virtual-kubelet\n"
-    extra = {"tolerations": [SEED_TOLERATION]} if vk else {}
+    extra = {"tolerations": [DOC_TOLERATION]} if vk else {}
     result = mutate(pod("nginx", **extra), ctx(config, env=ENV)).pod
     assert ("hostAliases" in result["spec"]) is expected
 
 
-def test_virtual_kubelet_recognised_by_node_affinity_as_in_the_seeds() -> None:
+def test_virtual_kubelet_recognised_by_node_affinity_as_the_vendor_documents() -> None:
     affinity = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
         "nodeSelectorTerms": [{"matchExpressions": [
             {"key": "type", "operator": "In", "values": ["virtual-kubelet"]}]}]}}}
@@ -326,7 +326,7 @@ def test_namespace_pull_secrets_are_added() -> None:
 
 def test_pod_opt_out_keeps_images_but_still_injects_aliases() -> None:
     outcome = mutate(pod("nginx", annotations={"kci-webhook/mirrors": "off",
-                                               HOST_ALIASES: SEED_ALIASES}), ctx(GDC))
+                                               HOST_ALIASES: DOC_ALIASES}), ctx(GDC))
     assert images(outcome.pod) == ["nginx"]
     assert len(outcome.pod["spec"]["hostAliases"]) == 2
 
@@ -363,8 +363,8 @@ def test_allowed_insecure_registries_refuse_others(declared: str, allowed: bool)
 
 def test_mutation_is_idempotent_and_never_modifies_its_input() -> None:
     original = pod("nginx:1", "quay.io/coreos/etcd:v3.5", init=("ghcr.io/org/app:2",),
-                   annotations={DNS: SEED_DNS, HOST_ALIASES: SEED_ALIASES, HTTP: "x.example"},
-                   imagePullSecrets=[{"name": "s"}], tolerations=[SEED_TOLERATION])
+                   annotations={DNS: DOC_DNS, HOST_ALIASES: DOC_ALIASES, HTTP: "x.example"},
+                   imagePullSecrets=[{"name": "s"}], tolerations=[DOC_TOLERATION])
     snapshot = copy.deepcopy(original)
     config = GDC + HTTP_MIRROR.replace("mirrors:\n", "")
     outcome = mutate(original, ctx(config, ns_annotations=NS, env=ENV))
@@ -421,7 +421,7 @@ def test_precedence_with_both_modes_and_both_scopes(
         on_invalid: str, scope: str, vk: bool, pod_ann: dict[str, str], denied: bool,
         winner: str | None) -> None:
     config = f"onInvalid: {on_invalid}\n" + CONFIG_DEFAULTS + f"  scope: {scope}\n"
-    extra = {"tolerations": [SEED_TOLERATION]} if vk else {}
+    extra = {"tolerations": [DOC_TOLERATION]} if vk else {}
     outcome = mutate(pod("nginx", annotations=dict(pod_ann), **extra),
                      ctx(config, ns_annotations=NS, env=ENV))
     assert (outcome.denial is not None) is denied

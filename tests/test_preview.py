@@ -24,8 +24,8 @@ mirrors:
     pullSecret: mirror-pull
 """
 
-# The seeds' Deployment (Kingsoft KCI, "使用自建仓库"), as written there.
-SEED_DEPLOYMENT = """
+# The KCI documentation's Deployment (Kingsoft KCI, "使用自建仓库"), as written there.
+DOC_DEPLOYMENT = """
 apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -85,8 +85,8 @@ def manifest(tmp_path: Path, text: str, name: str = "in.yaml") -> str:
     return str(path)
 
 
-def test_seed_deployment_template_is_mutated(tmp_path: Path) -> None:
-    result = run(tmp_path, "-f", manifest(tmp_path, SEED_DEPLOYMENT))
+def test_documented_deployment_template_is_mutated(tmp_path: Path) -> None:
+    result = run(tmp_path, "-f", manifest(tmp_path, DOC_DEPLOYMENT))
     assert result.returncode == 0, result.stderr
     template = yaml.safe_load(result.stdout)["spec"]["template"]
     assert template["spec"]["containers"][0]["image"] == (
@@ -100,8 +100,8 @@ def test_preview_and_server_produce_the_same_pod(
         tmp_path: Path, server_factory: Callable[[str | None], RunningServer]) -> None:
     """The pods a ReplicaSet makes from the previewed template equal what the server makes
     of pods from the original template: one code path, two shells."""
-    previewed = yaml.safe_load(run(tmp_path, "-f", manifest(tmp_path, SEED_DEPLOYMENT)).stdout)
-    original = yaml.safe_load(SEED_DEPLOYMENT)["spec"]["template"]
+    previewed = yaml.safe_load(run(tmp_path, "-f", manifest(tmp_path, DOC_DEPLOYMENT)).stdout)
+    original = yaml.safe_load(DOC_DEPLOYMENT)["spec"]["template"]
     pod = {"apiVersion": "v1", "kind": "Pod", **original}
     review = pod_review(pod, namespace="default")
     response = server_factory(CONFIG).review(review).json()["response"]
@@ -112,7 +112,7 @@ def test_preview_and_server_produce_the_same_pod(
 
 
 def test_diff_shows_the_changes_only(tmp_path: Path) -> None:
-    result = run(tmp_path, "-f", manifest(tmp_path, SEED_DEPLOYMENT), "--diff")
+    result = run(tmp_path, "-f", manifest(tmp_path, DOC_DEPLOYMENT), "--diff")
     added = [line for line in result.stdout.splitlines() if line.startswith("+ ")]
     assert any("image: 172.18.0.20:5000/test-namespace/library/nginx:latest" in line
                for line in added)
@@ -123,7 +123,7 @@ def test_diff_shows_the_changes_only(tmp_path: Path) -> None:
 def test_denial_prints_nothing_on_stdout_and_exits_1(tmp_path: Path) -> None:
     """`mutate | kubectl apply -f -` must apply nothing when the webhook would refuse an
     object: not the refused object, and not the others beside it either."""
-    bad = SEED_DEPLOYMENT.replace('"ip":"1.2.3.4"', '"ip":"1.2.3"')
+    bad = DOC_DEPLOYMENT.replace('"ip":"1.2.3.4"', '"ip":"1.2.3"')
     path = manifest(tmp_path, POD + "---" + bad)
     result = run(tmp_path, "-f", path)
     assert result.returncode == 1
@@ -298,7 +298,7 @@ def test_unreadable_file_and_config_exit_2(tmp_path: Path) -> None:
 
 # --- what admission would pass silently: warnings, and --strict -----------------------------
 
-DEPLOYMENT = yaml.safe_load(SEED_DEPLOYMENT)
+DEPLOYMENT = yaml.safe_load(DOC_DEPLOYMENT)
 
 
 def with_annotations(obj: dict[str, Any], path: tuple[str, ...],
@@ -370,7 +370,7 @@ def test_silent_mistakes_warn_and_fail_under_strict(tmp_path: Path, text: str,
 
 
 def test_strict_passes_a_clean_manifest(tmp_path: Path) -> None:
-    result = run(tmp_path, "-f", manifest(tmp_path, SEED_DEPLOYMENT), "--strict")
+    result = run(tmp_path, "-f", manifest(tmp_path, DOC_DEPLOYMENT), "--strict")
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     assert MIRRORED in result.stdout
@@ -408,7 +408,7 @@ def test_both_loaders_give_the_same_documents_and_positions(
 
 def test_large_input(tmp_path: Path) -> None:
     """3,000 Deployments (about 2.5 MB) in one stream: each one mutated, in order."""
-    text = "---\n".join(SEED_DEPLOYMENT.replace("nginx-rbkci", f"app-{i}") for i in range(3000))
+    text = "---\n".join(DOC_DEPLOYMENT.replace("nginx-rbkci", f"app-{i}") for i in range(3000))
     result = run(tmp_path, "-f", manifest(tmp_path, text), "--strict")
     assert result.returncode == 0, result.stderr[-500:]
     out = list(yaml.load_all(result.stdout, Loader=yaml.CSafeLoader))
@@ -444,7 +444,7 @@ def test_what_the_webhook_does_not_touch_comes_back_byte_for_byte(
 
 
 def test_preview_is_idempotent(tmp_path: Path) -> None:
-    once = run(tmp_path, "-f", manifest(tmp_path, SEED_DEPLOYMENT + "---\n" + POD))
+    once = run(tmp_path, "-f", manifest(tmp_path, DOC_DEPLOYMENT + "---\n" + POD))
     twice = run(tmp_path, "-f", manifest(tmp_path, once.stdout, name="once.yaml"))
     assert once.returncode == twice.returncode == 0
     assert twice.stdout == once.stdout

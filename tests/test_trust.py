@@ -1,8 +1,8 @@
 """`kci-webhook trust`: build and check Tanzu `trust.additionalTrustedCAs`, as a user runs it.
 
 Certificates are made by the tests (webhook.tls, or cryptography for what tls refuses to
-make); the one exception is the seed's harbor-ca example, used exactly as published.
-Most tests run `python -m webhook trust ...` in a subprocess; the table of seeded mistakes
+make); the one exception is the Tanzu documentation's harbor-ca example, used exactly as published.
+Most tests run `python -m webhook trust ...` in a subprocess; the table of planted mistakes
 also runs in-process through the same parser, for the exact finding codes of --json.
 """
 
@@ -31,11 +31,11 @@ from cryptography.x509.oid import NameOID
 from tests.conftest import ROOT
 from webhook import tls, trust
 
-# The seed's example (004: Harbor deployed with helm, its CA read with
+# The Tanzu documentation's example (Harbor deployed with helm, its CA read with
 # `kubectl get secret harbor-harbor-nginx -o=jsonpath="{.data.ca\.crt}"` and pasted into
-# tks.yaml). Its data is base64 of a PEM CA certificate "CN=harbor-ca" valid from
+# the TkgServiceConfiguration). Its data is base64 of a PEM CA certificate "CN=harbor-ca" valid from
 # 2021-03-10 to 2022-03-10: right encoding, long expired.
-SEED_HARBOR_CA_DATA = (
+DOC_HARBOR_CA_DATA = (
     "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSURFekNDQWZ1Z0F3SUJBZ0lRUHdpYUV4RjZsUzA2cGQzc2Fs"
     "RWIyREFOQmdrcWhraUc5dzBCQVFzRkFEQVUKTVJJd0VBWURWUVFERXdsb1lYSmliM0l0WTJFd0hoY05NakV3TXpF"
     "d01UTTFOVFF6V2hjTk1qSXdNekV3TVRNMQpOVFF6V2pBVU1SSXdFQVlEVlFRREV3bG9ZWEppYjNJdFkyRXdnZ0Vp"
@@ -56,7 +56,7 @@ SEED_HARBOR_CA_DATA = (
     "LS0tLQo="
 )
 
-SEED_TKS_YAML = f"""\
+DOC_TKS_YAML = f"""\
 apiVersion: run.tanzu.vmware.com/v1alpha1
 kind: TkgServiceConfiguration
 metadata:
@@ -66,7 +66,7 @@ spec:
   trust:
     additionalTrustedCAs:
       - name: harbor-ca
-        data: {SEED_HARBOR_CA_DATA}
+        data: {DOC_HARBOR_CA_DATA}
 """
 
 SINGLE_BASE64_MESSAGE = ("single-base64: the Secret form needs double base64 "
@@ -166,7 +166,7 @@ def tkc(entries: list[dict[str, str]]) -> str:
     return yaml.safe_dump(doc, sort_keys=False, width=2**31)
 
 
-# --- the table of seeded mistakes -------------------------------------------------------
+# --- the table of planted mistakes -------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -189,7 +189,7 @@ def _duplicate_secret_key(m: Material) -> str:
 
 
 CASES = [
-    Case("seed-004-harbor-ca", lambda m: SEED_TKS_YAML, 1,
+    Case("documented-harbor-ca", lambda m: DOC_TKS_YAML, 1,
          (("expired", "harbor-ca", "certificate CN=harbor-ca expired on 2022-03-10"),)),
     Case("secret-single-base64", lambda m: secret({"registry-ca": b64(m.ca.cert_pem)}), 1,
          (("single-base64", "registry-ca", SINGLE_BASE64_MESSAGE),)),
@@ -287,7 +287,7 @@ def table_runs(table_dir: Path) -> Iterator[dict[str, subprocess.CompletedProces
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_check_catches_each_seeded_mistake(case: Case, table_runs: dict[str, Any]) -> None:
+def test_check_catches_each_planted_mistake(case: Case, table_runs: dict[str, Any]) -> None:
     result = table_runs[case.id]
     assert result.returncode == case.exit_code, result.stdout + result.stderr
     lines = result.stdout.splitlines()
@@ -318,10 +318,10 @@ def test_check_json_codes(case: Case, table_dir: Path,
         assert finding["problem"] and finding["fix"]
 
 
-def test_seed_example_is_the_right_encoding_and_only_expired() -> None:
-    """The seed got the encoding right (single base64 in a TkgServiceConfiguration); the
+def test_documented_example_is_the_right_encoding_and_only_expired() -> None:
+    """The documentation got the encoding right (single base64 in a TkgServiceConfiguration); the
     only thing wrong today is time."""
-    report = trust.check_text(SEED_TKS_YAML)
+    report = trust.check_text(DOC_TKS_YAML)
     assert [f.code for f in report.findings] == ["expired"]
     assert report.entries[0].encoding == "base64"
     info = report.entries[0].certificates[0]
@@ -329,19 +329,19 @@ def test_seed_example_is_the_right_encoding_and_only_expired() -> None:
     assert info.not_after == datetime(2022, 3, 10, 13, 55, 43, tzinfo=UTC)
     # and on the day it was published it was fine; a week before expiry: a warning
     published = datetime(2021, 6, 1, tzinfo=UTC)
-    assert trust.check_text(SEED_TKS_YAML, now=published).findings == []
-    week_before = trust.check_text(SEED_TKS_YAML, now=datetime(2022, 3, 3, tzinfo=UTC))
+    assert trust.check_text(DOC_TKS_YAML, now=published).findings == []
+    week_before = trust.check_text(DOC_TKS_YAML, now=datetime(2022, 3, 3, tzinfo=UTC))
     assert [(f.severity, f.code) for f in week_before.findings] == [("warning",
                                                                      "expires-soon")]
     assert week_before.ok
-    early = trust.check_text(SEED_TKS_YAML, now=datetime(2021, 1, 1, tzinfo=UTC))
+    early = trust.check_text(DOC_TKS_YAML, now=datetime(2021, 1, 1, tzinfo=UTC))
     assert [f.code for f in early.findings] == ["not-yet-valid"]
 
 
-def test_the_seed_data_in_a_secret_is_single_base64() -> None:
-    """Pasting the seed's data (already base64, as `kubectl get secret -o jsonpath` gives
+def test_the_documented_data_in_a_secret_is_single_base64() -> None:
+    """Pasting the documented data (already base64, as `kubectl get secret -o jsonpath` gives
     it) into the Secret form is exactly the mistake the troubleshooting note warns about."""
-    text = secret({"harbor-ca": SEED_HARBOR_CA_DATA})
+    text = secret({"harbor-ca": DOC_HARBOR_CA_DATA})
     report = trust.check_text(text, now=datetime(2021, 6, 1, tzinfo=UTC))
     assert [(f.code, f.problem) for f in report.findings] == [("single-base64",
                                                               SINGLE_BASE64_MESSAGE)]
@@ -544,7 +544,7 @@ def test_build_refuses_what_is_not_a_pem_certificate(
 
 def test_build_explains_base64_and_der_input(material: Material, tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
-    """The seed's harbor-ca.crt is base64 already (from jsonpath); a .der is binary."""
+    """The documented harbor-ca.crt is base64 already (from jsonpath); a .der is binary."""
     b64_file = tmp_path / "harbor-ca.crt"
     b64_file.write_text(b64(material.ca.cert_pem))
     code, out, err = run_in_process(capsys, str(b64_file))
@@ -674,8 +674,8 @@ def test_peel_counts_layers(material: Material) -> None:
 
 
 def test_colour_only_on_a_terminal(material: Material, tmp_path: Path) -> None:
-    path = tmp_path / "seed.yaml"
-    path.write_text(SEED_TKS_YAML)
+    path = tmp_path / "documented.yaml"
+    path.write_text(DOC_TKS_YAML)
     env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "TERM")}
     env.update(TERM="xterm-256color", COLUMNS="200")
     leader, follower = pty.openpty()

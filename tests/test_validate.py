@@ -15,7 +15,7 @@ from webhook.writeback import annotations_bytes
 BAD_ALIASES = '[{"ip":"1.2.3","hostnames":["www.privaterepo1.com"]}]'
 POD_MESSAGE = ('k8s.ksyun.com/kci-host-aliases (pod): item 1: "ip": "1.2.3" is not an IPv4 or '
                "IPv6 address")
-SEED_ANNOTATIONS = {
+DOC_ANNOTATIONS = {
     "k8s.ksyun.com/kci-dns-config": '{"nameservers":["1.1.1.1"],"options":[{"name":"ndots",'
                                     '"value":"2"},{"name":"timeout","value":"3"}],'
                                     '"searches":["test1.com"]}',
@@ -61,7 +61,7 @@ KINDS = ["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_valid_template_is_admitted(webhook_server: RunningServer, kind: str) -> None:
-    response = answer(webhook_server, review(workload(kind, SEED_ANNOTATIONS)))
+    response = answer(webhook_server, review(workload(kind, DOC_ANNOTATIONS)))
     assert response["allowed"] is True and "patch" not in response
 
 
@@ -103,7 +103,7 @@ def test_non_workload_kinds_are_admitted(webhook_server: RunningServer, kind: st
 
 def test_update_that_introduces_a_bad_annotation_is_refused(
         webhook_server: RunningServer) -> None:
-    old = workload("Deployment", SEED_ANNOTATIONS)
+    old = workload("Deployment", DOC_ANNOTATIONS)
     new = workload("Deployment", {"k8s.ksyun.com/kci-host-aliases": BAD_ALIASES})
     response = answer(webhook_server, review(new, operation="UPDATE", old=old))
     assert response["allowed"] is False
@@ -155,8 +155,8 @@ UPDATES = [
      deployment(TWO_NAMESERVERS, dnsConfig={"nameservers": ["8.8.8.8", "9.9.9.9"]}),
      False, False),
     ("other-annotation-takes-the-write-back-over-256-kib",
-     deployment(SEED_ANNOTATIONS),
-     deployment(over_the_limit_once_written_back(SEED_ANNOTATIONS)), False, False),
+     deployment(DOC_ANNOTATIONS),
+     deployment(over_the_limit_once_written_back(DOC_ANNOTATIONS)), False, False),
     ("both-denied-stays-editable",
      deployment(TWO_NAMESERVERS, dnsConfig={"nameservers": ["8.8.8.8", "9.9.9.9"]}),
      deployment(TWO_NAMESERVERS, dnsConfig={"nameservers": ["8.8.8.8", "9.9.9.9"]},

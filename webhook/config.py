@@ -124,7 +124,8 @@ class Config:
 
 @dataclass(frozen=True, slots=True)
 class EnvironmentDefaults:
-    """`KCI_HOST_ALIASES` / `KCI_DNS_CONFIG`: the virtual-kubelet-level defaults of the seeds."""
+    """`KCI_HOST_ALIASES` / `KCI_DNS_CONFIG`: the virtual-kubelet-level defaults that the
+    KCI documentation describes."""
 
     host_aliases: tuple[HostAlias, ...] = ()
     dns_config: DnsConfig | None = None

@@ -354,7 +354,8 @@ def _apply_pull_secrets(spec: Pod, ns_layer: Layer | None, used: list[Mirror]) -
 
 
 def is_virtual_kubelet_pod(spec: Pod) -> bool:
-    """Pods bound for a virtual kubelet, recognised as the seeds' Deployments mark them.
+    """Pods bound for a virtual kubelet, recognised as the KCI documentation's Deployments
+    mark them.
 
     A toleration whose key names a virtual-kubelet taint
     (`rbkci-virtual-kubelet.io/provider`, `virtual-kubelet.io/provider`), or a node

@@ -21,9 +21,9 @@ the path a node walks, from this machine, and stops at the first step a pull wou
 6. `manifest` with `--image`: `HEAD /v2/<repository>/manifests/<tag|digest>` with the
               manifest types containerd accepts, and the digest.
 
-Every failure names its fix in the seeds' terms: the CA in the mirror's `caFile` or in a
-TkgServiceConfiguration's `additionalTrustedCAs` (`kci-webhook trust`), and the KCI
-annotations `kci-insecure-registry`, `kci-http-registry`, `kci-host-aliases`,
+Every failure names its fix in the vendor documentation's terms: the CA in the mirror's
+`caFile` or in a TkgServiceConfiguration's `additionalTrustedCAs` (`kci-webhook trust`),
+and the KCI annotations `kci-insecure-registry`, `kci-http-registry`, `kci-host-aliases`,
 `kci-dns-config`. Exit code 0 only when a pull would work, 1 when it would not, 2 for a
 usage error. Like the presence check (registry.py), it never sends credentials over plain
 http:// and ignores proxy variables. Every network operation is bounded by `--timeout`.

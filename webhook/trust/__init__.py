@@ -3,7 +3,7 @@
 A Tanzu Kubernetes cluster pulls from a private registry with a self-signed or internal
 CA only if that CA is in `trust.additionalTrustedCAs` (otherwise: `x509: certificate
 signed by unknown authority`, `ErrImagePull`). It comes in two encodings, and mixing them
-up is the classic mistake the seeds warn about:
+up is the classic mistake the Tanzu documentation warns about:
 
 - TkgServiceConfiguration `spec.trust.additionalTrustedCAs` (and a TanzuKubernetesCluster's
   `spec.settings.network.trust.additionalTrustedCAs` entries with `data`): `data` is the
