@@ -43,7 +43,7 @@ from webhook.layers import NAMESPACE_KEYS, Layer, namespace_layer
 log = logging.getLogger("kci-webhook.namespaces")
 
 WATCH_TIMEOUT_SECONDS = 290          # the API server's own default is 5-10 minutes
-READ_TIMEOUT_SECONDS = WATCH_TIMEOUT_SECONDS + 30   # a silent dead connection is noticed
+READ_MARGIN_SECONDS = 30   # beyond the watch's own timeout: a silent dead connection is noticed
 BACKOFF_INITIAL, BACKOFF_MAX = 0.5, 30.0
 
 Interest = tuple[tuple[str, str], ...]
@@ -247,7 +247,7 @@ class NamespaceCache:
         stream = self._watch.stream(
             self._api.list_namespace, resource_version=self.resource_version,
             allow_watch_bookmarks=True, timeout_seconds=self._watch_timeout,
-            _request_timeout=(5, self._watch_timeout + 30), deserialize=False)
+            _request_timeout=(5, self._watch_timeout + READ_MARGIN_SECONDS), deserialize=False)
         try:
             for event in stream:
                 self.apply(event)

@@ -96,15 +96,17 @@ def load_settings_config(settings: Settings) -> tuple[config_mod.Config,
     return config, config_mod.environment_defaults(settings.environ)
 
 
-def read_config(settings: Settings) -> config_mod.Config:
-    """The config file, parsed and validated (its named files not yet opened)."""
+def read_config(settings: Settings, text: bytes | None = None) -> config_mod.Config:
+    """The config file, parsed and validated (its named files not yet opened); `text`: its
+    content as already read (a reload parses the bytes it took the digest of)."""
     if not settings.config_path:
         return config_mod.Config()
     path = Path(settings.config_path)
-    try:
-        text = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    if text is None:
+        try:
+            text = path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     return config_mod.load_config(text, source=str(path),
                                   webhook_timeout=settings.webhook_timeout)
 
@@ -144,7 +146,8 @@ def create_app(settings: Settings, *,
     files = config_files(config)
     state = AppState(config=config, environment=environment, namespaces=namespaces, tls=tls,
                      own_namespace=settings.own_namespace,
-                     config_digest=_digest(settings.config_path, files), watched_files=files)
+                     config_digest=_snapshot(settings.config_path, files)[1],
+                     watched_files=files)
     metrics.set_namespace_state(namespaces.state, None)
     drain = Drain(settings.shutdown_delay)
     if tls:
@@ -266,16 +269,16 @@ async def watch_config(state: AppState, settings: Settings, interval: float = 2.
     happened. A fixed file is noticed as a change, so the refused config is tried again."""
     while settings.config_path:
         await asyncio.sleep(interval)
-        digest = _digest(settings.config_path, state.watched_files)
+        text, digest = _snapshot(settings.config_path, state.watched_files)
         if not digest or digest == state.config_digest:
             continue
         state.config_digest = digest
         try:
-            config = read_config(settings)
+            config = read_config(settings, text)
             files = config_files(config)
             if files != state.watched_files:
                 state.watched_files = files
-                state.config_digest = _digest(settings.config_path, files)
+                state.config_digest = _snapshot(settings.config_path, files)[1]
             check_config_files(config)
         except ConfigError as exc:
             state.reload_error = str(exc)
@@ -291,21 +294,23 @@ async def watch_config(state: AppState, settings: Settings, interval: float = 2.
         log.info("config reloaded from %s: %d mirror(s)", config.source, len(config.mirrors))
 
 
-def _digest(path: str | None, files: tuple[str, ...] = ()) -> bytes:
-    """The config file's content and that of the files it names (a missing or unreadable
-    named file counts as a content of its own, so its return is a change)."""
+def _snapshot(path: str | None, files: tuple[str, ...] = ()) -> tuple[bytes | None, bytes]:
+    """The config file's content, and a digest of it and of the files it names (a missing
+    or unreadable named file counts as a content of its own, so its return is a change);
+    (None, b"") when the config file cannot be read."""
     if not path:
-        return b""
+        return None, b""
     try:
-        digest = hashlib.sha256(Path(path).read_bytes())
+        text = Path(path).read_bytes()
     except OSError:
-        return b""
+        return None, b""
+    digest = hashlib.sha256(text)
     for name in files:
         try:
             digest.update(hashlib.sha256(Path(name).read_bytes()).digest())
         except OSError as exc:
             digest.update(f"unreadable {exc.errno}".encode())
-    return digest.digest()
+    return text, digest.digest()
 
 
 def app_from_environ() -> AdmissionTransport:
