@@ -9,6 +9,8 @@
 # never baked in (--user: the dev key in certs/ is readable by its owner only). No
 # HEALTHCHECK: Kubernetes probes /healthz and /readyz itself.
 
+# `make image` passes the base image pinned by the digest its registry answers
+# (python:3.11-slim-bookworm@sha256:…); the tag alone is for local tries.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # --- build: the locked dependencies and the project, installed into a venv -------------

@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The tests run the versions the image ships: requirements.lock's runtime pins, plus the
+# test tools, every file checked against its hash.
+TEST_LOCK := requirements-test.lock
 # Serving only: the locked runtime dependencies and the package, no test tools.
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 LOCK   := requirements.lock
@@ -11,14 +14,15 @@ PORT   ?= 8443
 # Debian packages the tests start for real (a registry, skopeo to push test images).
 DEB_PACKAGES ?= docker-registry skopeo wrk
 
-.PHONY: all venv deps run lock test lint typecheck bench bench-compare soak fuzz clean certs manifests chart-docs
+.PHONY: all venv deps run lock image test lint typecheck bench bench-compare soak fuzz clean certs manifests chart-docs
 
 all: test
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK) $(TEST_LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet --require-hashes -r $(TEST_LOCK)
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -44,14 +48,28 @@ deps:
 run: $(RUNTIME_STAMP)
 	$(BIN)/kci-webhook serve --config examples/config.yaml --host $(HOST) --port $(PORT)
 
-# Re-resolve the runtime dependencies of pyproject.toml into $(LOCK), every file's hash
-# included. Resolved for the Python that runs it: use the image's (3.11).
+# Re-resolve the runtime dependencies of pyproject.toml into $(LOCK), then the test tools
+# into $(TEST_LOCK) under the runtime pins (-c), every file's hash included. Resolved for
+# the Python that runs it: use the image's (3.11).
+PIP_COMPILE = CUSTOM_COMPILE_COMMAND='make lock' $(BIN)/pip-compile --quiet --generate-hashes \
+	  --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links --no-emit-trusted-host
 lock:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -e '.[lock]'
-	CUSTOM_COMPILE_COMMAND='make lock' $(BIN)/pip-compile --quiet --generate-hashes \
-	  --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links \
-	  --no-emit-trusted-host --output-file $(LOCK) pyproject.toml
+	$(BIN)/pip install --quiet 'pip-tools>=7.4'
+	$(PIP_COMPILE) --output-file $(LOCK) pyproject.toml
+	$(PIP_COMPILE) --extra test --constraint $(LOCK) --output-file $(TEST_LOCK) pyproject.toml
+
+# The image, FROM its base image pinned by digest. The digest is read from the registry at
+# build time (skopeo inspect), never written by hand; where the registry cannot be reached
+# the build stops instead of falling back to the floating tag.
+BASE_IMAGE ?= python:3.11-slim-bookworm
+IMAGE      ?= kci-webhook:$(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+image: deps
+	@digest=$$(skopeo inspect --format '{{.Digest}}' docker://docker.io/library/$(BASE_IMAGE)) \
+	  || { echo "make image: cannot read the digest of $(BASE_IMAGE) from its registry;" \
+	       "refusing to build on a floating tag" >&2; exit 2; }; \
+	echo "base image $(BASE_IMAGE)@$$digest"; \
+	docker build --build-arg PYTHON_IMAGE=$(BASE_IMAGE)@$$digest -t $(IMAGE) .
 
 lint: $(STAMP)
 	$(BIN)/ruff check webhook tests bench

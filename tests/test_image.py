@@ -1,8 +1,10 @@
-"""Reproducible installs: the lock file, the Dockerfile that uses it, `make run`.
+"""Reproducible installs: the lock files, the Dockerfile that uses them, `make run`.
 
 `requirements.lock` is what the image installs (`pip install --require-hashes`): every
 runtime dependency of pyproject.toml (and of the extras it asks for) pinned to one
 version, every pin with its files' hashes, and nothing only the tests need.
+`requirements-test.lock` is what `make test` installs: the same runtime pins, plus the test
+tools, so the tests run the versions the image ships.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import re
 import subprocess
 import tomllib
 from importlib import metadata
+from pathlib import Path
 
 import pytest
 from packaging.markers import default_environment
@@ -20,13 +23,14 @@ from packaging.utils import canonicalize_name
 from tests.conftest import ROOT
 
 LOCK = ROOT / "requirements.lock"
+TEST_LOCK = ROOT / "requirements-test.lock"
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 
-def locked() -> dict[str, tuple[str, list[str]]]:
+def locked(lock: Path = LOCK) -> dict[str, tuple[str, list[str]]]:
     """name → (version, hashes), from the lock's `name==version \\ --hash=...` entries."""
     entries: dict[str, tuple[str, list[str]]] = {}
-    text = re.sub(r"\\\n\s*", " ", LOCK.read_text())             # join continued lines
+    text = re.sub(r"\\\n\s*", " ", lock.read_text())             # join continued lines
     for line in text.splitlines():
         line = line.split("#", 1)[0].strip()
         if not line:
@@ -68,8 +72,9 @@ def test_every_runtime_dependency_is_locked_at_a_version_it_allows() -> None:
             "run `make lock`")
 
 
-def test_every_pin_carries_sha256_hashes() -> None:
-    pins = locked()
+@pytest.mark.parametrize("lock", [LOCK, TEST_LOCK], ids=lambda p: p.name)
+def test_every_pin_carries_sha256_hashes(lock: Path) -> None:
+    pins = locked(lock)
     assert len(pins) >= len(PYPROJECT["project"]["dependencies"])
     for name, (_version, hashes) in pins.items():
         assert hashes, f"{name} has no hash"
@@ -78,14 +83,60 @@ def test_every_pin_carries_sha256_hashes() -> None:
 
 def test_the_lock_holds_no_test_tool() -> None:
     pins = locked()
-    for extra in ("test", "fuzz", "lock"):
+    for extra in PYPROJECT["project"]["optional-dependencies"]:
         for text in PYPROJECT["project"]["optional-dependencies"][extra]:
             name = canonicalize_name(Requirement(text).name)
             assert name not in pins, f"{name} (extra {extra!r}) is in the runtime lock"
 
 
-def test_the_lock_names_its_generator() -> None:
-    assert "make lock" in LOCK.read_text().split("\n\n", 1)[0]
+@pytest.mark.parametrize("lock", [LOCK, TEST_LOCK], ids=lambda p: p.name)
+def test_the_lock_names_its_generator(lock: Path) -> None:
+    assert "make lock" in lock.read_text().split("\n\n", 1)[0]
+
+
+def test_the_tests_run_the_runtime_versions_the_image_ships() -> None:
+    runtime, tests = locked(LOCK), locked(TEST_LOCK)
+    differ = {name: (version, tests.get(name, ("missing",))[0])
+              for name, (version, _hashes) in runtime.items()
+              if tests.get(name, ("",))[0] != version}
+    assert not differ, f"{TEST_LOCK.name} differs from {LOCK.name}: {differ}; run `make lock`"
+
+
+def test_every_test_tool_is_locked_at_a_version_it_allows() -> None:
+    pins = locked(TEST_LOCK)
+    for text in PYPROJECT["project"]["optional-dependencies"]["test"]:
+        requirement = Requirement(text)
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{requirement} is not in {TEST_LOCK.name}: run `make lock`"
+        assert requirement.specifier.contains(pins[name][0], prereleases=True), name
+
+
+def make_commands(target: str, *args: str) -> list[str]:
+    """What `make TARGET` would run, one command a line (nothing is run)."""
+    done = subprocess.run(["make", "-n", "-B", target, "VENV=/nonexistent/venv", *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    return re.sub(r"\\\n\s*", " ", done.stdout).splitlines()
+
+
+def test_make_test_installs_the_test_lock_with_hashes_and_nothing_unpinned() -> None:
+    installs = [line for line in make_commands("venv") if "pip install" in line]
+    assert any(f"--require-hashes -r {TEST_LOCK.name}" in line for line in installs), installs
+    assert any(re.search(r"--no-deps -e \.(\s|$)", line) for line in installs), installs
+    assert not any("[test]" in line for line in installs), installs
+
+
+def test_make_image_pins_the_base_image_by_the_digest_its_registry_answers() -> None:
+    commands = " ".join(make_commands("image", "BASE_IMAGE=python:3.11-slim-bookworm"))
+    inspect = commands.index("skopeo inspect --format '{{.Digest}}' "
+                             "docker://docker.io/library/python:3.11-slim-bookworm")
+    build = commands.index("docker build --build-arg "
+                           "PYTHON_IMAGE=python:3.11-slim-bookworm@$digest")
+    assert inspect < build
+    assert "exit 2" in commands[inspect:build]       # no digest, no build
+    froms = [line.split()[1] for line in dockerfile_instructions()
+             if line.upper().startswith("FROM ")]
+    assert froms and all(base == "${PYTHON_IMAGE}" for base in froms), froms
 
 
 def dockerfile_instructions() -> list[str]:
