@@ -333,29 +333,15 @@ def _may_repeat_a_key(raw: str, value: object) -> bool:
 
     Exact, and cheap in the common case: with no escape in the text, every ':' of `raw` is
     either the one after a key or one inside a string, and the decoded value keeps each
-    string as written; so when the decoded keys and the ':' inside the decoded strings
-    account for every ':' of the text, no key was dropped. Otherwise (an escape, or a
-    dropped key) the value is decoded again, slowly, keeping every key."""
+    string as written. orjson writes `value` back with one ':' per key, the strings' own
+    and no other (it never escapes ':'): the same count means no key was dropped. Otherwise
+    (an escape, or a dropped key) the value is decoded again, slowly, keeping every key."""
     if "\\" in raw:
         return True
-    return raw.count(":") != _colons(value)
-
-
-def _colons(value: object) -> int:
-    """The ':' a JSON text of `value` needs: one per key, plus those inside strings.
-    A loop, not recursion: orjson accepts nesting deeper than Python's recursion limit."""
-    count, stack = 0, [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            count += item.count(":")
-        elif isinstance(item, dict):
-            for key, child in item.items():
-                count += 1 + key.count(":")
-                stack.append(child)
-        elif isinstance(item, list):
-            stack.extend(item)
-    return count
+    try:
+        return raw.count(":") != orjson.dumps(value).count(b":")
+    except orjson.JSONEncodeError:   # nested deeper than orjson writes (254)
+        return True
 
 
 def _repeated_key(raw: str) -> str | None:
