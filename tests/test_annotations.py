@@ -340,12 +340,23 @@ def test_dns_config_accepts(raw: str, expected: DnsConfig) -> None:
     assert parse_dns_config(raw, level="pod") == expected
 
 
-def test_duplicate_hostnames_fold_first_wins() -> None:
+def test_a_hostname_repeated_at_its_address_folds() -> None:
     raw = ('[{"ip":"1.1.1.1","hostnames":["a.io","b.io","a.io"]},'
-           '{"ip":"2.2.2.2","hostnames":["b.io","c.io"]},{"ip":"3.3.3.3","hostnames":["c.io"]}]')
+           '{"ip":"FD00:0::1","hostnames":["c.io"]},{"ip":"fd00::1","hostnames":["c.io"]},'
+           '{"ip":"1.1.1.1","hostnames":["b.io"]}]')
     assert parse_host_aliases(raw, level="pod") == (
-        HostAlias("1.1.1.1", ("a.io", "b.io")), HostAlias("2.2.2.2", ("c.io",)),
+        HostAlias("1.1.1.1", ("a.io", "b.io")), HostAlias("fd00::1", ("c.io",)),
     )
+
+
+def test_a_hostname_given_a_second_address_is_refused() -> None:
+    raw = ('[{"ip":"1.1.1.1","hostnames":["a.io","b.io"]},'
+           '{"ip":"2.2.2.2","hostnames":["c.io","b.io"]}]')
+    with pytest.raises(AnnotationError) as caught:
+        parse_host_aliases(raw, level="pod")
+    assert caught.value.problems == [
+        'k8s.ksyun.com/kci-host-aliases (pod): item 2: "hostnames"[2]: "b.io" is already '
+        "mapped to 1.1.1.1 by item 1: one hostname, one address (remove one of the mappings)"]
 
 
 @pytest.mark.parametrize(("raw", "expected"), [

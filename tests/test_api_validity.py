@@ -9,6 +9,7 @@ independently of the webhook's code.
 from __future__ import annotations
 
 import copy
+import ipaddress
 from typing import Any
 
 import orjson
@@ -53,7 +54,8 @@ def disagreements(result: dict[str, Any], keys: tuple[str, ...] = (HOST_ALIASES,
             ip_of.setdefault(name, alias["ip"])         # /etc/hosts: the first line wins
     for alias in annotation(result, HOST_ALIASES) if HOST_ALIASES in present else []:
         problems += [f"{name}: annotation {alias['ip']}, spec {ip_of.get(name)}"
-                     for name in alias["hostnames"] if ip_of.get(name) != alias["ip"]]
+                     for name in alias["hostnames"]
+                     if not _same_address(ip_of.get(name), alias["ip"])]
     if DNS in present:
         written = annotation(result, DNS)
         value_of = {o["name"]: o.get("value") for o in spec["dnsConfig"].get("options", [])}
@@ -65,6 +67,15 @@ def disagreements(result: dict[str, Any], keys: tuple[str, ...] = (HOST_ALIASES,
             problems += [f"{field} {v}: not in the spec" for v in written.get(field, [])
                          if v not in spec["dnsConfig"].get(field, [])]
     return problems
+
+
+def _same_address(spec_ip: str | None, written: str) -> bool:
+    """The annotation writes an address in one canonical form (`fd00::1`), whatever
+    spelling the spec gives it (`fd00:0:0::1`)."""
+    try:
+        return ipaddress.ip_address(spec_ip or "") == ipaddress.ip_address(written)
+    except ValueError:
+        return spec_ip == written
 
 
 # --- DNS and host-alias values: the 1.24 API server's rules -------------------------------

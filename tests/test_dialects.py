@@ -28,6 +28,7 @@ from tests.test_properties import ENV as PROPERTY_ENV
 from tests.test_properties import (
     PROPERTY_SETTINGS,
     WARN_CONFIG,
+    WARN_MIRRORS,
     check_patch_applies,
     check_second_pass,
 )
@@ -115,8 +116,8 @@ PARSED = [
      {ECI_HOSTS: '[{"host":"example.com","ip":"100.100.1.1"},'
                  '{"host":"aliyundoc.com","ip":"100.100.1.1"}]'},
      "host_aliases", (HostAlias("100.100.1.1", ("example.com", "aliyundoc.com")),)),
-    ("eci-custom-hosts-repeat-keeps-first", "eci",
-     {ECI_HOSTS: '[{"host":"a.example","ip":"10.0.0.1"},{"host":"a.example","ip":"10.0.0.2"},'
+    ("eci-custom-hosts-repeat-at-one-address-folds", "eci",
+     {ECI_HOSTS: '[{"host":"a.example","ip":"10.0.0.1"},{"host":"a.example","ip":"10.0.0.1"},'
                  '{"ip":"10.0.0.2","host":"b.example"}]'},
      "host_aliases", (HostAlias("10.0.0.1", ("a.example",)),
                       HostAlias("10.0.0.2", ("b.example",)))),
@@ -740,7 +741,7 @@ def dialect_context(dialect: str, config: Any, ns: bool) -> Context:
 @PROPERTY_SETTINGS
 @given(data=st.data())
 def test_mutation_is_idempotent_in_every_dialect(dialect: str, data: st.DataObject) -> None:
-    config = data.draw(st.sampled_from([PROPERTY_CONFIG, WARN_CONFIG]))
+    config = data.draw(st.sampled_from([PROPERTY_CONFIG, WARN_CONFIG, WARN_MIRRORS]))
     check_second_pass(data.draw(dialect_pods(dialect)),
                      dialect_context(dialect, config, data.draw(st.booleans())))
 

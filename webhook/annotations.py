@@ -188,6 +188,53 @@ def is_ip(text: str) -> bool:
     return not (isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped)
 
 
+def spec_ip(text: str) -> str | None:
+    """A `spec.hostAliases[].ip` as Kubernetes reads it, written the way `is_ip` accepts;
+    None when the API server would refuse it.
+
+    1.24 checks it with validation.IsValidIP, that is k8s.io/utils/net.ParseIPSloppy: Go
+    1.16's net.ParseIP, kept when Go 1.17 turned strict. So it accepts what `is_ip`
+    refuses: IPv4 parts with leading zeros, read as decimal (`010.0.0.1` is 10.0.0.1),
+    and IPv4-mapped IPv6 (`::ffff:10.0.0.1`), which Go reads, and prints, as the IPv4
+    address; likewise hex groups with leading zeros past four digits. Newer API servers
+    refuse both for a new pod but still serve old ones. The result is the address as Go
+    prints it (IPv4 dotted decimal, IPv6 compressed lower case), so what the webhook writes
+    back means what the kubelet and a Go virtual kubelet read there."""
+    if len(text) > 256 or not text.isascii() or "%" in text:
+        return None
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address | None
+    if ":" not in text:
+        address = _sloppy_ipv4(text)
+    else:
+        head, _colon, last = text.rpartition(":")
+        if "." in last:   # an IPv4 tail, itself read sloppily
+            tail = _sloppy_ipv4(last)
+            if tail is None:
+                return None
+            last = str(tail)
+        groups = [g.lstrip("0") or "0" if len(g) > 4 and "." not in g else g
+                  for g in (*head.split(":"), last)]
+        try:
+            address = ipaddress.IPv6Address(":".join(groups))
+        except ValueError:
+            return None
+    if address is None:
+        return None
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    return str(address if mapped is None else mapped)
+
+
+def _sloppy_ipv4(text: str) -> ipaddress.IPv4Address | None:
+    """Four decimal parts of 0-255, leading zeros allowed (Go 1.16's parseIPv4)."""
+    parts = text.split(".")
+    if len(parts) != 4 or not all(p.isdigit() and p.isascii() for p in parts):
+        return None
+    numbers = [p.lstrip("0") or "0" for p in parts]
+    if any(len(n) > 3 or int(n) > 255 for n in numbers):
+        return None
+    return ipaddress.IPv4Address(".".join(numbers))
+
+
 def ip_key(text: str) -> object:
     """What identifies an address however it is written (`fd00::1` = `fd00:0::1`); text
     that is no address stands for itself. Remembered, as pods of one workload repeat
@@ -270,9 +317,52 @@ def load_json(raw: str, problems: Problems) -> object:
     if not data.strip():
         problems.fail("invalid JSON: the value is empty")
     try:
-        return orjson.loads(data)  # also bounds nesting depth (1024)
+        value = orjson.loads(data)  # also bounds nesting depth (1024)
     except orjson.JSONDecodeError as exc:
         problems.fail(f"invalid JSON: {str(exc)[:120]}")
+    if _may_repeat_a_key(raw, value):
+        repeated = _repeated_key(raw)
+        if repeated is not None:
+            problems.fail(f"invalid JSON: key {_key_text(repeated)} appears twice in one "
+                          "object (a reader would silently keep one of them; write it once)")
+    return value
+
+
+def _may_repeat_a_key(raw: str, value: object) -> bool:
+    """Whether `raw` may hold an object with a key twice, which orjson folds silently.
+
+    Exact, and cheap in the common case: with no escape in the text, every ':' of `raw` is
+    either the one after a key or one inside a string, and the decoded value keeps each
+    string as written. orjson writes `value` back with one ':' per key, the strings' own
+    and no other (it never escapes ':'): the same count means no key was dropped. Otherwise
+    (an escape, or a dropped key) the value is decoded again, slowly, keeping every key."""
+    if "\\" in raw:
+        return True
+    try:
+        return raw.count(":") != orjson.dumps(value).count(b":")
+    except orjson.JSONEncodeError:   # nested deeper than orjson writes (254)
+        return True
+
+
+def _repeated_key(raw: str) -> str | None:
+    """The first key that some object of `raw` (already known to be valid JSON) repeats."""
+    repeated: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: set[str] = set()
+        for key, _item in items:
+            if key in seen:
+                repeated.append(key)
+                break
+            seen.add(key)
+        return {}   # nothing reads the result
+
+    try:
+        json.loads(raw, object_pairs_hook=pairs)
+    except RecursionError:   # nesting orjson accepts but the stdlib cannot read again;
+        return None          # no value of ours nests so deep, so its shape is refused
+
+    return repeated[0] if repeated else None
 
 
 def json_object(value: object, keys: tuple[str, ...], position: str,
@@ -315,14 +405,15 @@ def parse_host_aliases(raw: str, *, level: str) -> tuple[HostAlias, ...]:
 def host_aliases_from_data(data: object, *, level: str) -> tuple[HostAlias, ...]:
     """Validate already-decoded host aliases (the config file's YAML).
 
-    A hostname repeated within the value is folded, the first entry winning, and an entry
-    left with no hostnames is dropped: levels are merged by hostname, so each hostname
-    must stand for one address.
+    A hostname repeated at the same address is folded, and an entry left with no
+    hostnames is dropped; a hostname given two addresses is refused: levels are merged by
+    hostname, so each hostname must stand for one address, and a reader that takes the
+    other mapping than the one judged must not find it on the pod.
     """
     problems = Problems(KCI_HOST_ALIASES, level)
     if not isinstance(data, list | tuple):
         problems.fail(f"expected a JSON array, got {kind_of(data)}")
-    seen: set[str] = set()
+    seen: dict[str, tuple[str, str]] = {}
     aliases = []
     for i, item in enumerate(data, 1):
         alias = _host_alias(item, f"item {i}", problems, seen)
@@ -333,7 +424,7 @@ def host_aliases_from_data(data: object, *, level: str) -> tuple[HostAlias, ...]
 
 
 def _host_alias(item: object, position: str, problems: Problems,
-                seen: set[str]) -> HostAlias | None:
+                seen: dict[str, tuple[str, str]]) -> HostAlias | None:
     obj = json_object(item, ("ip", "hostnames"), position, problems)
     if obj is None:
         return None
@@ -354,10 +445,20 @@ def _host_alias(item: object, position: str, problems: Problems,
                                 required="hostnames" in obj):
         if not is_dns1123_subdomain(name):
             problems.add(where, partial(not_dns1123, name))
+        elif not isinstance(ip, str):
+            continue
         elif name not in seen:
-            seen.add(name)
+            seen[name] = (ip, position)
             names.append(name)
+        elif seen[name][0] != ip:
+            problems.add(where, partial(mapped_twice, name, *seen[name]))
     return HostAlias(ip, tuple(names)) if isinstance(ip, str) else None
+
+
+def mapped_twice(name: str, ip: str, where: str) -> str:
+    """The message for a hostname given a second, different address."""
+    return (f"{quoted(name)} is already mapped to {ip} by {where}: one hostname, one "
+            "address (remove one of the mappings)")
 
 
 def host_aliases_to_spec(aliases: tuple[HostAlias, ...]) -> list[dict[str, Any]]:

@@ -108,6 +108,7 @@ class Layer:
     mirrors_on: bool | None = None
     pull_secrets: tuple[str, ...] = ()
     problems: tuple[str, ...] = ()
+    invalid: tuple[str, ...] = ()   # the keys whose values gave `problems`
     # A Namespace's own: the dialect it names (None: the config's), the dialect its
     # values were read in, and its raw annotations, to read them again in another.
     dialect: str | None = None
@@ -148,6 +149,7 @@ def _cached_layer(level: str, dialect: str, keys: tuple[str, ...],
 def _parse_layer(annotations: Mapping[str, object], *, level: str, dialect: str,
                  keys: Sequence[str]) -> Layer:
     problems: list[str] = []
+    invalid: list[str] = []
     values: dict[str, object] = {}
     readers = _READERS[dialect]
     for key in keys:
@@ -156,19 +158,22 @@ def _parse_layer(annotations: Mapping[str, object], *, level: str, dialect: str,
             continue
         if not isinstance(raw, str):
             problems.append(f"{key} ({level}): value must be a string")
+            invalid.append(key)
             continue
         if not raw.strip():
             # One rule for every key and level: an empty value is a mistake (a template
             # that rendered nothing), never a silent "unset" nor an empty list.
             problems.append(f"{key} ({level}): {EMPTY_VALUE}")
+            invalid.append(key)
             continue
         field, read = readers[key]
         try:
             values[field] = read(raw, level)
         except AnnotationError as exc:
             problems.extend(exc.problems)
-    return Layer(level=level, problems=tuple(problems), read_as=dialect,
-                 **values)  # type: ignore[arg-type]
+            invalid.append(key)
+    return Layer(level=level, problems=tuple(problems), invalid=tuple(invalid),
+                 read_as=dialect, **values)  # type: ignore[arg-type]
 
 
 def namespace_layer(name: str, annotations: Mapping[str, object],

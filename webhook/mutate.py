@@ -8,7 +8,7 @@ pods stays cheap.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from webhook.annotations import (
@@ -20,6 +20,7 @@ from webhook.annotations import (
     dns_config_to_spec,
     dns_limit_problems,
     host_aliases_to_spec,
+    quoted,
 )
 from webhook.config import Config, EnvironmentDefaults, Mirror
 from webhook.dialects import (
@@ -60,7 +61,14 @@ from webhook.rules import (
     repointed_in_spec,
     restricted,
 )
-from webhook.writeback import add_by_ip, annotations_size_problem, as_merged, resolved
+from webhook.writeback import (
+    add_by_ip,
+    annotations_size_problem,
+    as_merged,
+    resolved,
+    writable_options,
+    written_ip,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,11 +169,15 @@ def mutate(pod: Pod, ctx: Context, *, availability: Availability | None = None) 
 
     new_annotations = dict(annotations)
     _apply_registries(new_annotations, pod_layer, layers, used, dialect, warnings)
-    _apply_host_aliases(new_spec, new_annotations, pod_layer, layers, dialect)
-    denial = _apply_dns(new_spec, new_annotations, pod_layer, layers, config, warnings,
-                        dialect)
+    denial = (_apply_host_aliases(new_spec, new_annotations, pod_layer, layers, dialect,
+                                  warnings)
+              or _apply_dns(new_spec, new_annotations, pod_layer, layers, config, warnings,
+                            dialect))
     if denial:
         return Outcome(pod, denial=denial)
+    for key in pod_layer.invalid:   # onInvalid: warn, and no effective value took its place:
+        if new_annotations.get(key) == annotations.get(key):   # never leave what was refused
+            del new_annotations[key]
     _apply_pull_secrets(new_spec, ns_layer, used)
     if rewritten or ORIGINAL_IMAGES in annotations:
         record_originals(new_annotations, spec, rewritten, config, warnings)
@@ -277,16 +289,19 @@ def _apply_registries(annotations: dict[str, Any], pod_layer: Layer, layers: lis
 
 
 def _apply_host_aliases(spec: Pod, annotations: dict[str, Any], pod_layer: Layer,
-                        layers: list[Layer], dialect: Dialect) -> None:
+                        layers: list[Layer], dialect: Dialect,
+                        warnings: list[str]) -> str | None:
     """Add to spec.hostAliases the hostnames it lacks; write back what the spec resolves.
 
     The spec's own entries are kept and win a hostname. The annotation written back is
     read off the final spec — each effective hostname with the IP the container's
-    /etc/hosts gives it — so the virtual kubelet and the container cannot disagree.
+    /etc/hosts gives it — so the virtual kubelet and the container cannot disagree. An IP
+    taken from the spec is written as Kubernetes reads it (`spec_ip`), so the value
+    written back is one the webhook's own parser accepts on the next pass.
     """
     effective = merge_host_aliases(layers)
     if not effective:
-        return
+        return None
     current = spec.get("hostAliases")
     if not current:     # the common case: the spec gets exactly the effective aliases
         spec["hostAliases"] = host_aliases_to_spec(effective)
@@ -298,42 +313,70 @@ def _apply_host_aliases(spec: Pod, annotations: dict[str, Any], pod_layer: Layer
         final = add_by_ip(current, missing) if missing else current
         if missing:
             spec["hostAliases"] = final
+        if not (dialect.hosts_key and dialect.write_hosts):
+            return None
         ip_of = resolved(final)
-        written = group_by_ip((name, ip_of[name]) for alias in effective
-                              for name in alias.hostnames)
+        pairs = []
+        for name in (name for alias in effective for name in alias.hostnames):
+            ip = written_ip(ip_of[name], name, dialect.hosts_key, warnings)
+            if ip is None:
+                return (f"spec.hostAliases: hostname {name!r}: {quoted(ip_of[name])} is not "
+                        "an IPv4 or IPv6 address")
+            pairs.append((name, ip))
+        written = group_by_ip(pairs)
     if written != pod_layer.host_aliases and dialect.hosts_key and dialect.write_hosts:
         annotations[dialect.hosts_key] = dialect.write_hosts(written)
+    return None
 
 
 def _apply_dns(spec: Pod, annotations: dict[str, Any], pod_layer: Layer, layers: list[Layer],
                config: Config, warnings: list[str], dialect: Dialect) -> str | None:
     """Merge the winning DNS config into spec.dnsConfig; limits are checked after the merge.
-    What is written back is the winning config as the spec then has it (`as_merged`)."""
+    What is written back is the winning config as the spec then has it (`as_merged`):
+    an option named twice is written once, with the value that wins in the kubelet."""
+    key = dialect.dns_key
     dns, level = effective_dns(layers)
     if dns is None:
         return None
     current = dns_config_from_spec(spec.get("dnsConfig"))
     merged = _merge_dns(current, dns)
     problems = dns_limit_problems(merged, level=level, context="after merging with spec.dnsConfig",
-                                  key=dialect.dns_key or KCI_DNS_CONFIG)
+                                  key=key or KCI_DNS_CONFIG)
     if problems:
         if level == "pod" and config.on_invalid == "deny":
             return "; ".join(problems)
         warnings.extend(f"{p} (ignored)" for p in problems)
-        return None
+        if level != "pod" or key is None:
+            return None
+        # Ignored as if unset: the next level's value takes its place, on the pod too.
+        ignored = replace(pod_layer, dns_config=None, invalid=(*pod_layer.invalid, key))
+        raw = annotations.get(key)
+        denial = _apply_dns(spec, annotations, ignored, [ignored, *layers[1:]], config,
+                            warnings, dialect)
+        if annotations.get(key) == raw:   # no other level's value took its place
+            annotations.pop(key, None)
+        return denial
+    effective = as_merged(dns, merged)
+    if dialect.unwritable_option is not None and key:
+        writable = writable_options(effective, spec.get("dnsConfig"), key=key, level=level,
+                                    check=dialect.unwritable_option, warnings=warnings)
+        if isinstance(writable, str):
+            return writable
+        effective = writable
     if merged != current:
         spec["dnsConfig"] = {**(spec.get("dnsConfig") or {}), **dns_config_to_spec(merged)}
-    effective = as_merged(dns, merged) if current.options else dns  # no spec option to win
-    if effective != pod_layer.dns_config and dialect.dns_key and dialect.write_dns:
-        annotations[dialect.dns_key] = dialect.write_dns(effective)
+    if effective != pod_layer.dns_config and key and dialect.write_dns:
+        annotations[key] = dialect.write_dns(effective)
     return None
 
 
 def _merge_dns(current: DnsConfig, extra: DnsConfig) -> DnsConfig:
-    """The spec's entries first and winning; options by name."""
+    """The spec's entries first and winning; options by name. `extra`'s options are added
+    once a name, with the last value of that name (the kubelet's reading), so the spec and
+    the value written back agree on the first pass."""
     names = {option.name for option in current.options}
-    options: tuple[DnsOption, ...] = current.options + tuple(
-        o for o in extra.options if o.name not in names)
+    added = {o.name: o for o in extra.options if o.name not in names}
+    options: tuple[DnsOption, ...] = current.options + tuple(added.values())
     return DnsConfig(nameservers=union([current.nameservers, extra.nameservers]),
                      searches=union([current.searches, extra.searches]),
                      options=options)

@@ -7,6 +7,10 @@ Pure functions of data, used by `webhook.mutate`:
 - **The written-back values are read off the final spec**, so the virtual kubelet (which
   reads the annotations) and the container (which gets the spec) cannot disagree:
   `resolved` is what /etc/hosts answers, `as_merged` the DNS options the spec ends up with.
+- **What is written back is what the webhook's own parser accepts**, so the next pass
+  (reinvocation) reads it as the value judged: an IP from the pod's spec.hostAliases
+  is written as Kubernetes reads it (`written_ip`); a DNS option the dialect's format
+  cannot carry is never written into it (`writable_options`).
 - **256 KiB**: the API server refuses an object whose annotations total more than
   256 KiB (len(key) + len(value) in UTF-8 bytes over all of them,
   TotalAnnotationSizeLimitB). A pod under the limit can pass it once the values are
@@ -16,11 +20,19 @@ Pure functions of data, used by `webhook.mutate`:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from webhook.annotations import MAX_ANNOTATIONS_BYTES, DnsConfig, ip_key
+from webhook.annotations import (
+    MAX_ANNOTATIONS_BYTES,
+    DnsConfig,
+    DnsOption,
+    ip_key,
+    is_ip,
+    quoted,
+    spec_ip,
+)
 
 
 def resolved(entries: list[Any]) -> dict[str, str]:
@@ -71,6 +83,52 @@ def as_merged(dns: DnsConfig, merged: DnsConfig) -> DnsConfig:
     value_of = {option.name: option for option in merged.options}
     options = tuple(dict.fromkeys(value_of[option.name] for option in dns.options))
     return replace(dns, options=options)
+
+
+def written_ip(ip: str, name: str, key: str, warnings: list[str]) -> str | None:
+    """The text to write for `ip`, taken from the pod's spec.hostAliases for `name`; None
+    when it is no address at all (the API server refuses such a pod).
+
+    1.24 accepts spellings the annotation parsers refuse (`spec_ip`): they are written as
+    the address Kubernetes reads, with a warning, since resolvers differ on them (some read
+    `010.0.0.1` as octal, some skip the line)."""
+    if is_ip(ip):
+        return spec_ip(ip)   # `FD00:0::1` → `fd00::1`, as the parsers write it
+    canonical = spec_ip(ip)
+    if canonical is not None:
+        warnings.append(f"spec.hostAliases: {quoted(ip)} (hostname {name!r}) is written to "
+                        f"{key} as {canonical}, the address Kubernetes reads; write "
+                        f"{canonical} in the spec too: newer API servers refuse this form for "
+                        "a new pod, and resolvers differ on it")
+    return canonical
+
+
+def writable_options(dns: DnsConfig, spec_dns: object, *, key: str, level: str,
+                     check: Callable[[DnsOption], str | None],
+                     warnings: list[str]) -> DnsConfig | str:
+    """`dns` as it can be written into `key` (a text format, the eks dialect's
+    resolv-conf), or the denial when it cannot.
+
+    An option whose value the pod's own spec.dnsConfig gives (the spec's win) is the pod
+    author's: one the format cannot carry refuses the pod, whatever onInvalid says, since
+    written it would read back as other options or lines, and left out the annotation would
+    disagree with the spec. One from a platform default (JSON, any text) is left out of the
+    written value, with a warning."""
+    bad = [(option, why) for option in dns.options if (why := check(option))]
+    if not bad:
+        return dns
+    spec_options = (spec_dns.get("options") if isinstance(spec_dns, dict) else None) or []
+    in_spec = {o.get("name"): i for i, o in enumerate(spec_options) if isinstance(o, dict)}
+    for option, why in bad:
+        if option.name in in_spec:
+            return (f"spec.dnsConfig.options[{in_spec[option.name]}]: {quoted(option.name)}"
+                    f"{'' if option.value is None else '=' + quoted(option.value)} cannot be "
+                    f"written into {key}: {why}")
+    for option, why in bad:
+        warnings.append(f"{key}: option {quoted(option.name)} from the {level} defaults "
+                        f"cannot be written into it ({why}); left out of {key}")
+    dropped = {option for option, _why in bad}
+    return replace(dns, options=tuple(o for o in dns.options if o not in dropped))
 
 
 def annotations_bytes(annotations: Mapping[str, Any]) -> int:

@@ -13,7 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from webhook.annotations import DnsConfig, HostAlias, parse_registry_list, registry_list_text
+from webhook.annotations import (
+    DnsConfig,
+    DnsOption,
+    HostAlias,
+    parse_registry_list,
+    registry_list_text,
+)
 
 # "Every registry" (Tencent's `all`, the only vendor word for it). No registry host can be
 # spelt `*`, so the token cannot be confused with an entry a dialect without `all` accepts.
@@ -52,6 +58,9 @@ class Dialect:
     write_hosts: Callable[[tuple[HostAlias, ...]], str] | None = None
     read_dns: DnsReader | None = None
     write_dns: Callable[[DnsConfig], str] | None = None
+    # Why a DNS option cannot be written so that `read_dns` gives it back (None: it can);
+    # absent when the dialect's format can hold any option (JSON).
+    unwritable_option: Callable[[DnsOption], str | None] | None = None
 
     def roles(self) -> tuple[tuple[str, str | None], ...]:
         """(role, key) for the four things a dialect can say, in a fixed order (the order

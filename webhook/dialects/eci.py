@@ -14,6 +14,9 @@ server would accept as host aliases too.
 
 from __future__ import annotations
 
+import ipaddress
+from functools import partial
+
 import orjson
 
 from webhook.annotations import (
@@ -25,6 +28,7 @@ from webhook.annotations import (
     json_object,
     kind_of,
     load_json,
+    mapped_twice,
     not_an_ip,
     not_dns1123,
 )
@@ -38,7 +42,8 @@ _CHECKS = (("ip", is_ip, not_an_ip), ("host", is_dns1123_subdomain, not_dns1123)
 
 
 def parse_custom_hosts(raw: str, *, level: str) -> tuple[HostAlias, ...]:
-    """Parse an `eci-custom-hosts` value; a repeated host keeps its first address.
+    """Parse an `eci-custom-hosts` value; a host repeated at the same address is folded,
+    one given a second address is refused (a reader could take either).
 
     The result is grouped by IP in first-seen order, the canonical form the other levels
     merge with, so writing it back and reading it again gives the same value."""
@@ -47,12 +52,18 @@ def parse_custom_hosts(raw: str, *, level: str) -> tuple[HostAlias, ...]:
     if not isinstance(data, list):
         problems.fail(f"expected a JSON array, got {kind_of(data)}")
     groups: dict[str, list[str]] = {}
-    seen: set[str] = set()
+    seen: dict[str, tuple[str, str]] = {}
     for i, item in enumerate(data, 1):
-        mapping = _mapping(item, f"item {i}", problems)
-        if mapping is not None and mapping[0] not in seen:
-            seen.add(mapping[0])
-            groups.setdefault(mapping[1], []).append(mapping[0])
+        position = f"item {i}"
+        mapping = _mapping(item, position, problems)
+        if mapping is None:
+            continue
+        host, ip = mapping
+        if host not in seen:
+            seen[host] = (ip, position)
+            groups.setdefault(ip, []).append(host)
+        elif seen[host][0] != ip:
+            problems.add(f'{position}: "host"', partial(mapped_twice, host, *seen[host]))
     problems.check()
     return tuple(HostAlias(ip, tuple(hosts)) for ip, hosts in groups.items())
 
@@ -74,7 +85,8 @@ def _mapping(item: object, position: str, problems: Problems) -> tuple[str, str]
         else:
             continue
         valid = False
-    return (obj["host"], obj["ip"]) if valid else None
+    # One text per address (`FD00:0::1` is `fd00::1`), as in the KCI form.
+    return (obj["host"], str(ipaddress.ip_address(obj["ip"]))) if valid else None
 
 
 def custom_hosts_json(aliases: tuple[HostAlias, ...]) -> str:

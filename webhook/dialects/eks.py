@@ -43,6 +43,7 @@ ALL_WORD = "all"
 
 _BLANKS = re.compile(r"[ \t]+")
 _UNPRINTABLE = re.compile(r"[^\t\n\x20-\x7e]")
+_WORD = re.compile(r"[\x21-\x7e]+")   # printable ASCII, no blank
 
 
 def parse_registries(raw: str, *, key: str, level: str) -> tuple[str, ...]:
@@ -120,6 +121,18 @@ def _options(args: list[str], position: str, problems: Problems) -> list[DnsOpti
     return parsed
 
 
+def unwritable_option(option: DnsOption) -> str | None:
+    """Why `option` cannot be a word of an `options` line that reads back as itself, or
+    None. Options reach the written value from the pod's own `spec.dnsConfig` (which the
+    API server lets hold any text) and from JSON defaults: a blank or a newline there
+    would add options, or a `nameserver` line, to what the virtual kubelet reads."""
+    if not _WORD.fullmatch(option.name) or ":" in option.name:
+        return "a resolv.conf option name is printable ASCII with no blank and no ':'"
+    if option.value and not _WORD.fullmatch(option.value):
+        return "a resolv.conf option value is printable ASCII with no blank"
+    return None
+
+
 def resolv_conf_text(dns: DnsConfig) -> str:
     """resolv.conf lines: one per nameserver, then search, then options."""
     lines = [f"nameserver {ns}" for ns in dns.nameservers]
@@ -137,4 +150,5 @@ EKS = Dialect(
     dns_key=EKS_RESOLV_CONF,
     read_registries=parse_registries, write_registries=registries_text,
     read_dns=parse_resolv_conf, write_dns=resolv_conf_text,
+    unwritable_option=unwritable_option,
 )
