@@ -241,6 +241,8 @@ async def ask_mirrors(state: AppState, config: config_mod.Config, asked: list[Qu
     cache for the next pod, one not yet sent is abandoned. A dry run's failures never put
     a mirror into its cool-down. The checker in use is held until the answers are in, so
     a config reload meanwhile lets this admission finish on it."""
+    if not asked:
+        return {}, []
     checks = config.mirror_checks
     if state.checker is None:
         state.checker = PresenceChecker(
@@ -277,8 +279,7 @@ async def ask_mirrors(state: AppState, config: config_mod.Config, asked: list[Qu
     metrics.MIRROR_CHECKS.labels("miss").inc(after["cache_misses"] - before["cache_misses"])
     if not not_asked:
         return availability, []
-    metrics.MIRROR_CHECKS.labels("not_asked").inc(len(asked) - sum(a is not None
-                                                                   for a in answers))
+    metrics.MIRROR_CHECKS.labels("not_asked").inc(answers.count(None))
     images = len({image for _m, _r, image in asked})
     return availability, [
         f"{len(not_asked)} of {images} images not checked on their if-present mirror and "
