@@ -203,7 +203,7 @@ def test_lookups_past_the_cap_are_not_sent_and_one_mirror_gets_at_most_its_slots
     time; the mirror answers slowly, so a third at once would show."""
     with Gate(status=404, hold=0.3) as gate:
         server = start_server(tmp_path, mirror_config(
-            gate.server.url, ca=None, budget=3.0, maxLookupsPerAdmission=5,
+            gate.server.url, ca=None, budget=4.0, maxLookupsPerAdmission=5,
             maxInFlightPerMirror=2))
         try:
             images = [f"docker.io/kci/slot-{i}:1.0" for i in range(100)]
