@@ -145,7 +145,8 @@ def test_schema_config_keys_are_the_loaders_keys() -> None:
                      "policy": "if-present", "allowCredentialsOverHTTP": False,
                      "pullCredentialConfigPath": "/creds/config.json"}],
         "mirrorChecks": {"budgetSeconds": 1, "positiveTTLSeconds": 60,
-                         "negativeTTLSeconds": 10, "cooldownSeconds": 5},
+                         "negativeTTLSeconds": 10, "cooldownSeconds": 5,
+                         "maxLookupsPerAdmission": 8, "maxInFlightPerMirror": 4},
         "security": {"allowedInsecureRegistries": ["*.example:5443"]},
         "exclude": {"namespaces": ["kube-system"]},
     }

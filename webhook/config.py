@@ -96,12 +96,21 @@ class Defaults:
 
 @dataclass(frozen=True, slots=True)
 class MirrorChecks:
-    """How `policy: if-present` asks mirrors: the per-admission budget and the cache."""
+    """How `policy: if-present` asks mirrors: the per-admission budget, the bounds on the
+    work one admission can cause, and the cache."""
 
     budget_seconds: float = 1.0
     positive_ttl_seconds: float = 300.0
     negative_ttl_seconds: float = 30.0
     cooldown_seconds: float = 30.0
+    # Questions one admission may take past the cache (started or joined lookups): 32 is
+    # more distinct images than any real pod has, and two rounds of the in-flight limit,
+    # so a pod at the limit is still answered within a 1 s budget by a mirror that
+    # answers in under half of it. Past it, an image is kept as written (as on a timeout).
+    max_lookups_per_admission: int = 32
+    # Lookups sending to one mirror host at once (its connection pool has as many
+    # connections, so requests never queue inside the HTTP client).
+    max_in_flight_per_mirror: int = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +186,7 @@ def config_from_data(data: object, *, source: str,
 
 _CHECK_KEYS = {"budgetSeconds": (0.05, 10.0), "positiveTTLSeconds": (0.0, 86400.0),
                "negativeTTLSeconds": (0.0, 86400.0), "cooldownSeconds": (0.0, 3600.0)}
+_CHECK_COUNTS = {"maxLookupsPerAdmission": (1, 1000), "maxInFlightPerMirror": (1, 256)}
 
 
 def budget_limit(webhook_timeout: int) -> float:
@@ -201,7 +211,17 @@ def parse_webhook_timeout(text: str, *, where: str) -> int:
 
 
 def _mirror_checks(value: object, problems: list[str], webhook_timeout: int) -> MirrorChecks:
-    data = _mapping(value, "mirrorChecks", problems, set(_CHECK_KEYS))
+    data = _mapping(value, "mirrorChecks", problems, {*_CHECK_KEYS, *_CHECK_COUNTS})
+    counts: dict[str, int] = {}
+    for key, (least, most) in _CHECK_COUNTS.items():
+        if key not in data:
+            continue
+        count = data[key]
+        if isinstance(count, bool) or not isinstance(count, int) or not least <= count <= most:
+            problems.append(f"mirrorChecks.{key}: expected a whole number from {least} to "
+                            f"{most}, got {count!r}")
+        else:
+            counts[key] = count
     numbers: dict[str, float] = {}
     for key, (low, high) in _CHECK_KEYS.items():
         if key not in data:
@@ -224,7 +244,11 @@ def _mirror_checks(value: object, problems: list[str], webhook_timeout: int) -> 
         budget_seconds=numbers.get("budgetSeconds", min(defaults.budget_seconds, limit)),
         positive_ttl_seconds=numbers.get("positiveTTLSeconds", defaults.positive_ttl_seconds),
         negative_ttl_seconds=numbers.get("negativeTTLSeconds", defaults.negative_ttl_seconds),
-        cooldown_seconds=numbers.get("cooldownSeconds", defaults.cooldown_seconds))
+        cooldown_seconds=numbers.get("cooldownSeconds", defaults.cooldown_seconds),
+        max_lookups_per_admission=counts.get("maxLookupsPerAdmission",
+                                             defaults.max_lookups_per_admission),
+        max_in_flight_per_mirror=counts.get("maxInFlightPerMirror",
+                                            defaults.max_in_flight_per_mirror))
 
 
 def _mapping(value: object, where: str, problems: list[str], keys: set[str]) -> dict[str, Any]:

@@ -20,6 +20,9 @@ Pod = dict[str, Any]
 CONTAINER_LISTS = ("initContainers", "containers")
 # (mirror endpoint, image) → (present, why not): the shell's answers to `questions`
 Availability = Mapping[tuple[str, str], tuple[bool, str]]
+# An answer with no reason: the image is kept and no warning names it (the shell says
+# once, for the whole pod, why it did not ask).
+NO_ANSWER: tuple[bool, str] = (False, "")
 
 
 @functools.lru_cache(maxsize=8192)
@@ -101,7 +104,8 @@ def choose_mirror(image: str, config: Config, where: str, warnings: list[str],
         if mirror.policy == "if-present" and availability is not None:
             present, detail = availability.get((mirror.endpoint, image), (False, "not asked"))
             if not present:
-                misses.append(f"mirror {mirror.host}: {detail}")
+                if detail:
+                    misses.append(f"mirror {mirror.host}: {detail}")
                 continue
         if problem or new_image is None:
             warnings.append(f"{where}: image {image!r} {problem}; left unchanged")

@@ -54,7 +54,8 @@ NAMESPACE_LAST_SYNC = Gauge(
     "last listed or saw a watch event.", registry=REGISTRY, multiprocess_mode="max")
 MIRROR_CHECKS = Counter(
     "kci_webhook_mirror_check_cache_total", "Mirror presence checks, by cache result "
-    "(hit, miss).", ["result"], registry=REGISTRY)
+    "(hit, miss), and not_asked: past mirrorChecks.maxLookupsPerAdmission.", ["result"],
+    registry=REGISTRY)
 CERT_EXPIRY = Gauge(
     "kci_webhook_certificate_expiry_timestamp_seconds", "notAfter of the serving "
     "certificate in use.", registry=REGISTRY, multiprocess_mode="min")

@@ -13,15 +13,23 @@ words a person searches for (`x509: certificate signed by unknown authority`, `4
 unauthorized`, `timeout after 1s`). Errors are never taken for absent: the caller keeps
 the original image either way, but only absent is a fact worth caching.
 
-Cost control, because this sits on every pod's creation path:
+Cost control, because this sits on every pod's creation path and a pod's author chooses
+its images:
 - answers are cached (present for `positive_ttl`, absent for `negative_ttl`); errors not;
 - concurrent checks of the same (mirror, repository, reference) share one request;
+- one admission takes at most `limit` questions past the cache (`answer_all`); the rest
+  are not asked, and it waits at most its budget: the work a pod causes does not grow
+  with its number of images;
+- at most `max_in_flight_per_mirror` lookups send to one mirror at once; the others wait
+  for a slot (a semaphore, not the HTTP client's pool), and one nobody waits for any more
+  is abandoned before it sends anything;
 - a mirror with `failures_before_cooldown` errors in a row is not asked for `cooldown`
-  seconds (each check answers error at once, naming the last failure);
+  seconds (each check answers error at once, naming the last failure); only lookups a
+  real admission waited for count (never a dry run's alone), and only the mirror's own
+  failures (a wait for a slot, or a budget that ended before the lookup sent, never);
 - the Basic/Bearer challenge a mirror sent is remembered, and Bearer tokens are cached
   for their lifetime, so a warm check is one HEAD;
-- each lookup (all its round trips together) is bounded by `timeout`; the caller's
-  per-admission budget wraps several checks on top of that.
+- each lookup (all its round trips together, once it has a slot) is bounded by `timeout`.
 
 Security: credentials never travel over plain http:// — not to an http:// mirror (even
 with `allowCredentialsOverHTTP`, which is about the kubelet's pull secret) and not to an
@@ -45,7 +53,7 @@ import re
 import socket
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -75,7 +83,9 @@ _DIGEST_RE = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0
                         re.ASCII)
 _CHALLENGE_PARAM_RE = re.compile(r'([A-Za-z_][\w-]*)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]*)')
 
-Status = Literal["present", "absent", "error"]
+# "unanswered": no answer came (the admission's budget ended, the lookup was cancelled);
+# like an error, the image is kept, but nothing is said about the mirror.
+Status = Literal["present", "absent", "error", "unanswered"]
 
 
 # --- credentials ------------------------------------------------------------------------
@@ -271,35 +281,62 @@ _Key = tuple[Mirror, str, str]
 _ClientKey = tuple[str, str, str | None, bool]
 
 _STATS = ("checks", "cache_hits", "cache_misses", "coalesced", "lookups", "requests",
-          "token_requests", "errors", "cooldown_skips")
+          "token_requests", "errors", "cooldown_skips", "not_asked", "abandoned",
+          "cancelled")
+
+
+@dataclass(slots=True, eq=False)
+class _Lookup:
+    """One lookup in flight, shared by every admission that waits for its answer.
+
+    `waiters`: admissions waiting now; when the last one leaves before the lookup took a
+    slot of its mirror, nobody needs it any more and it is abandoned. `started`: it holds
+    a slot (its request may be on the wire; it then runs to its own timeout and fills the
+    cache). `counts`: a failure counts toward the mirror's cool-down — only when some
+    admission that waited for it was not a dry run."""
+
+    key: _Key
+    waiters: int = 0
+    started: bool = False
+    counts: bool = False
+    task: asyncio.Task[Presence] | None = None
 
 
 class PresenceChecker:
-    """Asks mirrors whether they hold a manifest; caches, coalesces, and backs off.
+    """Asks mirrors whether they hold a manifest; caches, coalesces, bounds, and backs off.
 
-    One instance per process (per event loop), shared by all admissions. HTTP clients
+    One instance per config and event loop, shared by all admissions. HTTP clients
     (HTTP/1.1, pooled keep-alive) are made lazily, one per mirror host and trust
-    settings, and closed by `aclose()`. `clock` is for tests.
+    settings, each with `max_in_flight_per_mirror` connections and a semaphore of as many
+    slots in front of it, so requests wait (cheaply, and abandonably) for a slot and never
+    inside the client's pool. Closed by `aclose()`, or, while admissions still use it, by
+    `retire()` once the last `release()`s it (a config reload). `clock` is for tests.
     """
 
     def __init__(self, *, positive_ttl: float = 300, negative_ttl: float = 30,
                  cooldown: float = 30, failures_before_cooldown: int = 3,
                  timeout: float = 1.0, max_entries: int = 10_000,
+                 max_in_flight_per_mirror: int = 16,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        if timeout <= 0 or failures_before_cooldown < 1 or max_entries < 1:
-            raise ValueError("timeout must be > 0, failures_before_cooldown and "
-                             "max_entries >= 1")
+        if timeout <= 0 or failures_before_cooldown < 1 or max_entries < 1 \
+                or max_in_flight_per_mirror < 1:
+            raise ValueError("timeout must be > 0, failures_before_cooldown, max_entries "
+                             "and max_in_flight_per_mirror >= 1")
         self._positive_ttl, self._negative_ttl = positive_ttl, negative_ttl
         self._cooldown, self._threshold = cooldown, failures_before_cooldown
         self._timeout, self._max_entries, self._clock = timeout, max_entries, clock
+        self._max_in_flight = max_in_flight_per_mirror
         self._cache: dict[_Key, tuple[Presence, float]] = {}
-        self._inflight: dict[_Key, asyncio.Task[Presence]] = {}
+        self._inflight: dict[_Key, _Lookup] = {}
         self._health: dict[Mirror, _Health] = {}
         self._clients: dict[_ClientKey, httpx.AsyncClient] = {}
+        self._slots: dict[_ClientKey, asyncio.Semaphore] = {}
         self._challenges: dict[tuple[str, str], _Challenge] = {}
         self._tokens: dict[tuple[str, str, str, str], tuple[str, float]] = {}
         self._stats = dict.fromkeys(_STATS, 0)
         self._closed = False
+        self._holders = 0
+        self._retired = False
 
     @property
     def timeout(self) -> float:
@@ -307,25 +344,80 @@ class PresenceChecker:
 
     @property
     def stats(self) -> dict[str, int]:
-        """Counters since start: `checks` (calls), `cache_hits`, `cache_misses` (of which
-        `coalesced` joined a lookup in flight and `cooldown_skips` met a cooling mirror),
-        `lookups` (started), `requests` (HTTP requests sent, token requests included),
-        `token_requests`, `errors` (lookups that ended in error)."""
+        """Counters since start: `checks` (questions), `cache_hits`, `cache_misses` (of
+        which `coalesced` joined a lookup in flight and `cooldown_skips` met a cooling
+        mirror), `lookups` (started), `requests` (HTTP requests sent, token requests
+        included), `token_requests`, `errors` (lookups that ended in error), `not_asked`
+        (questions past an admission's limit), `abandoned` (lookups cancelled before they
+        took a slot: nobody waited for them any more), `cancelled` (answers lost to a
+        lookup cancelled by `aclose`)."""
         return dict(self._stats)
 
-    async def check_image(self, mirror: Mirror, ref: Reference) -> Presence:
-        """`check` for a parsed source reference (its path; digest over tag)."""
-        return await self.check(mirror, ref.path, manifest_reference(ref))
+    # --- asking -----------------------------------------------------------------------
 
-    async def check(self, mirror: Mirror, source_path: str, reference: str) -> Presence:
+    async def check_image(self, mirror: Mirror, ref: Reference, *,
+                          dry_run: bool = False) -> Presence:
+        """`check` for a parsed source reference (its path; digest over tag)."""
+        return await self.check(mirror, ref.path, manifest_reference(ref), dry_run=dry_run)
+
+    async def check(self, mirror: Mirror, source_path: str, reference: str, *,
+                    dry_run: bool = False) -> Presence:
         """Whether `mirror` holds `source_path` at `reference` (a tag or a digest).
 
         `source_path` is the repository path on the source registry (`Reference.path`,
         e.g. "library/nginx"); the mirror's namespace is prepended here, as the rewrite
-        does. Never raises for a registry's behaviour; cancelling the caller (the
-        admission budget) leaves the shared lookup running, so its answer is cached
-        for the next pod.
+        does. Never raises for a registry's behaviour. Cancelling the caller leaves a
+        lookup that already took its slot running, so its answer is cached for the next
+        pod; one still waiting for a slot is abandoned when nobody else waits for it.
+        `dry_run`: a failure of this lookup never counts toward the mirror's cool-down.
         """
+        answer, = await self._answer_all([(mirror, source_path, reference)], budget=None,
+                                         limit=1, dry_run=dry_run)
+        return answer or Presence("unanswered", "not asked")
+
+    async def answer_all(self, questions: Sequence[tuple[Mirror, Reference]], *,
+                         budget: float, limit: int, dry_run: bool = False
+                         ) -> list[Presence | None]:
+        """The answers to one admission's questions, in order, within `budget` seconds.
+
+        Answers the cache (or a cool-down) holds come at once; of the rest, the first
+        `limit` start a lookup or join one in flight, and the others are not asked: None.
+        A lookup that has not answered when the budget ends answers "unanswered"; this
+        admission stops waiting for it, and a lookup nobody waits for any more that has not
+        yet taken a slot of its mirror is abandoned (never sent). So the work one admission
+        causes is at most `limit` lookups, whatever the number of images, and the time it
+        waits is at most `budget`. `dry_run`: its failures never cool a mirror down.
+        Never raises but for the caller's own cancellation.
+        """
+        return await self._answer_all(
+            [(mirror, ref.path, manifest_reference(ref)) for mirror, ref in questions],
+            budget=budget, limit=limit, dry_run=dry_run)
+
+    async def _answer_all(self, questions: list[tuple[Mirror, str, str]], *,
+                          budget: float | None, limit: int, dry_run: bool
+                          ) -> list[Presence | None]:
+        answers: list[Presence | None] = [None] * len(questions)
+        joined: dict[int, _Lookup] = {}
+        for index, (mirror, source_path, reference) in enumerate(questions):
+            prepared = self._prepare(mirror, source_path, reference)
+            if isinstance(prepared, Presence):
+                answers[index] = prepared
+            elif len(joined) < limit:
+                joined[index] = self._join(prepared, counts=not dry_run)
+            else:
+                self._stats["not_asked"] += 1
+        if not joined:
+            return answers
+        try:
+            await asyncio.wait({lookup.task for lookup in joined.values()
+                                if lookup.task is not None}, timeout=budget)
+        finally:   # also when the caller is cancelled: leave every lookup it joined
+            for index, lookup in joined.items():
+                answers[index] = self._leave(lookup, budget)
+        return answers
+
+    def _prepare(self, mirror: Mirror, source_path: str, reference: str) -> Presence | _Key:
+        """The answer without a lookup (invalid input, cache, cool-down), or what to look up."""
         self._stats["checks"] += 1
         if self._closed:
             return Presence("error", "presence checker is closed")
@@ -335,38 +427,86 @@ class PresenceChecker:
             return Presence("error", f"invalid tag or digest {reference[:300]!r}")
         if not mirror.host:
             return Presence("error", "mirror has no host")
-        repository = mirror.repository(source_path)
-        key: _Key = (mirror, repository, reference)
+        key: _Key = (mirror, mirror.repository(source_path), reference)
         now = self._clock()
         cached = self._cache.get(key)
         if cached is not None and cached[1] > now:
             self._stats["cache_hits"] += 1
             return cached[0]
         self._stats["cache_misses"] += 1
-        task = self._inflight.get(key)
-        if task is not None:
+        if key in self._inflight:
+            return key
+        health = self._health.get(mirror)
+        if health is not None and health.until > now:
+            self._stats["cooldown_skips"] += 1
+            return Presence("error", f"mirror in cool-down after {health.failures} "
+                            f"failures (last: {health.last}); next try in "
+                            f"{health.until - now:.0f}s")
+        return key
+
+    def _join(self, key: _Key, *, counts: bool) -> _Lookup:
+        """Wait for the lookup of `key` in flight, or start it."""
+        lookup = self._inflight.get(key)
+        if lookup is not None:
             self._stats["coalesced"] += 1
         else:
-            health = self._health.get(mirror)
-            if health is not None and health.until > now:
-                self._stats["cooldown_skips"] += 1
-                return Presence("error", f"mirror in cool-down after {health.failures} "
-                                f"failures (last: {health.last}); next try in "
-                                f"{health.until - now:.0f}s")
             self._stats["lookups"] += 1
-            task = asyncio.create_task(self._lookup(key), name=f"presence {mirror.host}")
-            self._inflight[key] = task
-            task.add_done_callback(lambda done: self._forget(key, done))
-        return await asyncio.shield(task)
+            lookup = self._inflight[key] = _Lookup(key)
+            lookup.task = asyncio.create_task(self._lookup(key, lookup),
+                                              name=f"presence {key[0].host}")
+            lookup.task.add_done_callback(lambda _done: self._forget(key, lookup))
+        lookup.waiters += 1
+        lookup.counts = lookup.counts or counts
+        return lookup
 
-    def _forget(self, key: _Key, task: asyncio.Task[Presence]) -> None:
-        if self._inflight.get(key) is task:
+    def _leave(self, lookup: _Lookup, budget: float | None) -> Presence:
+        """Stop waiting for `lookup`; its answer, or why there is none."""
+        lookup.waiters -= 1
+        task = lookup.task
+        assert task is not None
+        if task.done():
+            if task.cancelled():
+                self._stats["cancelled"] += 1
+                return Presence("unanswered", "no answer: the lookup was cancelled (config "
+                                "reload or shutdown)")
+            if task.exception() is not None:   # _lookup catches all; never fail an admission
+                return Presence("error", f"unexpected {type(task.exception()).__name__}")
+            return task.result()
+        if lookup.waiters <= 0 and not lookup.started:
+            self._stats["abandoned"] += 1
+            self._forget(lookup.key, lookup)   # a later question starts afresh
+            task.cancel()
+        return Presence("unanswered", "no answer" if budget is None
+                        else f"no answer within the {budget:g}s budget")
+
+    def _forget(self, key: _Key, lookup: _Lookup) -> None:
+        if self._inflight.get(key) is lookup:
             del self._inflight[key]
+
+    # --- lifetime ---------------------------------------------------------------------
+
+    def hold(self) -> None:
+        """An admission uses this checker: a `retire()` closes it only after `release()`."""
+        self._holders += 1
+
+    async def release(self) -> None:
+        """The admission is done with this checker; the last one closes a retired one."""
+        self._holders -= 1
+        if self._retired and self._holders <= 0:
+            await self.aclose()
+
+    async def retire(self) -> None:
+        """Replaced (a config reload): close now if no admission holds it, else when the
+        last one releases it, so admissions in flight finish with the answers they wait
+        for. Lookups that outlive every admission are then cancelled: their cache goes."""
+        self._retired = True
+        if self._holders <= 0:
+            await self.aclose()
 
     async def aclose(self) -> None:
         """Cancel lookups in flight and close every connection pool."""
         self._closed = True
-        tasks = list(self._inflight.values())
+        tasks = [lookup.task for lookup in self._inflight.values() if lookup.task is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -376,31 +516,37 @@ class PresenceChecker:
 
     # --- one lookup -------------------------------------------------------------------
 
-    async def _lookup(self, key: _Key) -> Presence:
+    async def _lookup(self, key: _Key, lookup: _Lookup) -> Presence:
+        """Wait for a slot of the mirror (outside the lookup's timeout: a wait of our own
+        making is never the mirror's failure), then ask within `timeout`."""
         mirror, repository, reference = key
-        try:
-            async with asyncio.timeout(self._timeout):
-                presence = await self._ask(mirror, repository, reference)
-        except (TimeoutError, httpx.TimeoutException):
-            presence = Presence("error", f"timeout after {self._timeout:g}s")
-        except _Refused as exc:
-            presence = Presence("error", exc.detail)
-        except httpx.HTTPError as exc:
-            presence = Presence("error", describe_transport_error(exc))
-        except Exception as exc:  # a check must never fail the admission it serves
-            log.exception("presence check of %s/%s:%s failed", mirror.host, repository,
-                          reference)
-            presence = Presence("error", f"unexpected {type(exc).__name__}: {exc}")
-        self._record(key, presence)
+        async with self._slot(mirror):
+            lookup.started = True
+            try:
+                async with asyncio.timeout(self._timeout):
+                    presence = await self._ask(mirror, repository, reference)
+            except (TimeoutError, httpx.TimeoutException):
+                presence = Presence("error", f"timeout after {self._timeout:g}s")
+            except _Refused as exc:
+                presence = Presence("error", exc.detail)
+            except httpx.HTTPError as exc:
+                presence = Presence("error", describe_transport_error(exc))
+            except Exception as exc:  # a check must never fail the admission it serves
+                log.exception("presence check of %s/%s:%s failed", mirror.host, repository,
+                              reference)
+                presence = Presence("error", f"unexpected {type(exc).__name__}: {exc}")
+        self._record(key, presence, counts=lookup.counts)
         log.debug("presence %s/%s:%s → %s %s", mirror.host, repository, reference,
                   presence.status, presence.detail)
         return presence
 
-    def _record(self, key: _Key, presence: Presence) -> None:
+    def _record(self, key: _Key, presence: Presence, *, counts: bool) -> None:
         mirror = key[0]
         now = self._clock()
         if presence.status == "error":
             self._stats["errors"] += 1
+            if not counts:      # only dry runs waited for it: no shared penalty
+                return
             health = self._health.setdefault(mirror, _Health())
             health.failures += 1
             health.last = presence.detail
@@ -416,9 +562,11 @@ class PresenceChecker:
         if ttl <= 0:
             return
         if len(self._cache) >= self._max_entries:
-            self._cache = {k: v for k, v in self._cache.items() if v[1] > now}
-            while len(self._cache) >= self._max_entries:  # still full: drop the oldest
-                del self._cache[next(iter(self._cache))]
+            # Drop the expired, and if still full the oldest eighth: one rebuild per many
+            # insertions (never one entry at a time from the front, which is quadratic).
+            fresh = [item for item in self._cache.items() if item[1][1] > now]
+            keep = self._max_entries - max(1, self._max_entries // 8)
+            self._cache = dict(fresh[-keep:] if len(fresh) > keep else fresh)
         self._cache[key] = (presence, now + ttl)
 
     async def _ask(self, mirror: Mirror, repository: str, reference: str) -> Presence:
@@ -472,8 +620,7 @@ class PresenceChecker:
     # --- trust and credentials ----------------------------------------------------------
 
     def _client(self, mirror: Mirror) -> httpx.AsyncClient:
-        key: _ClientKey = (mirror.scheme, mirror.host, mirror.ca_file,
-                           mirror.insecure_skip_verify)
+        key = self._client_key(mirror)
         client = self._clients.get(key)
         if client is None:
             verify: ssl.SSLContext | bool = False
@@ -483,10 +630,25 @@ class PresenceChecker:
                 verify=verify, http1=True, http2=False, trust_env=False,
                 follow_redirects=False, headers={"User-Agent": USER_AGENT},
                 timeout=httpx.Timeout(self._timeout),
-                limits=httpx.Limits(max_connections=16, max_keepalive_connections=4,
+                # As many connections as slots (`_slot`): a request never waits in the
+                # pool, whose bookkeeping grows with the square of its waiters.
+                limits=httpx.Limits(max_connections=self._max_in_flight,
+                                    max_keepalive_connections=min(4, self._max_in_flight),
                                     keepalive_expiry=30))
             self._clients[key] = client
         return client
+
+    def _slot(self, mirror: Mirror) -> asyncio.Semaphore:
+        """The lookups of one client (mirror host and trust) that may send at once."""
+        key = self._client_key(mirror)
+        slot = self._slots.get(key)
+        if slot is None:
+            slot = self._slots[key] = asyncio.Semaphore(self._max_in_flight)
+        return slot
+
+    @staticmethod
+    def _client_key(mirror: Mirror) -> _ClientKey:
+        return (mirror.scheme, mirror.host, mirror.ca_file, mirror.insecure_skip_verify)
 
     @staticmethod
     def _credentials(mirror: Mirror) -> Credentials | None:

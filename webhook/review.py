@@ -12,7 +12,7 @@ echoing the `uid`.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +21,7 @@ import orjson
 from webhook import patch, updates
 from webhook.config import Mirror
 from webhook.errors import BadRequest, InvalidInput
-from webhook.images import Availability
+from webhook.images import NO_ANSWER, Availability
 from webhook.mutate import Context, Outcome, mutate, presence_questions
 from webhook.reference import Reference
 from webhook.workloads import TEMPLATE_PATHS, WORKLOAD_GROUPS, pod_template, template_as_pod
@@ -62,6 +62,7 @@ class Request:
     namespace: str
     object: Any
     old_object: Any = None
+    dry_run: bool = False      # the answer is the same; nothing else may follow from it
 
 
 def decode(body: bytes) -> Request:
@@ -91,6 +92,7 @@ def decode(body: bytes) -> Request:
         resource=_text(resource.get("resource")), sub_resource=_text(request.get("subResource")),
         operation=_text(request.get("operation")), namespace=_text(request.get("namespace")),
         object=request.get("object"), old_object=request.get("oldObject"),
+        dry_run=request.get("dryRun") is True,
     )
 
 
@@ -108,7 +110,11 @@ def admit(body: bytes, *, context_for: Callable[[str], Context]) -> Decision:
     return admit_request(request, context_for(request.namespace))
 
 
-def questions(request: Request, ctx: Context) -> list[tuple[Mirror, Reference, str]]:
+# (mirror, source reference, image): one thing to ask a `policy: if-present` mirror
+Question = tuple[Mirror, Reference, str]
+
+
+def questions(request: Request, ctx: Context) -> list[Question]:
     """What to ask `policy: if-present` mirrors before `admit_request` (none: ask nothing)."""
     if _is_pod_update(request):
         return updates.update_questions(request.object, request.old_object, ctx,
@@ -118,36 +124,90 @@ def questions(request: Request, ctx: Context) -> list[tuple[Mirror, Reference, s
     return presence_questions(request.object, ctx)
 
 
-def admit_request(request: Request, ctx: Context, *,
-                  availability: Availability | None = None) -> Decision:
-    """Answer a decoded AdmissionReview; `availability` answers `questions(request, ctx)`."""
+def judge(request: Request, ctx: Context, asked: list[Question]) -> Decision | list[Question]:
+    """Before any mirror is asked: the mutation with no answer at all (every `if-present`
+    mirror as if it did not answer), noting which questions it consults. A pod it refuses
+    is answered now, and no lookup is started for it: this is the answer the webhook gives
+    whenever the mirrors do not answer. Otherwise, the questions the mutation really
+    consults, in pod order (none when the pod or its namespace turns mirrors off).
+    Called only when `questions` found some: a pod with no `if-present` mirror to ask
+    is mutated once."""
+    consulted = _Consulted()
+    refusal = _refusal(request, lambda: _mutation(request, ctx, consulted))
+    if isinstance(refusal, Decision):
+        return refusal
+    return [q for q in asked if (q[0].endpoint, q[2]) in consulted.asked]
+
+
+class _Consulted(Mapping[tuple[str, str], tuple[bool, str]]):
+    """Availability that answers no question (silently: `NO_ANSWER`) and notes each one
+    asked of it. Only `get` is used by the mutation; it holds no entries."""
+
+    def __init__(self) -> None:
+        self.asked: dict[tuple[str, str], None] = {}
+
+    def __getitem__(self, key: tuple[str, str]) -> tuple[bool, str]:
+        self.asked[key] = None
+        return NO_ANSWER
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+def _mutation(request: Request, ctx: Context, availability: Availability | None) -> Outcome:
+    """The mutation a request with `questions` gets: a pod CREATE's, or an UPDATE's."""
+    if _is_pod_create(request):
+        return mutate(request.object, ctx, availability=availability)
+    return updates.mutate_update(request.object, request.old_object, ctx,
+                                 sub_resource=request.sub_resource, availability=availability)
+
+
+def admit_request(request: Request, ctx: Context, *, availability: Availability | None = None,
+                  notes: Sequence[str] = ()) -> Decision:
+    """Answer a decoded AdmissionReview; `availability` answers `questions(request, ctx)`;
+    `notes`: warnings of the shell's own (about the asking), shown first."""
     if _is_pod_create(request):   # the common case first: every pod passes here once
-        return _decide(request, lambda: mutate(request.object, ctx, availability=availability))
+        return _decide(request, lambda: mutate(request.object, ctx, availability=availability),
+                       notes=notes)
     if _is_pod_update(request):
         sub_resource = request.sub_resource
         if updates.changes_nothing(request.object, request.old_object, sub_resource):
             return _answer(request, "unchanged", allowed=True, name=_pod_name(request.object))
         return _decide(request, lambda: updates.mutate_update(
             request.object, request.old_object, ctx, sub_resource=sub_resource,
-            availability=availability), scope=sub_resource)
+            availability=availability), scope=sub_resource, notes=notes)
     return _answer(request, "skipped", allowed=True)
 
 
 def _decide(request: Request, decide: Callable[[], Outcome], *,
-            scope: str | None = None) -> Decision:
+            scope: str | None = None, notes: Sequence[str] = ()) -> Decision:
     """The answer for a mutation's outcome; `scope`: the UPDATE whose patch rules apply."""
+    outcome = _refusal(request, decide, notes=notes)
+    if isinstance(outcome, Decision):
+        return outcome
+    warnings = [*notes, *outcome.warnings]
     name = _pod_name(request.object)
+    if outcome.pod is request.object:
+        return _answer(request, "skipped" if outcome.skipped else "unchanged", allowed=True,
+                       warnings=warnings, name=name)
+    return _patched(request, outcome, name, scope=scope, warnings=warnings)
+
+
+def _refusal(request: Request, decide: Callable[[], Outcome], *,
+             notes: Sequence[str] = ()) -> Decision | Outcome:
+    """The denial answer when the mutation refuses the object, else its outcome."""
     try:
         outcome = decide()
     except InvalidInput as exc:
-        return _answer(request, "denied", allowed=False, message=str(exc), name=name)
+        return _answer(request, "denied", allowed=False, message=str(exc),
+                       name=_pod_name(request.object), warnings=list(notes))
     if outcome.denial:
-        return _answer(request, "denied", allowed=False, message=outcome.denial, name=name,
-                       warnings=outcome.warnings)
-    if outcome.pod is request.object:
-        return _answer(request, "skipped" if outcome.skipped else "unchanged", allowed=True,
-                       warnings=outcome.warnings, name=name)
-    return _patched(request, outcome, name, scope=scope)
+        return _answer(request, "denied", allowed=False, message=outcome.denial,
+                       name=_pod_name(request.object), warnings=[*notes, *outcome.warnings])
+    return outcome
 
 
 def validate(body: bytes, *, context_for: Callable[[str], Context]) -> Decision:
@@ -222,7 +282,7 @@ def _pod_name(obj: object) -> str:
 
 
 def _patched(request: Request, outcome: Outcome, name: str, *,
-             scope: str | None = None) -> Decision:
+             scope: str | None = None, warnings: list[str]) -> Decision:
     ops = patch.diff(request.object, outcome.pod)
     patch.check(request.object, ops, outcome.pod)
     if scope is not None:
@@ -231,7 +291,7 @@ def _patched(request: Request, outcome: Outcome, name: str, *,
     if outcome.rewritten:
         audit["original-images"] = orjson.dumps(
             {n: old for n, (old, _new) in outcome.rewritten.items()}).decode()
-    decision = _answer(request, "mutated", allowed=True, warnings=outcome.warnings, name=name,
+    decision = _answer(request, "mutated", allowed=True, warnings=warnings, name=name,
                        patch_ops=ops, audit=audit)
     decision.rewritten = outcome.rewritten
     return decision

@@ -30,19 +30,20 @@ from fastapi.responses import Response
 
 from webhook import config as config_mod
 from webhook import metrics
-from webhook.config import Mirror
 from webhook.drain import DEFAULT_SHUTDOWN_DELAY, Drain
 from webhook.errors import ConfigError
+from webhook.images import NO_ANSWER
 from webhook.logs import log_config
 from webhook.mutate import Context
 from webhook.namespaces import NamespaceCache, api_for, choose_source
-from webhook.reference import Reference
 from webhook.registry import PresenceChecker, check_config_files, config_files
 from webhook.review import (
     DEFAULT_MAX_BODY_BYTES,
     Decision,
+    Question,
     admit_request,
     decode,
+    judge,
     questions,
     validate,
 )
@@ -171,12 +172,19 @@ def create_app(settings: Settings, *,
                   lifespan=lifespan)
 
     async def mutate_with_checks(body: bytes) -> Decision:
-        """Decode, ask `if-present` mirrors within the budget (if any), then decide."""
+        """Decode; with `if-present` mirrors to ask, judge the pod first (a pod that will
+        be refused asks nothing), ask within the budget, then decide."""
         review = decode(body)
         ctx = state.context_for(review.namespace)
         asked = questions(review, ctx)
-        availability = await ask_mirrors(state, asked) if asked else None
-        return admit_request(review, ctx, availability=availability)
+        if not asked:
+            return admit_request(review, ctx)
+        judged = judge(review, ctx, asked)
+        if isinstance(judged, Decision):
+            return judged
+        availability, notes = await ask_mirrors(state, ctx.config, judged,
+                                                dry_run=review.dry_run)
+        return admit_request(review, ctx, availability=availability, notes=notes)
 
     async def validate_body(body: bytes) -> Decision:
         return validate(body, context_for=state.context_for)
@@ -221,44 +229,63 @@ def create_app(settings: Settings, *,
                               closing=lambda: drain.active)
 
 
-async def ask_mirrors(state: AppState, asked: list[tuple[Mirror, Reference, str]]
-                      ) -> dict[tuple[str, str], tuple[bool, str]]:
-    """Ask every question at once and wait at most the admission's budget. A question not
-    answered in time keeps its image (the pod pulls from the source registry) with a
-    warning; its lookup goes on and fills the cache for the next pod."""
-    checks = state.config.mirror_checks
+async def ask_mirrors(state: AppState, config: config_mod.Config, asked: list[Question], *,
+                      dry_run: bool = False) -> tuple[dict[tuple[str, str], tuple[bool, str]],
+                                                      list[str]]:
+    """The answers to one admission's questions, and the warnings about the asking itself.
+
+    At most `mirrorChecks.maxLookupsPerAdmission` questions go past the cache; the images
+    of the others are kept as written, with one warning that says how many. The wait is
+    at most the budget: a question not answered by then keeps its image (the pod pulls
+    from the source registry) with a warning; a lookup already sent goes on and fills the
+    cache for the next pod, one not yet sent is abandoned. A dry run's failures never put
+    a mirror into its cool-down. The checker in use is held until the answers are in, so
+    a config reload meanwhile lets this admission finish on it."""
+    if not asked:
+        return {}, []
+    checks = config.mirror_checks
     if state.checker is None:
         state.checker = PresenceChecker(
             positive_ttl=checks.positive_ttl_seconds, negative_ttl=checks.negative_ttl_seconds,
-            cooldown=checks.cooldown_seconds, timeout=checks.budget_seconds)
+            cooldown=checks.cooldown_seconds, timeout=checks.budget_seconds,
+            max_in_flight_per_mirror=checks.max_in_flight_per_mirror)
     checker = state.checker
     before = checker.stats
-    tasks = {(mirror.endpoint, image): asyncio.ensure_future(checker.check_image(mirror, ref))
-             for mirror, ref, image in asked}
-    done, _pending = await asyncio.wait(tasks.values(), timeout=checks.budget_seconds)
-    answers: dict[tuple[str, str], tuple[bool, str]] = {}
-    for key, task in tasks.items():
-        if task not in done:
-            task.add_done_callback(_retrieve)
-            answers[key] = (False, f"no answer within the {checks.budget_seconds:g}s budget")
-        elif task.exception() is not None:
-            answers[key] = (False, f"check failed: {task.exception()}")
+    checker.hold()
+    try:
+        answers = await checker.answer_all(
+            [(mirror, ref) for mirror, ref, _image in asked], budget=checks.budget_seconds,
+            limit=checks.max_lookups_per_admission, dry_run=dry_run)
+    finally:
+        await checker.release()
+    availability: dict[tuple[str, str], tuple[bool, str]] = {}
+    not_asked: dict[str, None] = {}
+    for (mirror, _ref, image), presence in zip(asked, answers, strict=True):
+        key = (mirror.endpoint, image)
+        if presence is None:
+            availability[key] = NO_ANSWER
+            not_asked[image] = None
+        elif presence.present:
+            availability[key] = (True, "")
+        elif presence.status == "absent":
+            availability[key] = (False, "does not have it" + (f" ({presence.detail})"
+                                                              if presence.detail else ""))
+        elif presence.status == "unanswered":
+            availability[key] = (False, presence.detail)
         else:
-            presence = task.result()
-            answers[key] = (presence.present,
-                            "does not have it" + (f" ({presence.detail})" if presence.detail
-                                                  else "")
-                            if presence.status == "absent" else f"check failed: {presence.detail}")
+            availability[key] = (False, f"check failed: {presence.detail}")
     after = checker.stats
     metrics.MIRROR_CHECKS.labels("hit").inc(after["cache_hits"] - before["cache_hits"])
     metrics.MIRROR_CHECKS.labels("miss").inc(after["cache_misses"] - before["cache_misses"])
-    return answers
-
-
-def _retrieve(task: asyncio.Future[Any]) -> None:
-    """A late lookup's outcome is only for the cache; never leave its error unretrieved."""
-    if not task.cancelled():
-        task.exception()
+    if not not_asked:
+        return availability, []
+    metrics.MIRROR_CHECKS.labels("not_asked").inc(answers.count(None))
+    images = len({image for _m, _r, image in asked})
+    return availability, [
+        f"{len(not_asked)} of {images} images not checked on their if-present mirror and "
+        f"kept as written (pulled from their own registry): at most "
+        f"{checks.max_lookups_per_admission} mirror lookups per admission "
+        f"(mirrorChecks.maxLookupsPerAdmission)"]
 
 
 async def watch_config(state: AppState, settings: Settings, interval: float = 2.0) -> None:
@@ -288,8 +315,8 @@ async def watch_config(state: AppState, settings: Settings, interval: float = 2.
         old_checker = state.checker
         state.config, state.reload_error, state.checker = config, None, None
         state.namespaces.set_dialect(config.dialect)
-        if old_checker is not None:           # trust and credentials may have changed
-            await old_checker.aclose()
+        if old_checker is not None:           # trust and credentials may have changed;
+            await old_checker.retire()        # admissions that hold it finish on it first
         metrics.CONFIG_RELOADS.labels("success").inc()
         log.info("config reloaded from %s: %d mirror(s)", config.source, len(config.mirrors))
 
