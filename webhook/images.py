@@ -157,11 +157,12 @@ def image_refs(spec: Pod) -> list[Reference]:
 
 
 def mirrors_used(refs: list[Reference], mirrors: tuple[Mirror, ...]) -> list[Mirror]:
-    """Mirrors the pod pulls from now, whether we rewrote the image or its author did."""
+    """Mirrors the pod pulls from now, whether we rewrote the image or its author did
+    (however the author spelt the mirror's host: `Mirror.is_host`)."""
     used: list[Mirror] = []
     for ref in refs:
         for mirror in mirrors:
-            if mirror.host == ref.domain and mirror not in used and (
+            if mirror not in used and mirror.is_host(ref.domain) and (
                     not mirror.namespace or ref.path.startswith(mirror.namespace + "/")):
                 used.append(mirror)
     return used

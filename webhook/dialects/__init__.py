@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from webhook.annotations import Problems, quoted
+import orjson
+
+from webhook.annotations import HostAlias, Problems, quoted
 from webhook.dialects.base import ALL_REGISTRIES, Dialect, RegistryReader
 from webhook.dialects.cci import CCI
 from webhook.dialects.eci import ECI
@@ -76,31 +78,81 @@ _FOREIGN = {name: frozenset(key for key, _hint in hints) for name, hints in _HIN
 
 
 _FOREIGN_REGISTRY_KEYS = {
-    name: tuple((key, other) for other in DIALECTS.values() if other is not active
-                for key in (other.http_key, other.insecure_key) if key is not None)
+    name: tuple((key, role, other) for other in DIALECTS.values() if other is not active
+                for role, key in other.roles() if role in ("http", "insecure") and key)
     for name, active in DIALECTS.items()}
 
 
 def foreign_registry_claims(annotations: Mapping[str, object], dialect: Dialect
-                            ) -> list[tuple[str, tuple[str, ...] | None]]:
-    """(key, registries) for each other dialect's HTTP / insecure key the pod carries, read
-    in that dialect; registries None when the value does not parse.
+                            ) -> list[tuple[str, str, tuple[str, ...] | None]]:
+    """(key, role, registries) for each other dialect's HTTP / insecure key the pod
+    carries (role "http" or "insecure"), read in that dialect; registries None when the
+    value does not parse.
 
     The webhook does not act on them, but that vendor's virtual kubelet would, should the
-    pod land on one of its nodes: the security rule must hold for them too."""
+    pod land on one of its nodes: the security rules must hold for them too."""
     if _FOREIGN[dialect.name].isdisjoint(annotations):
         return []
-    claims: list[tuple[str, tuple[str, ...] | None]] = []
-    for key, other in _FOREIGN_REGISTRY_KEYS[dialect.name]:
+    claims: list[tuple[str, str, tuple[str, ...] | None]] = []
+    for key, role, other in _FOREIGN_REGISTRY_KEYS[dialect.name]:
         raw = annotations.get(key)
         if raw is None:
             continue
         try:
-            claims.append((key, other.read_registries(raw, key=key, level="pod")
+            claims.append((key, role, other.read_registries(raw, key=key, level="pod")
                            if isinstance(raw, str) else None))
+        except AnnotationError:
+            claims.append((key, role, None))
+    return claims
+
+
+_FOREIGN_HOSTS_KEYS = {
+    name: tuple((other.hosts_key, other.read_hosts) for other in DIALECTS.values()
+                if other is not active and other.hosts_key and other.read_hosts)
+    for name, active in DIALECTS.items()}
+
+
+def carries_foreign_hosts(annotations: Mapping[str, object], dialect: Dialect) -> bool:
+    """Whether the pod carries another dialect's hosts key (a few lookups, no parsing)."""
+    return any(key in annotations for key, _read in _FOREIGN_HOSTS_KEYS[dialect.name])
+
+
+def foreign_host_claims(annotations: Mapping[str, object], dialect: Dialect
+                        ) -> list[tuple[str, tuple[HostAlias, ...] | None]]:
+    """(key, host aliases) for each other dialect's hosts key the pod carries, read in that
+    dialect; None when the value does not parse.
+
+    Every mapping is read on its own, not the folded view a reader gives the webhook's
+    own key (first of a repeated hostname wins): another vendor's virtual kubelet may
+    keep the last, so a second mapping of a name must be seen too."""
+    if _FOREIGN[dialect.name].isdisjoint(annotations):
+        return []
+    claims: list[tuple[str, tuple[HostAlias, ...] | None]] = []
+    for key, read in _FOREIGN_HOSTS_KEYS[dialect.name]:
+        raw = annotations.get(key)
+        if raw is None:
+            continue
+        if not isinstance(raw, str):
+            claims.append((key, None))
+            continue
+        try:
+            read(raw, level="pod")      # the whole value must be one its dialect accepts
+            claims.append((key, tuple(alias for item in _items(raw)
+                                      for alias in read(item, level="pod"))))
         except AnnotationError:
             claims.append((key, None))
     return claims
+
+
+def _items(raw: str) -> list[str]:
+    """A JSON array's items, each as a one-item array; other text whole."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return [raw]
+    if not isinstance(data, list):
+        return [raw]
+    return [orjson.dumps([item]).decode() for item in data]
 
 
 def foreign_key_warnings(annotations: Mapping[str, object], dialect: Dialect) -> list[str]:
@@ -113,6 +165,7 @@ def foreign_key_warnings(annotations: Mapping[str, object], dialect: Dialect) ->
 
 __all__ = [
     "ALL_KEYS", "ALL_REGISTRIES", "DEFAULT_DIALECT", "DIALECTS", "DIALECT_KEY",
-    "DIALECT_NAMES", "Dialect", "RegistryReader", "chosen_dialect", "foreign_key_warnings",
-    "foreign_registry_claims", "parse_dialect",
+    "DIALECT_NAMES", "Dialect", "RegistryReader", "carries_foreign_hosts", "chosen_dialect",
+    "foreign_key_warnings",
+    "foreign_host_claims", "foreign_registry_claims", "parse_dialect",
 ]
