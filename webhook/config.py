@@ -69,6 +69,11 @@ class Mirror:
     policy: str = "always"
     allow_credentials_over_http: bool = False
     pull_credential_config_path: str | None = None
+    # Every canonical key that names `host` (`mirror_keys`): derived, not part of the value.
+    keys: frozenset[RegistryKey] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "keys", _host_keys(self.host, self.scheme))
 
     @property
     def plain_http(self) -> bool:
@@ -85,7 +90,7 @@ class Mirror:
         """Whether `registry` (`host[:port]`, however spelt) is this mirror's host: the
         same canonical host and port, a missing port meaning the endpoint's default one
         (`mirror` and `mirror:443` are one https mirror; `mirror:05000` is `mirror:5000`)."""
-        return registry_key(registry) in mirror_keys(self)
+        return registry_key(registry) in self.keys
 
     def serves(self, domain: str) -> bool:
         """Exact match on the parsed, normalized host: docker.io never matches docker.io.evil."""
@@ -486,12 +491,16 @@ def registry_key(registry: str) -> RegistryKey:
     return host, port
 
 
-@functools.lru_cache(maxsize=256)
 def mirror_keys(mirror: Mirror) -> frozenset[RegistryKey]:
     """Every canonical key that names `mirror`'s host: its own, and with the port left
-    out or spelt out when it is the endpoint scheme's default one."""
-    host, port = registry_key(mirror.host)
-    default = DEFAULT_PORTS.get(mirror.scheme)
+    out or spelt out when it is the endpoint scheme's default one. Derived once, when the
+    mirror is made: the hot path only looks a key up in it."""
+    return mirror.keys
+
+
+def _host_keys(host_text: str, scheme: str) -> frozenset[RegistryKey]:
+    host, port = registry_key(host_text)
+    default = DEFAULT_PORTS.get(scheme)
     keys = {(host, port)}
     if port is None or port == default:
         keys |= {(host, None), (host, default)}

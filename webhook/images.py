@@ -12,7 +12,7 @@ import functools
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from webhook.config import Config, Mirror
+from webhook.config import Config, Mirror, registry_key
 from webhook.errors import ReferenceError_
 from webhook.reference import Reference, parse_normalized
 
@@ -161,8 +161,9 @@ def mirrors_used(refs: list[Reference], mirrors: tuple[Mirror, ...]) -> list[Mir
     (however the author spelt the mirror's host: `Mirror.is_host`)."""
     used: list[Mirror] = []
     for ref in refs:
+        key = registry_key(ref.domain)
         for mirror in mirrors:
-            if mirror not in used and mirror.is_host(ref.domain) and (
+            if key in mirror.keys and mirror not in used and (
                     not mirror.namespace or ref.path.startswith(mirror.namespace + "/")):
                 used.append(mirror)
     return used
