@@ -247,6 +247,12 @@ def test_the_decision_does_not_wait_for_the_namespace_cache(annotations: dict[st
     unseen = mutate(pod("nginx:1.25", annotations=annotations), ctx())
     seen = mutate(pod("nginx:1.25", annotations=annotations), ctx(ns={DIALECT: "eci"}))
     assert unseen.denial is not None and seen.denial is not None
+    # And as `kubectl annotate` on a pod created before.
+    for context in (ctx(), ctx(ns={DIALECT: "eci"})):
+        stored = created("nginx:1.25", context=context)
+        new = copy.deepcopy(stored)
+        new["metadata"]["annotations"].update(annotations)
+        assert mutate_update(new, stored, context, sub_resource="").denial is not None
 
 
 # --- another dialect's hosts key may not re-point a platform hostname -----------------------
