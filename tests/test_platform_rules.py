@@ -630,3 +630,12 @@ def test_a_namespace_entry_naming_a_mirror_spelt_otherwise_is_dropped() -> None:
     assert any(w.startswith(f"{KCI_INSECURE} (namespace team-a): registry "
                             "'mirror.corp.example:05000' is a configured mirror's host")
                for w in outcome.warnings)
+
+
+def test_a_listed_registry_spelt_otherwise_than_the_image_is_no_typo() -> None:
+    outcome = mutate(pod("harbor.example.com:5000/a/b:1", annotations={
+        KCI_INSECURE: "Harbor.Example.com:05000,harbor.example.com:5001"}), ctx())
+    admitted(outcome)
+    typos = [w for w in outcome.warnings if "a typo?" in w]
+    assert typos == [f"{KCI_INSECURE} (pod): registry 'harbor.example.com:5001' is not used "
+                     "by any image of this pod (a typo?)"]

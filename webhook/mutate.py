@@ -21,7 +21,7 @@ from webhook.annotations import (
     dns_limit_problems,
     host_aliases_to_spec,
 )
-from webhook.config import Config, EnvironmentDefaults, Mirror
+from webhook.config import Config, EnvironmentDefaults, Mirror, registry_key
 from webhook.dialects import (
     ALL_REGISTRIES,
     DIALECTS,
@@ -245,18 +245,22 @@ def presence_questions(pod: Pod, ctx: Context) -> list[tuple[Mirror, Reference, 
 
 def _advice(pod_layer: Layer, used: list[Mirror], rewritten: dict[str, tuple[str, str]],
             domains: set[str], dialect: Dialect) -> list[str]:
-    """Likely mistakes worth a warning, not a denial. `domains`: registries of the images;
-    `pod_layer`: what the pod itself declares (`declared_by_author`)."""
+    """Likely mistakes worth a warning, not a denial. `domains`: registries of the images
+    (compared as `registry_key`s); `pod_layer`: what the pod itself declares
+    (`declared_by_author`)."""
     advice = []
     hosts = {new.split("/", 1)[0] for _old, new in rewritten.values()}
     for mirror in used:
         if mirror.host in hosts and not mirror.pull_secret:
             advice.append(f"images rewritten to mirror {mirror.host}, which has no pullSecret "
                           "configured: the node must be able to pull from it anonymously")
-    for key, registries in ((dialect.http_key, pod_layer.http_registries),
-                            (dialect.insecure_key, pod_layer.insecure_registries)):
+    lists = ((dialect.http_key, pod_layer.http_registries),
+             (dialect.insecure_key, pod_layer.insecure_registries))
+    used_keys = ({registry_key(domain) for domain in domains}
+                 if any(registries for _key, registries in lists) else set())
+    for key, registries in lists:
         for registry in registries:
-            if registry not in domains and registry != ALL_REGISTRIES:
+            if registry_key(registry) not in used_keys and registry != ALL_REGISTRIES:
                 advice.append(f"{key} (pod): registry {registry!r} is not used by any image "
                               "of this pod (a typo?)")
     return advice
