@@ -272,6 +272,10 @@ FOREIGN_HOSTS = [
      {ECI_HOSTS: '[{"host":"mirror.corp.example","ip":"10.0.0.20"},'
                  '{"host":"mirror.corp.example","ip":"6.6.6.6"}]'},
      "it may not be pointed at 6.6.6.6"),
+    ("a-second-mapping-spelt-with-a-json-escape", "kci",
+     {ECI_HOSTS: '[{"host":"mirror.corp.example","ip":"10.0.0.20"},'
+                 '{"host":"mirror.corp.\\u0065xample","ip":"6.6.6.6"}]'},
+     "it may not be pointed at 6.6.6.6"),
     ("unreadable-foreign-hosts", "kci", {ECI_HOSTS: '[{"host":"mirror.corp.example"}]'},
      f"{ECI_HOSTS} (pod): another dialect's host entries that cannot be read"),
     ("the-platforms-own-address-repeated", "kci",

@@ -10,7 +10,7 @@ Pure, and precomputed at import: the hot path looks a dialect up in a dict.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import orjson
 
@@ -117,14 +117,16 @@ def carries_foreign_hosts(annotations: Mapping[str, object], dialect: Dialect) -
     return any(key in annotations for key, _read in _FOREIGN_HOSTS_KEYS[dialect.name])
 
 
-def foreign_host_claims(annotations: Mapping[str, object], dialect: Dialect
+def foreign_host_claims(annotations: Mapping[str, object], dialect: Dialect, *,
+                        watched: Collection[str] = ()
                         ) -> list[tuple[str, tuple[HostAlias, ...] | None]]:
     """(key, host aliases) for each other dialect's hosts key the pod carries, read in that
     dialect; None when the value does not parse.
 
-    Every mapping is read on its own, not the folded view a reader gives the webhook's
-    own key (first of a repeated hostname wins): another vendor's virtual kubelet may
-    keep the last, so a second mapping of a name must be seen too."""
+    A reader folds a repeated hostname to its first mapping, but another vendor's virtual
+    kubelet may keep the last: when a `watched` name (a platform hostname) is mentioned
+    more than once, every mapping is read on its own, so a second mapping of it is seen
+    too. Otherwise the value is read once, as the webhook reads its own key."""
     if _FOREIGN[dialect.name].isdisjoint(annotations):
         return []
     claims: list[tuple[str, tuple[HostAlias, ...] | None]] = []
@@ -136,22 +138,29 @@ def foreign_host_claims(annotations: Mapping[str, object], dialect: Dialect
             claims.append((key, None))
             continue
         try:
-            read(raw, level="pod")      # the whole value must be one its dialect accepts
-            claims.append((key, tuple(alias for item in _items(raw)
-                                      for alias in read(item, level="pod"))))
+            whole = read(raw, level="pod")     # the value must be one its dialect accepts
+            items = _items_naming_twice(raw, watched)
+            claims.append((key, whole if items is None else tuple(
+                alias for item in items for alias in read(item, level="pod"))))
         except AnnotationError:
             claims.append((key, None))
     return claims
 
 
-def _items(raw: str) -> list[str]:
-    """A JSON array's items, each as a one-item array; other text whole."""
+def _items_naming_twice(raw: str, names: Collection[str]) -> list[str] | None:
+    """A JSON array's items, each as a one-item array, when one of `names` occurs more
+    than once in it (its decoded text: no escape hides a name); None otherwise."""
+    if not names:
+        return None
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return [raw]
+        return None
     if not isinstance(data, list):
-        return [raw]
+        return None
+    text = orjson.dumps(data).decode()
+    if all(text.count(name) < 2 for name in names):
+        return None
     return [orjson.dumps([item]).decode() for item in data]
 
 
@@ -166,6 +175,5 @@ def foreign_key_warnings(annotations: Mapping[str, object], dialect: Dialect) ->
 __all__ = [
     "ALL_KEYS", "ALL_REGISTRIES", "DEFAULT_DIALECT", "DIALECTS", "DIALECT_KEY",
     "DIALECT_NAMES", "Dialect", "RegistryReader", "carries_foreign_hosts", "chosen_dialect",
-    "foreign_key_warnings",
-    "foreign_host_claims", "foreign_registry_claims", "parse_dialect",
+    "foreign_host_claims", "foreign_key_warnings", "foreign_registry_claims", "parse_dialect",
 ]
