@@ -557,6 +557,28 @@ def test_eks_all_may_not_weaken_tls_for_a_verified_mirror() -> None:
             "mirror '172.18.0.20:5000' too") in outcome.denial
 
 
+_TLS_KEYS = [(d.name, key) for d in DIALECTS.values() for key in (d.http_key, d.insecure_key)
+             if key is not None]
+
+
+@pytest.mark.parametrize("active", sorted(DIALECTS))
+@pytest.mark.parametrize(("owner", "key"), _TLS_KEYS, ids=[k for _d, k in _TLS_KEYS])
+def test_every_dialects_key_is_held_to_the_mirror_rule_in_every_dialect(
+        active: str, owner: str, key: str) -> None:
+    """No allow-list: the verified mirror's host, in any dialect's HTTP / insecure key, is
+    refused whichever dialect the pod is read in (the vendor whose key it is would act on
+    it); and so is `all` wherever a dialect has the word."""
+    for value in ("172.18.0.20:5000", "172.18.0.20:05000"):
+        outcome = mutate(pod(annotations={key: value}), ctx(active, MIRRORS))
+        assert outcome.denial is not None, (active, key, value)
+        assert f"{key} (pod): registry {value!r} is a configured mirror's host" in (
+            outcome.denial)
+    if owner == "eks":
+        outcome = mutate(pod(annotations={key: "all"}), ctx(active, MIRRORS))
+        assert outcome.denial is not None
+        assert f"{key} (pod): 'all' (every registry)" in outcome.denial
+
+
 @pytest.mark.parametrize("dialect", ["eci", "eks"])
 def test_a_namespace_value_the_rule_refuses_is_dropped_not_applied(dialect: str) -> None:
     d = DIALECTS[dialect]

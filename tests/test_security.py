@@ -286,6 +286,24 @@ def test_pod_may_not_weaken_tls_for_a_mirror_beyond_its_config(
                             "'verified-mirror.example:5000'") for w in dropped)
 
 
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(["verified-mirror.example", "VERIFIED-MIRROR.example",
+                        "Verified-Mirror.Example"]),
+       st.sampled_from(["5000", "05000"]),
+       st.sampled_from([INSECURE, HTTP, "k8s.aliyun.com/insecure-registry",
+                        "eks.tke.cloud.tencent.com/registry-http-endpoint"]),
+       st.lists(st.sampled_from(["harbor.example", "10.1.1.1:5000"]), max_size=2,
+                unique=True),
+       st.sampled_from(["deny", "warn"]))
+def test_a_mirrors_host_however_spelt_in_any_dialects_key_is_refused(
+        host: str, port: str, key: str, others: list[str], on_invalid: str) -> None:
+    value = ",".join([*others, f"{host}:{port}"])
+    outcome = mutate(pod("nginx:1.25", annotations={key: value}),
+                     ctx(TLS_CONFIG, on_invalid=on_invalid))
+    assert outcome.denial is not None
+    assert "is a configured mirror's host (verified-mirror.example:5000)" in outcome.denial
+
+
 # --- the recorded originals are what the webhook saw ---------------------------------------
 
 ORIGINAL_CASES = [

@@ -395,6 +395,13 @@ def label_only(review: dict[str, Any]) -> dict[str, Any]:
                                  lambda r: r.update(object=copy.deepcopy(r["oldObject"])),
                                  set_image("initContainers", 0, "busybox:2")), False),
     ("kci-annotation-changed", build(ANNOTATE), False),
+    ("another-dialects-hosts-key-changed", build(SET_IMAGE, lambda r: r.update(
+        object=copy.deepcopy(r["oldObject"])), annotate(
+        "object", "k8s.aliyun.com/eci-custom-hosts", '[{"host":"a.example","ip":"1.2.3.4"}]')),
+     False),
+    ("record-of-original-images-changed", build(SET_IMAGE, lambda r: r.update(
+        object=copy.deepcopy(r["oldObject"])), annotate(
+        "object", "kci-webhook/original-images", '{"web":"nginx:1.0"}')), False),
     ("debug-container-added", build(EPHEMERAL), False),
 ])
 def test_fast_path_sees_exactly_the_changes_we_act_on(

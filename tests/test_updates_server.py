@@ -181,3 +181,29 @@ def test_kubectl_debug_asks_an_if_present_mirror(
     if not rewritten:
         assert any("kept, pulled from its own registry" in w for w in response["warnings"])
     second_passes(if_present_server, review, result)
+
+
+def test_kubectl_annotate_cannot_rewrite_the_record_of_original_images(
+        server: RunningServer) -> None:
+    """The record is put back by the patch, which stays inside what an UPDATE may change;
+    the rest of the update goes through."""
+    record = '{"web":"nginx:1.25"}'
+
+    def stored_record(request: dict[str, Any]) -> None:
+        request["object"] = copy.deepcopy(request["oldObject"])
+        for target in ("object", "oldObject"):
+            request[target]["metadata"]["annotations"]["kci-webhook/original-images"] = record
+        request["object"]["metadata"]["annotations"].update({
+            "kci-webhook/original-images": '{"web":"registry.evil.example/x:1"}',
+            "team.example/owner": "web"})
+
+    review = build(SET_IMAGE, stored_record)
+    response = answer(server, review)
+    assert response["allowed"] is True
+    result = patched(review, response)
+    assert result["metadata"]["annotations"] == {
+        **review["request"]["oldObject"]["metadata"]["annotations"],
+        "team.example/owner": "web"}
+    assert any(w.startswith("kci-webhook/original-images: recorded by the webhook")
+               for w in response["warnings"])
+    second_passes(server, review, result)

@@ -7,6 +7,8 @@ typo never silently disables a rule. Messages name the file (or variable) and th
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,7 +43,10 @@ WEBHOOK_TIMEOUT_RANGE = (1, 30)
 # requests on a busy worker, then the mutation, the patch and the answer's way back.
 # The mutation itself takes well under a millisecond; a second is room for a loaded node.
 REQUEST_HEADROOM_SECONDS = 1.0
+# The port a registry host without one is reached on, by scheme (what containerd assumes).
+DEFAULT_PORTS = {"https": 443, "http": 80}
 
+RegistryKey = tuple[str, int | None]   # canonical (host, port): see registry_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +69,11 @@ class Mirror:
     policy: str = "always"
     allow_credentials_over_http: bool = False
     pull_credential_config_path: str | None = None
+    # Every canonical key that names `host` (`mirror_keys`): derived, not part of the value.
+    keys: frozenset[RegistryKey] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "keys", _host_keys(self.host, self.scheme))
 
     @property
     def plain_http(self) -> bool:
@@ -75,6 +85,12 @@ class Mirror:
         """Pulled over TLS without verification: what a pod's insecure-registry list must
         say of `host` (`insecureSkipVerify` means nothing on a plain HTTP endpoint)."""
         return self.scheme == "https" and self.insecure_skip_verify
+
+    def is_host(self, registry: str) -> bool:
+        """Whether `registry` (`host[:port]`, however spelt) is this mirror's host: the
+        same canonical host and port, a missing port meaning the endpoint's default one
+        (`mirror` and `mirror:443` are one https mirror; `mirror:05000` is `mirror:5000`)."""
+        return registry_key(registry) in self.keys
 
     def serves(self, domain: str) -> bool:
         """Exact match on the parsed, normalized host: docker.io never matches docker.io.evil."""
@@ -478,18 +494,56 @@ def environment_defaults(env: Mapping[str, str]) -> EnvironmentDefaults:
     return EnvironmentDefaults(host_aliases=aliases, dns_config=dns)
 
 
+@functools.lru_cache(maxsize=4096)
+def registry_key(registry: str) -> RegistryKey:
+    """A registry `host[:port]` as one value however it is spelt, so that every comparison
+    of a registry entry with a mirror's host or the allow-list is made on it (text would
+    let `mirror:05000`, `[0:0::1]` or an upper-case name pass as another registry).
+
+    The host in lower case, an IPv6 address compressed (an IPv4-mapped one as its IPv4
+    address, which is where it connects), the port as a number, None when there is none.
+    Text that is not `host[:port]` is its own key, in lower case: it matches no mirror."""
+    text = registry.lower()
+    try:
+        host, port = parse_registry_host(text)
+    except ReferenceError_:
+        return text, None
+    if host.startswith("["):
+        address = ipaddress.IPv6Address(host[1:-1])
+        mapped = address.ipv4_mapped
+        host = str(mapped) if mapped is not None else f"[{address.compressed}]"
+    return host, port
+
+
+def mirror_keys(mirror: Mirror) -> frozenset[RegistryKey]:
+    """Every canonical key that names `mirror`'s host: its own, and with the port left
+    out or spelt out when it is the endpoint scheme's default one. Derived once, when the
+    mirror is made: the hot path only looks a key up in it."""
+    return mirror.keys
+
+
+def _host_keys(host_text: str, scheme: str) -> frozenset[RegistryKey]:
+    host, port = registry_key(host_text)
+    default = DEFAULT_PORTS.get(scheme)
+    keys = {(host, port)}
+    if port is None or port == default:
+        keys |= {(host, None), (host, default)}
+    return frozenset(keys)
+
+
 def registry_allowed(registry: str, patterns: tuple[str, ...]) -> bool:
     """Whether `host[:port]` may be declared HTTP/insecure. No patterns: no restriction.
 
     A pattern without a port allows any port of that host; `*.example.com` allows any
-    host below example.com (not example.com itself).
+    host below example.com (not example.com itself). Both sides are compared as
+    `registry_key`s: a pattern with a port allows that port however the entry spells it.
     """
     if not patterns:
         return True
-    host, port = parse_registry_host(registry.lower())
+    host, port = registry_key(registry)
     for pattern in patterns:
         wildcard = pattern.startswith("*.")
-        p_host, p_port = parse_registry_host(pattern[2:] if wildcard else pattern)
+        p_host, p_port = registry_key(pattern[2:] if wildcard else pattern)
         if p_port is not None and p_port != port:
             continue
         if host.endswith("." + p_host) if wildcard else host == p_host:
@@ -499,6 +553,7 @@ def registry_allowed(registry: str, patterns: tuple[str, ...]) -> bool:
 
 __all__ = [
     "DEFAULT_WEBHOOK_TIMEOUT_SECONDS", "Config", "Defaults", "EnvironmentDefaults", "Mirror",
-    "budget_limit", "config_from_data", "environment_defaults", "load_config",
-    "parse_endpoint", "parse_webhook_timeout", "registry_allowed",
+    "RegistryKey", "budget_limit", "config_from_data", "environment_defaults", "load_config",
+    "mirror_keys", "parse_endpoint", "parse_webhook_timeout", "registry_allowed",
+    "registry_key",
 ]

@@ -12,7 +12,7 @@ import functools
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from webhook.config import Config, Mirror
+from webhook.config import Config, Mirror, registry_key
 from webhook.errors import ReferenceError_
 from webhook.reference import Reference, parse_normalized
 
@@ -161,11 +161,13 @@ def image_refs(spec: Pod) -> list[Reference]:
 
 
 def mirrors_used(refs: list[Reference], mirrors: tuple[Mirror, ...]) -> list[Mirror]:
-    """Mirrors the pod pulls from now, whether we rewrote the image or its author did."""
+    """Mirrors the pod pulls from now, whether we rewrote the image or its author did
+    (however the author spelt the mirror's host: `Mirror.is_host`)."""
     used: list[Mirror] = []
     for ref in refs:
+        key = registry_key(ref.domain)
         for mirror in mirrors:
-            if mirror.host == ref.domain and mirror not in used and (
+            if key in mirror.keys and mirror not in used and (
                     not mirror.namespace or ref.path.startswith(mirror.namespace + "/")):
                 used.append(mirror)
     return used

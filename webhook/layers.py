@@ -34,7 +34,7 @@ from webhook.annotations import (
     parse_mirrors_switch,
     parse_name_list,
 )
-from webhook.config import Config, Defaults, EnvironmentDefaults
+from webhook.config import Config, Defaults, EnvironmentDefaults, registry_key
 from webhook.dialects import (
     ALL_KEYS,
     DEFAULT_DIALECT,
@@ -46,7 +46,6 @@ from webhook.dialects import (
     parse_dialect,
 )
 from webhook.errors import AnnotationError
-from webhook.reference import parse_registry_host
 
 EMPTY_VALUE = "is empty; remove the annotation or give a value"
 
@@ -224,12 +223,32 @@ def protected_hostnames(config: Config, env: EnvironmentDefaults) -> Mapping[str
     memo = config.derived.get("protected_hostnames")
     if memo is not None and memo[0] is env:   # a server has one environment: no hashing
         return memo[1]
-    pins: dict[str, str | None] = {parse_registry_host(m.host)[0]: None
-                                   for m in config.mirrors}
+    pins: dict[str, str | None] = {registry_key(m.host)[0]: None for m in config.mirrors}
     for alias in merge_host_aliases([environment_layer(env), config_layer(config)]):
         pins.update(dict.fromkeys(alias.hostnames, alias.ip))
     config.derived["protected_hostnames"] = (env, pins)
     return pins
+
+
+def pulled_pins(pins: Mapping[str, str | None], domains: Iterable[str]
+                ) -> tuple[HostAlias, ...]:
+    """The platform's aliases for the registries a pod pulls from (`domains`: the
+    registries of its images): the hostnames that `pins` gives an address. Whatever
+    `defaults.scope` says, a pod that pulls from such a host gets its alias, or its own
+    resolver could answer for the host that images and pull secrets go to."""
+    ip_of: dict[str, str] = {}
+    for domain in domains:
+        host = registry_key(domain)[0]
+        ip = pins.get(host)
+        if ip is not None:
+            ip_of.setdefault(host, ip)
+    return group_by_ip(ip_of.items())
+
+
+def pin_layer(pins: Mapping[str, str | None], domains: Iterable[str]) -> Layer:
+    """`pulled_pins` as a layer of their own, below the pod's and the namespace's (which
+    may not re-point them anyway): what a pod outside `defaults.scope` still gets."""
+    return Layer(level="platform", host_aliases=pulled_pins(pins, domains) or None)
 
 
 def merge_host_aliases(layers: Iterable[Layer]) -> tuple[HostAlias, ...]:

@@ -22,11 +22,12 @@ from webhook.annotations import (
     host_aliases_to_spec,
     quoted,
 )
-from webhook.config import Config, EnvironmentDefaults, Mirror
+from webhook.config import Config, EnvironmentDefaults, Mirror, registry_key
 from webhook.dialects import (
     ALL_REGISTRIES,
     DIALECTS,
     Dialect,
+    carries_foreign_hosts,
     foreign_key_warnings,
 )
 from webhook.errors import InvalidInput
@@ -49,6 +50,7 @@ from webhook.layers import (
     merge_host_aliases,
     mirrors_enabled,
     namespace_layer_as,
+    pin_layer,
     protected_hostnames,
     union,
 )
@@ -56,6 +58,7 @@ from webhook.reference import Reference
 from webhook.rules import (
     NO_PINS,
     declared_by_author,
+    foreign_alias_problems,
     foreign_registry_problems,
     record_originals,
     repointed_in_spec,
@@ -138,6 +141,7 @@ def mutate(pod: Pod, ctx: Context, *, availability: Availability | None = None) 
     # The platform's hostnames, looked up only when something here aliases a name.
     pins = (protected_hostnames(config, ctx.environment) if pod_layer.host_aliases
             or spec.get("hostAliases") or (ns_layer is not None and ns_layer.host_aliases)
+            or carries_foreign_hosts(annotations, dialect)
             else NO_PINS)
     if ns_layer is not None:
         ns_layer, ns_denied = restricted(ns_layer, config, pins, dialect,
@@ -146,18 +150,13 @@ def mutate(pod: Pod, ctx: Context, *, availability: Availability | None = None) 
     own = declared_by_author(pod_layer, config, besides=ns_layer)
     denied = (restricted(own, config, pins, dialect, remember=own is pod_layer)[1]
               if pins or own.http_registries or own.insecure_registries else [])
-    denied += foreign_registry_problems(annotations, config.allowed_insecure_registries,
-                                        dialect)
+    # Every dialect's keys, whichever is active: another vendor's kubelet would read them.
+    denied += foreign_registry_problems(annotations, config, dialect)
+    denied += foreign_alias_problems(annotations, pins, dialect)
     if pins and spec.get("hostAliases"):
         denied += repointed_in_spec(spec, pins)
     if denied:   # whatever onInvalid says: a pod may not switch a platform rule off
         return Outcome(pod, denial="; ".join(denied))
-
-    layers = [pod_layer]
-    if ns_layer is not None:
-        layers.append(ns_layer)
-    if config.defaults.scope == "all" or is_virtual_kubelet_pod(spec):
-        layers += [environment_layer(ctx.environment), config_layer(config)]
 
     new_spec = dict(spec)
     mirrors_on = mirrors_enabled(pod_layer, ns_layer)
@@ -166,6 +165,15 @@ def mutate(pod: Pod, ctx: Context, *, availability: Availability | None = None) 
     refs = image_refs(new_spec)
     used = mirrors_used(refs, config.mirrors)
     warnings.extend(_advice(own, used, rewritten, {ref.domain for ref in refs}, dialect))
+
+    layers = [pod_layer]
+    if ns_layer is not None:
+        layers.append(ns_layer)
+    if config.defaults.scope == "all" or is_virtual_kubelet_pod(spec):
+        layers += [environment_layer(ctx.environment), config_layer(config)]
+    else:   # outside the defaults' scope, but a pod pulls from a pinned host by its pin
+        layers.append(pin_layer(protected_hostnames(config, ctx.environment),
+                                (ref.domain for ref in refs)))
 
     new_annotations = dict(annotations)
     _apply_registries(new_annotations, pod_layer, layers, used, dialect, warnings)
@@ -249,18 +257,22 @@ def presence_questions(pod: Pod, ctx: Context) -> list[tuple[Mirror, Reference, 
 
 def _advice(pod_layer: Layer, used: list[Mirror], rewritten: dict[str, tuple[str, str]],
             domains: set[str], dialect: Dialect) -> list[str]:
-    """Likely mistakes worth a warning, not a denial. `domains`: registries of the images;
-    `pod_layer`: what the pod itself declares (`declared_by_author`)."""
+    """Likely mistakes worth a warning, not a denial. `domains`: registries of the images
+    (compared as `registry_key`s); `pod_layer`: what the pod itself declares
+    (`declared_by_author`)."""
     advice = []
     hosts = {new.split("/", 1)[0] for _old, new in rewritten.values()}
     for mirror in used:
         if mirror.host in hosts and not mirror.pull_secret:
             advice.append(f"images rewritten to mirror {mirror.host}, which has no pullSecret "
                           "configured: the node must be able to pull from it anonymously")
-    for key, registries in ((dialect.http_key, pod_layer.http_registries),
-                            (dialect.insecure_key, pod_layer.insecure_registries)):
+    lists = ((dialect.http_key, pod_layer.http_registries),
+             (dialect.insecure_key, pod_layer.insecure_registries))
+    used_keys = ({registry_key(domain) for domain in domains}
+                 if any(registries for _key, registries in lists) else set())
+    for key, registries in lists:
         for registry in registries:
-            if registry not in domains and registry != ALL_REGISTRIES:
+            if registry_key(registry) not in used_keys and registry != ALL_REGISTRIES:
                 advice.append(f"{key} (pod): registry {registry!r} is not used by any image "
                               "of this pod (a typo?)")
     return advice
@@ -398,15 +410,22 @@ def _apply_pull_secrets(spec: Pod, ns_layer: Layer | None, used: list[Mirror]) -
 
 def is_virtual_kubelet_pod(spec: Pod) -> bool:
     """Pods bound for a virtual kubelet, recognised as the KCI documentation's Deployments
-    mark them.
+    mark them, and pods that tolerate its taint without naming it.
 
     A toleration whose key names a virtual-kubelet taint
-    (`rbkci-virtual-kubelet.io/provider`, `virtual-kubelet.io/provider`), or a node
-    selector / required node affinity on `type: virtual-kubelet`.
+    (`rbkci-virtual-kubelet.io/provider`, `virtual-kubelet.io/provider`), a toleration of
+    every taint (`operator: Exists` with no key, for every effect or `NoSchedule`, the
+    virtual node's), or a node selector / required node affinity on
+    `type: virtual-kubelet`. A `spec.nodeName` says nothing of the node's kind, so it is
+    not recognised; such a pod still gets the platform's alias of every host it pulls
+    from (`webhook.layers.pin_layer`).
     """
     for toleration in spec.get("tolerations") or ():
         key = toleration.get("key")
         if isinstance(key, str) and "virtual-kubelet" in key:
+            return True
+        if (not key and toleration.get("operator") == "Exists"
+                and toleration.get("effect") in (None, "", "NoSchedule")):
             return True
     selector = spec.get("nodeSelector")
     if isinstance(selector, dict) and selector.get("type") == "virtual-kubelet":

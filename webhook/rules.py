@@ -3,12 +3,16 @@ cannot forge. Pure functions of the parsed values; `webhook.mutate` (CREATE) and
 `webhook.updates` (UPDATE) apply them.
 
 - TLS may not be weakened (`kci-http-registry`, `kci-insecure-registry`) for a registry
-  that `security.allowedInsecureRegistries` does not allow; another dialect's HTTP /
-  insecure key on a pod is held to the same rule (`foreign_registry_problems`).
+  that `security.allowedInsecureRegistries` does not allow, nor for a configured mirror's
+  host beyond what its config declares; another dialect's HTTP / insecure key on a pod is
+  held to the same rules (`foreign_registry_problems`). Registries are compared as
+  `webhook.config.registry_key`s, never as text.
 - The platform's hostnames (`webhook.layers.protected_hostnames`: the mirrors' hosts and
   the names the config defaults or `KCI_HOST_ALIASES` alias) may not be aliased to
-  another address, in `kci-host-aliases` or in `spec.hostAliases`.
-- `kci-webhook/original-images` holds what the webhook saw, whatever the pod arrived with.
+  another address, in any dialect's hosts key or in `spec.hostAliases`; and an UPDATE may
+  not drop the platform's alias of a host the pod pulls from (`dropped_pins`).
+- `kci-webhook/original-images` holds what the webhook saw, whatever the pod arrived with
+  (`record_originals`), and an UPDATE cannot change it (`kept_record`).
 
 A pod that breaks a rule is refused whatever `onInvalid` says; a namespace loses only the
 entry that breaks it, with a warning.
@@ -17,7 +21,7 @@ entry that breaks it, with a warning.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -30,8 +34,13 @@ from webhook.annotations import (
     HostAlias,
     ip_key,
 )
-from webhook.config import Config, registry_allowed
-from webhook.dialects import ALL_REGISTRIES, Dialect, foreign_registry_claims
+from webhook.config import Config, RegistryKey, mirror_keys, registry_allowed, registry_key
+from webhook.dialects import (
+    ALL_REGISTRIES,
+    Dialect,
+    foreign_host_claims,
+    foreign_registry_claims,
+)
 from webhook.images import Pod, container_images, rewrites_to
 from webhook.layers import Layer
 
@@ -116,19 +125,19 @@ def _names_a_pinned_host(aliases: tuple[HostAlias, ...] | None,
 
 
 def _allowed_registries(registries: tuple[str, ...], patterns: tuple[str, ...],
-                        declared: Mapping[str, Mapping[str, bool]], kind: str,
+                        declared: Mapping[RegistryKey, _Declared], kind: str,
                         problems: list[str], where: str) -> tuple[str, ...]:
     if not registries or not (patterns or declared):
         return registries
     allowed = []
     for registry in registries:
-        by_config = declared.get(registry)
+        by_config = declared.get(registry_key(registry))
         problem = (_all_problem(where, patterns, declared, kind) if registry == ALL_REGISTRIES
                    else disallowed_registry(where, registry, patterns) if by_config is None
-                   else None if by_config[kind]
-                   else f"{where}: registry {registry!r} is a configured mirror's host, which "
-                        "the config does not declare so; TLS may not be weakened for it (its "
-                        "pull secret goes there)")
+                   else None if by_config.says(kind)
+                   else f"{where}: registry {registry!r} is a configured mirror's host "
+                        f"({by_config.host}), which the config does not declare so; TLS may "
+                        "not be weakened for it (its pull secret goes there)")
         if problem:
             problems.append(problem)
         else:
@@ -150,15 +159,16 @@ def disallowed_registry(where: str, registry: str, patterns: tuple[str, ...]) ->
 
 
 def _all_problem(where: str, patterns: tuple[str, ...],
-                 declared: Mapping[str, Mapping[str, bool]], kind: str) -> str | None:
+                 declared: Mapping[RegistryKey, _Declared], kind: str) -> str | None:
     """'all' weakens TLS for every registry, the configured mirrors included: allowed only
     where nothing is restricted and every mirror's own config declares the same."""
     problem = disallowed_registry(where, ALL_REGISTRIES, patterns)
     if problem:
         return problem
     # Skipping verification means nothing for a mirror its config declares plain HTTP.
-    undeclared = sorted(host for host, by_config in declared.items()
-                        if not by_config[kind] and not (kind == INSECURE and by_config[HTTP]))
+    undeclared = sorted({by_config.host for by_config in declared.values()
+                         if not by_config.says(kind)
+                         and not (kind == INSECURE and by_config.http)})
     if undeclared:
         return (f"{where}: 'all' (every registry) would weaken TLS for the configured mirror "
                 f"{undeclared[0]!r} too, which the config does not declare so (its pull secret "
@@ -166,52 +176,105 @@ def _all_problem(where: str, patterns: tuple[str, ...],
     return None
 
 
-def _mirror_declarations(config: Config) -> Mapping[str, Mapping[str, bool]]:
-    """Each mirror host → whether its config declares it HTTP / insecure (its `http://`
-    endpoint, its `insecureSkipVerify`), as the webhook writes it into the pod. Derived
-    once per config."""
-    declared: dict[str, dict[str, bool]] | None = config.derived.get("mirror_declarations")
+@dataclass(slots=True)
+class _Declared:
+    """What the config declares of one mirror host (a canonical `registry_key`): plain
+    HTTP (its `http://` endpoint), TLS without verification (`insecureSkipVerify`)."""
+
+    host: str          # as the config spells it, for messages
+    http: bool = False
+    insecure: bool = False
+
+    def says(self, kind: str) -> bool:
+        return self.http if kind == HTTP else self.insecure
+
+
+def _mirror_declarations(config: Config) -> Mapping[RegistryKey, _Declared]:
+    """Each mirror host, under every key that names it (`mirror_keys`) → what its config
+    declares, as the webhook writes it into the pod. Derived once per config."""
+    declared: dict[RegistryKey, _Declared] | None = config.derived.get("mirror_declarations")
     if declared is None:
         declared = {}
         for mirror in config.mirrors:
-            entry = declared.setdefault(mirror.host, {HTTP: False, INSECURE: False})
-            entry[HTTP] |= mirror.plain_http
-            entry[INSECURE] |= mirror.skips_verification
+            for key in mirror_keys(mirror):
+                entry = declared.setdefault(key, _Declared(mirror.host))
+                entry.http |= mirror.plain_http
+                entry.insecure |= mirror.skips_verification
         config.derived["mirror_declarations"] = declared
     return declared
 
 
-def declared_mirror_hosts(config: Config) -> tuple[frozenset[str], frozenset[str]]:
-    """The mirror hosts the config itself declares plain HTTP, and those it declares TLS
-    without verification: what the webhook writes into a pod's lists, hence never the pod
-    author's own declaration. Derived once per config."""
-    hosts: tuple[frozenset[str], frozenset[str]] | None = config.derived.get("declared_hosts")
+def declared_mirror_hosts(config: Config) -> tuple[frozenset[RegistryKey],
+                                                   frozenset[RegistryKey]]:
+    """The mirror hosts (as `registry_key`s) the config itself declares plain HTTP, and
+    those it declares TLS without verification: what the webhook writes into a pod's
+    lists, hence never the pod author's own declaration. Derived once per config."""
+    hosts: tuple[frozenset[RegistryKey], frozenset[RegistryKey]] | None = config.derived.get(
+        "declared_hosts")
     if hosts is None:
         declared = _mirror_declarations(config)
-        hosts = (frozenset(h for h, by_config in declared.items() if by_config[HTTP]),
-                 frozenset(h for h, by_config in declared.items() if by_config[INSECURE]))
+        hosts = (frozenset(k for k, by_config in declared.items() if by_config.http),
+                 frozenset(k for k, by_config in declared.items() if by_config.insecure))
         config.derived["declared_hosts"] = hosts
     return hosts
 
 
-def foreign_registry_problems(annotations: Mapping[str, Any], patterns: tuple[str, ...],
+def foreign_registry_problems(annotations: Mapping[str, Any], config: Config,
                               dialect: Dialect, *,
                               exempt: Mapping[str, Any] | None = None) -> list[str]:
-    """Another dialect's HTTP / insecure key on the pod is held to the same rule: another
-    vendor's virtual kubelet would act on it. Entries already in `exempt` (the stored pod's
-    annotations, on UPDATE) are not judged again."""
-    if not patterns:
+    """Another dialect's HTTP / insecure key on the pod is held to the same rules as the
+    active dialect's (the allow-list, the mirrors' own declarations, 'all'): another
+    vendor's virtual kubelet would act on it, and which dialect is active (the Namespace's
+    annotation, perhaps not yet seen) must not decide what a pod may weaken. Entries
+    already in `exempt` (the stored pod's annotations, on UPDATE) are not judged again."""
+    patterns = config.allowed_insecure_registries
+    if not (patterns or config.mirrors):
+        return []            # no rule to hold them to (and the common case: no such key)
+    claims = foreign_registry_claims(annotations, dialect)
+    if not claims:
         return []
-    before = dict(foreign_registry_claims(exempt, dialect)) if exempt else {}
-    problems = []
-    for key, registries in foreign_registry_claims(annotations, dialect):
+    before = {key: {registry_key(r) for r in registries or ()}
+              for key, _kind, registries in foreign_registry_claims(exempt, dialect)
+              } if exempt else {}
+    declared = _mirror_declarations(config)
+    problems: list[str] = []
+    for key, kind, registries in claims:
+        where = f"{key} (pod)"
         if registries is None:
-            problems.append(f"{key} (pod): another dialect's registry list that cannot be "
-                            "read, so it cannot be held to security.allowedInsecureRegistries")
-        else:
-            old = before.get(key) or ()
-            problems += [p for r in registries if r not in old
-                         if (p := disallowed_registry(f"{key} (pod)", r, patterns))]
+            problems.append(f"{where}: another dialect's registry list that cannot be read, "
+                            "so it cannot be held to the rules on weakening TLS")
+            continue
+        old = before.get(key, set())
+        _allowed_registries(tuple(r for r in registries if registry_key(r) not in old),
+                            patterns, declared, kind, problems, where)
+    return problems
+
+
+def foreign_alias_problems(annotations: Mapping[str, Any], pins: Mapping[str, str | None],
+                           dialect: Dialect, *,
+                           exempt: Mapping[str, Any] | None = None) -> list[str]:
+    """Another dialect's hosts key on the pod may not re-point a platform hostname either:
+    that vendor's virtual kubelet would write it into the instance's hosts file. Mappings
+    already in `exempt` (the stored pod's annotations, on UPDATE) are not judged again."""
+    if not pins:
+        return []
+    claims = foreign_host_claims(annotations, dialect, watched=pins.keys())
+    if not claims:
+        return []
+    before = {(key, name, ip_key(alias.ip))
+              for key, aliases in foreign_host_claims(exempt, dialect, watched=pins.keys())
+              for alias in aliases or () for name in alias.hostnames} if exempt else set()
+    problems: list[str] = []
+    for key, aliases in claims:
+        where = f"{key} (pod)"
+        if aliases is None:
+            problems.append(f"{where}: another dialect's host entries that cannot be read, "
+                            "so they cannot be held to the platform's hostnames")
+            continue
+        for alias in aliases:
+            for name in alias.hostnames:
+                if (key, name, ip_key(alias.ip)) not in before:
+                    _repoints(name, alias.ip, pins, problems, where)
     return problems
 
 
@@ -226,10 +289,11 @@ def declared_by_author(layer: Layer, config: Config, *, besides: Layer | None) -
         return layer
     http, insecure = declared_mirror_hosts(config)
     if besides is not None:
-        http = http.union(besides.http_registries)
-        insecure = insecure.union(besides.insecure_registries)
-    own_http = tuple(r for r in layer.http_registries if r not in http)
-    own_insecure = tuple(r for r in layer.insecure_registries if r not in insecure)
+        http = http.union(map(registry_key, besides.http_registries))
+        insecure = insecure.union(map(registry_key, besides.insecure_registries))
+    own_http = tuple(r for r in layer.http_registries if registry_key(r) not in http)
+    own_insecure = tuple(r for r in layer.insecure_registries
+                         if registry_key(r) not in insecure)
     if (len(own_http), len(own_insecure)) == (len(layer.http_registries),
                                               len(layer.insecure_registries)):
         return layer        # all the author's own (the first pass, usually)
@@ -262,6 +326,41 @@ def _repoints(hostname: str, ip: str, pins: Mapping[str, str | None], problems: 
     problems.append(f"{where}: hostname {hostname!r} {owner}; it may not be pointed at {ip} "
                     "(images are pulled from it, with the mirror's credentials)")
     return True
+
+
+def carries_pin(aliases: tuple[HostAlias, ...] | None, hostname: str, ip: str) -> bool:
+    """Whether `aliases` give `hostname` the address `ip` (however it is spelt)."""
+    return any(hostname in alias.hostnames and ip_key(alias.ip) == ip_key(ip)
+               for alias in aliases or ())
+
+
+def dropped_pins(before: tuple[HostAlias, ...] | None, after: tuple[HostAlias, ...] | None,
+                 pulled: tuple[HostAlias, ...], where: str) -> list[str]:
+    """An UPDATE of a pod's hosts annotation may not drop the platform's alias of a
+    hostname the pod, as it will be after the update, pulls from (`pulled`: see
+    `webhook.layers.pulled_pins`): the name would be left to the pod's own resolver,
+    which the same or a later update can set. `where`: "KEY (pod)"."""
+    problems = []
+    for alias in pulled:
+        for name in alias.hostnames:
+            if carries_pin(before, name, alias.ip) and not carries_pin(after, name, alias.ip):
+                problems.append(
+                    f"{where}: this update drops hostname {name!r}, which the platform "
+                    f"aliases to {alias.ip}; the pod pulls images from it (with the "
+                    "mirror's credentials), so its alias must stay")
+    return problems
+
+
+def spec_host_aliases(spec: Pod) -> tuple[HostAlias, ...]:
+    """`spec.hostAliases` as `HostAlias`es, leaving out whatever is not shaped as the API
+    has it (the API server validated the stored pod's)."""
+    aliases = []
+    for alias in spec.get("hostAliases") or ():
+        ip, names = alias.get("ip"), alias.get("hostnames")
+        if isinstance(ip, str) and isinstance(names, list):
+            aliases.append(HostAlias(ip=ip, hostnames=tuple(
+                n.lower() for n in names if isinstance(n, str))))
+    return tuple(aliases)
 
 
 # --- the record of original images -------------------------------------------------
@@ -302,6 +401,26 @@ def record_originals(annotations: dict[str, Any], seen: Pod,
         annotations.pop(ORIGINAL_IMAGES, None)
 
 
+def kept_record(annotations: Mapping[str, Any], before: Mapping[str, Any],
+                warnings: list[str]) -> dict[str, Any] | None:
+    """On UPDATE: `annotations` with the stored pod's record of original images put back
+    (or the record dropped, if the stored pod had none), or None when the update leaves
+    it as it was. The record was verified at creation; `kubectl annotate` may not
+    rewrite history afterwards. Restored rather than refused, so the rest of the update
+    (a label, a finalizer's removal) still goes through."""
+    old, new = before.get(ORIGINAL_IMAGES), annotations.get(ORIGINAL_IMAGES)
+    if new == old:
+        return None
+    kept = dict(annotations)
+    if old is None:
+        del kept[ORIGINAL_IMAGES]
+    else:
+        kept[ORIGINAL_IMAGES] = old
+    warnings.append(f"{ORIGINAL_IMAGES}: recorded by the webhook when the pod was created; "
+                    "an update may not change it (kept as it was)")
+    return kept
+
+
 def _claimed_originals(value: object, warnings: list[str]) -> dict[str, str]:
     """The incoming record as container → image, or nothing (with a warning) when it is
     not the JSON object of strings the webhook writes. A record longer than the API
@@ -318,5 +437,7 @@ def _claimed_originals(value: object, warnings: list[str]) -> dict[str, str]:
     return {}
 
 
-__all__ = ["NO_PINS", "declared_by_author", "declared_mirror_hosts", "disallowed_registry",
-           "foreign_registry_problems", "record_originals", "repointed_in_spec", "restricted"]
+__all__ = ["NO_PINS", "carries_pin", "declared_by_author", "declared_mirror_hosts",
+           "disallowed_registry", "dropped_pins", "foreign_alias_problems",
+           "foreign_registry_problems", "kept_record", "record_originals",
+           "repointed_in_spec", "restricted", "spec_host_aliases"]

@@ -15,21 +15,28 @@ update change — `ValidatePodUpdate`, `ValidatePodEphemeralContainersUpdate`
 
 Mutating admission runs before those rules, so an UPDATE's patch stays inside them:
 - plain UPDATE: the containers and init containers whose image the update changed are
-  rewritten as at CREATE (same mirrors, `if-present` answers, idempotency). KCI annotations
-  the update adds or changes are validated, and the security rules apply to the registries
-  it adds (a pod cannot declare a disallowed insecure registry after creation; a mirror's
-  own host, which the config declares HTTP or insecure, is allowed) and to the host aliases
-  it adds (no platform hostname re-pointed); values that predate the update are not judged
-  again, so a pod admitted under older rules stays editable.
+  rewritten as at CREATE (same mirrors, `if-present` answers, idempotency). The annotations
+  the update adds or changes, in every dialect's keys, are validated, and the security
+  rules apply to the registries it adds (a pod cannot declare a disallowed insecure
+  registry, nor weaken TLS for a mirror's host, after creation; a mirror's own host, which
+  the config declares HTTP or insecure, is allowed) and to the host aliases it adds (no
+  platform hostname re-pointed); values that predate the update are not judged again, so
+  a pod admitted under older rules stays editable. The update is judged on the pod as it
+  will be: it may not drop the platform's alias of a host the pod, with this update's
+  images, pulls from (`webhook.rules.dropped_pins`).
 - ephemeral containers: the new (or changed) ones are rewritten; nothing else is patched.
 
-A pod cannot gain a pull secret after creation, and the webhook changes no annotation on
+A pod cannot gain a pull secret after creation, and the webhook adds no annotation on
 UPDATE (through the subresource it could not; on a plain UPDATE it changes images only, so a
 running pod's registry trust is never widened by anyone but its author). So when the chosen
-mirror needs a pull secret that the pod lacks, or an HTTP / insecure setting that the pod's
-own KCI annotations (as they stand after this update) lack, the image is kept as written
-with a warning that names the reason and the fix. `kci-webhook/original-images` is not
-rewritten on UPDATE; the response's audit annotation records each rewrite.
+mirror needs a pull secret that the pod lacks, an HTTP / insecure setting that the pod's
+own annotations (as they stand after this update) lack, or the platform's alias of its
+host where the pod's pulls resolve names (the dialect's hosts annotation after this
+update; with no such key, the stored `spec.hostAliases`), the image is kept as written
+with a warning that names the reason and the fix. The one annotation a plain UPDATE may
+patch is `kci-webhook/original-images`: a change to it is undone (`kept_record`), so the
+record written at creation cannot be forged later; the update's own rewrites are recorded
+in the response's audit annotation.
 
 Pure: the shell asks the `if-present` mirrors (`update_questions`) and passes the answers.
 """
@@ -37,13 +44,15 @@ Pure: the shell asks the `if-present` mirrors (`update_questions`) and passes th
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from typing import Any
 
-from webhook.annotations import HostAlias
+from jsonpointer import escape
+
+from webhook.annotations import ORIGINAL_IMAGES, HostAlias
 from webhook.config import Config, EnvironmentDefaults, Mirror
-from webhook.dialects import ALL_REGISTRIES, Dialect
+from webhook.dialects import ALL_REGISTRIES, Dialect, carries_foreign_hosts
 from webhook.images import (
     CONTAINER_LISTS,
     Availability,
@@ -52,6 +61,7 @@ from webhook.images import (
     container_key,
     container_where,
     image_questions,
+    image_refs,
 )
 from webhook.layers import (
     POD_KEYS,
@@ -59,6 +69,7 @@ from webhook.layers import (
     layer_from_annotations,
     mirrors_enabled,
     protected_hostnames,
+    pulled_pins,
 )
 from webhook.mutate import (
     Context,
@@ -69,7 +80,17 @@ from webhook.mutate import (
 )
 from webhook.patch import Op, PatchMismatch
 from webhook.reference import Reference
-from webhook.rules import NO_PINS, declared_by_author, foreign_registry_problems, restricted
+from webhook.rules import (
+    NO_PINS,
+    carries_pin,
+    declared_by_author,
+    dropped_pins,
+    foreign_alias_problems,
+    foreign_registry_problems,
+    kept_record,
+    restricted,
+    spec_host_aliases,
+)
 
 EPHEMERAL = "ephemeralcontainers"
 SUBRESOURCES = ("", EPHEMERAL)          # the UPDATEs we patch; `status` and the rest never
@@ -77,6 +98,12 @@ EPHEMERAL_LIST = "ephemeralContainers"
 # What each kind of UPDATE may patch: the image fields the API server lets it change.
 _PATCHABLE = {"": re.compile(r"/spec/(?:initContainers|containers)/\d+/image"),
               EPHEMERAL: re.compile(r"/spec/ephemeralContainers/\d+/image")}
+# A plain UPDATE may also put back the record of original images (`kept_record`): that
+# annotation alone, or the annotations map holding nothing else when the update left none.
+_RECORD_PATH = "/metadata/annotations/" + escape(ORIGINAL_IMAGES)
+_ANNOTATIONS_PATH = "/metadata/annotations"
+# The annotations an UPDATE is judged on: every dialect's, the mirror switch, the record.
+_WATCHED = (*POD_KEYS, ORIGINAL_IMAGES)
 DEBUG_COPY = ("use `kubectl debug {pod} --copy-to={pod}-debug` instead, which creates a new "
               "pod that the webhook mutates in full")
 
@@ -112,7 +139,7 @@ def _annotations(pod: object) -> dict[str, Any]:
 
 def _kci(pod: object) -> list[object]:
     annotations = _annotations(pod)
-    return [annotations.get(key) for key in POD_KEYS]
+    return [annotations.get(key) for key in _WATCHED]
 
 
 def targets(pod: Pod, old: object, sub_resource: str) -> Iterator[Target]:
@@ -172,6 +199,8 @@ def mutate_update(pod: Pod, old: object, ctx: Context, *, sub_resource: str,
 
     Like `webhook.mutate.mutate`, the input is never modified and `pod is original` exactly
     when nothing changed. Raises InvalidInput when the object is not shaped like a Pod.
+    The rules judge the pod as it will be: its annotations after the update, its images
+    after the rewrite.
     """
     check_shape(pod)
     if excluded(ctx):
@@ -179,51 +208,109 @@ def mutate_update(pod: Pod, old: object, ctx: Context, *, sub_resource: str,
     config = ctx.config
     dialect = dialect_of(ctx)
     warnings: list[str] = []
-    if sub_resource == EPHEMERAL:
-        # The subresource keeps the stored pod's annotations, whatever the object says.
-        annotations = _annotations(old)
-    else:
-        annotations = _annotations(pod)
-        denial = _annotation_changes(annotations, _annotations(old), config, warnings,
-                                     dialect, environment=ctx.environment)
+    ephemeral = sub_resource == EPHEMERAL
+    before = _annotations(old)
+    # The subresource keeps the stored pod's annotations, whatever the object says.
+    annotations = before if ephemeral else _annotations(pod)
+    if not ephemeral:
+        denial = _annotation_changes(annotations, before, config, warnings, dialect,
+                                     environment=ctx.environment)
         if denial:
             return Outcome(pod, denial=denial, warnings=warnings)
     pod_layer = layer_from_annotations(annotations, level="pod", dialect=dialect)
-    if not mirrors_enabled(pod_layer, ctx.namespace_layer):
-        return Outcome(pod, warnings=warnings)
     spec = pod["spec"]
     old_spec = old.get("spec") if isinstance(old, dict) else None
+    # What cannot change on UPDATE is the stored pod's, whatever the object says.
+    stored = old_spec if isinstance(old_spec, dict) else spec
+    pins = protected_hostnames(config, ctx.environment)
+    lists, rewritten = (_rewrites(pod, old, ctx, sub_resource=sub_resource, stored=stored,
+                                  pod_layer=pod_layer, pins=pins, dialect=dialect,
+                                  availability=availability, warnings=warnings)
+                        if mirrors_enabled(pod_layer, ctx.namespace_layer) else ({}, {}))
+    new_spec = {**spec, **lists} if lists else spec
+    new_annotations = None
+    if not ephemeral:
+        denied = _dropped_pins(annotations, before, new_spec, pins, dialect)
+        if denied:
+            return Outcome(pod, denial="; ".join(denied), warnings=warnings)
+        new_annotations = kept_record(annotations, before, warnings)
+    if not lists and new_annotations is None:
+        return Outcome(pod, warnings=warnings)
+    new_pod = {**pod, "spec": new_spec} if lists else dict(pod)
+    meta = pod.get("metadata")
+    if new_annotations is not None and isinstance(meta, dict):
+        new_pod["metadata"] = {**meta, "annotations": new_annotations}
+    return Outcome(new_pod, warnings=warnings, rewritten=rewritten)
+
+
+def _rewrites(pod: Pod, old: object, ctx: Context, *, sub_resource: str, stored: Pod,
+              pod_layer: Layer, pins: Mapping[str, str | None], dialect: Dialect,
+              availability: Availability | None, warnings: list[str]
+              ) -> tuple[dict[str, list[Any]], dict[str, tuple[str, str]]]:
+    """The container lists with the images this update brings rewritten, by list name,
+    and the record of rewrites; an image the pod, as it stands, cannot pull from its
+    mirror is kept, with a warning that says why."""
+    spec = pod["spec"]
     # The stored pod's secrets: the list cannot change on UPDATE, whatever the object says.
-    secrets = {_text(s.get("name")) for s in _dicts(
-        (old_spec if isinstance(old_spec, dict) else spec).get("imagePullSecrets"))}
+    secrets = {_text(s.get("name")) for s in _dicts(stored.get("imagePullSecrets"))}
+    # Where the pod's pulls resolve a hostname: the dialect's hosts annotation (as it
+    # stands after this update), or, with none, the stored spec.hostAliases.
+    resolving = (pod_layer.host_aliases if dialect.hosts_key
+                 else spec_host_aliases(stored))
     pod_name = _text((pod.get("metadata") or {}).get("name")) or "POD"
     lists: dict[str, list[Any]] = {}
     rewritten: dict[str, tuple[str, str]] = {}
     for list_name, index, container, image in targets(pod, old, sub_resource):
         name = container_key(container, list_name, index)
         where = container_where(container, list_name, index)
-        chosen = choose_mirror(image, config, where, warnings, availability)
+        chosen = choose_mirror(image, ctx.config, where, warnings, availability)
         if chosen is None:
             continue
         mirror, new_image = chosen
         reason = _unusable(mirror, secrets, pod_layer, sub_resource, pod_name=pod_name,
-                           dialect=dialect, warnings=warnings)
+                           dialect=dialect, warnings=warnings,
+                           pin=_missing_pin(mirror, pins, resolving))
         if reason:
             warnings.append(f"{where}: image {image!r} kept: {reason}")
             continue
         lists.setdefault(list_name, list(spec[list_name]))[index] = {**container,
                                                                    "image": new_image}
         rewritten[name] = (image, new_image)
-    if not lists:
-        return Outcome(pod, warnings=warnings)
-    return Outcome({**pod, "spec": {**spec, **lists}}, warnings=warnings, rewritten=rewritten)
+    return lists, rewritten
+
+
+def _missing_pin(mirror: Mirror, pins: Mapping[str, str | None],
+                 resolving: tuple[HostAlias, ...] | None) -> HostAlias | None:
+    """The platform's alias of `mirror`'s host when the pod lacks it, else None."""
+    pulled = pulled_pins(pins, (mirror.host,))
+    for alias in pulled:
+        if not carries_pin(resolving, alias.hostnames[0], alias.ip):
+            return alias
+    return None
+
+
+def _dropped_pins(annotations: dict[str, Any], before: dict[str, Any], spec: Pod,
+                  pins: Mapping[str, str | None], dialect: Dialect) -> list[str]:
+    """A plain UPDATE that changes the dialect's hosts annotation may not drop the
+    platform's alias of a host the pod, with this update's images, pulls from."""
+    key = dialect.hosts_key
+    if key is None or annotations.get(key) == before.get(key) or not pins:
+        return []
+    pulled = pulled_pins(pins, (ref.domain for ref in image_refs(spec)))
+    if not pulled:
+        return []
+    old_layer = layer_from_annotations(before, level="pod", dialect=dialect)
+    new_layer = layer_from_annotations(annotations, level="pod", dialect=dialect)
+    return dropped_pins(old_layer.host_aliases, new_layer.host_aliases, pulled,
+                        f"{key} (pod)")
 
 
 def _annotation_changes(annotations: dict[str, Any], before: dict[str, Any], config: Config,
                         warnings: list[str], dialect: Dialect, *,
                         environment: EnvironmentDefaults) -> str | None:
     """Validate the KCI annotations this update adds or changes, as at CREATE; the security
-    rules judge the registries and host aliases it adds. Returns the denial, if any."""
+    rules judge the registries and host aliases it adds, in every dialect's keys. Returns
+    the denial, if any."""
     changed = {key: annotations[key] for key in POD_KEYS
                if key in annotations and annotations[key] != before.get(key)}
     if not changed:
@@ -245,10 +332,11 @@ def _annotation_changes(annotations: dict[str, Any], before: dict[str, Any], con
     # and is the fix the warnings below give for a pod created without it.
     added = replace(declared_by_author(layer, config, besides=old_layer),
                     host_aliases=new_aliases or None)
-    pins = protected_hostnames(config, environment) if new_aliases else NO_PINS
+    pins = (protected_hostnames(config, environment)
+            if new_aliases or carries_foreign_hosts(changed, dialect) else NO_PINS)
     _allowed, denied = restricted(added, config, pins, dialect, remember=False)
-    denied += foreign_registry_problems(changed, config.allowed_insecure_registries, dialect,
-                                        exempt=before)
+    denied += foreign_registry_problems(changed, config, dialect, exempt=before)
+    denied += foreign_alias_problems(changed, pins, dialect, exempt=before)
     if denied:
         return "; ".join(denied)
     for key, value, field in ((dialect.hosts_key, layer.host_aliases, "spec.hostAliases"),
@@ -261,8 +349,9 @@ def _annotation_changes(annotations: dict[str, Any], before: dict[str, Any], con
 
 def _unusable(mirror: Mirror, secrets: set[str | None], pod_layer: Layer,
               sub_resource: str, *, pod_name: str, dialect: Dialect,
-              warnings: list[str]) -> str | None:
+              warnings: list[str], pin: HostAlias | None) -> str | None:
     """Why the pod, as it stands, cannot pull from `mirror`, with the fix; None if it can.
+    `pin`: the platform's alias of the mirror's host, when the pod lacks it.
 
     Where the dialect has no key for what the mirror needs, nothing the pod could write
     would help: the image is rewritten as at creation, with creation's warning."""
@@ -281,7 +370,8 @@ def _unusable(mirror: Mirror, secrets: set[str | None], pod_layer: Layer,
              pod_layer.insecure_registries, "TLS without verification")):
         if needed and key is None:
             warnings.append(dialect.cannot_say(mirror.host, how))
-        elif needed and mirror.host not in listed and ALL_REGISTRIES not in listed:
+        elif needed and ALL_REGISTRIES not in listed and not any(
+                mirror.is_host(entry) for entry in listed):
             need = f"mirror {mirror.host} is reached over {how}, and this pod's {key} "
             if ephemeral:
                 return (need + "does not list it (annotations cannot change through the "
@@ -290,18 +380,53 @@ def _unusable(mirror: Mirror, secrets: set[str | None], pod_layer: Layer,
                         + copy_it)
             return (need + f"does not list it; add {mirror.host} to the pod's {key} (in this "
                     "update or before it) to use the mirror")
+    if pin is not None:
+        return _pin_fix(mirror, pin, dialect, ephemeral=ephemeral, copy_it=copy_it)
     return None
 
 
+def _pin_fix(mirror: Mirror, pin: HostAlias, dialect: Dialect, *, ephemeral: bool,
+             copy_it: str) -> str:
+    """The reason a pod without the platform's alias of a mirror's host may not start
+    pulling from it on UPDATE (its own resolver would answer for the name), and the fix."""
+    name = pin.hostnames[0]
+    need = (f"the platform aliases mirror {mirror.host}'s host {name!r} to {pin.ip}, and "
+            "this pod's ")
+    key = dialect.hosts_key
+    if key is None:
+        return (need + "spec.hostAliases does not (it cannot change after creation); the "
+                "webhook adds the alias to a pod that pulls from the mirror at its creation: "
+                + (copy_it if ephemeral else "recreate the pod"))
+    if ephemeral:
+        return (need + f"{key} does not (annotations cannot change through the "
+                f"ephemeralcontainers subresource); the webhook adds it at creation: "
+                + copy_it)
+    return (need + f"{key} does not; add {name} at {pin.ip} to the pod's {key} (in this "
+            "update or before it) to use the mirror")
+
+
 def check_patch_scope(ops: list[Op], sub_resource: str) -> None:
-    """Every op of an UPDATE's patch must touch an image field that update may change: the
-    API server would refuse the whole update (or silently drop a change through the
-    subresource) otherwise. A bug here must never reach the cluster."""
+    """Every op of an UPDATE's patch must touch an image field that update may change, or
+    (a plain UPDATE) put back the record of original images: the API server would refuse
+    the whole update (or silently drop a change through the subresource) otherwise. A bug
+    here must never reach the cluster."""
     allowed = _PATCHABLE[sub_resource]
     for op in ops:
-        if op["op"] != "replace" or not allowed.fullmatch(op["path"]):
-            raise PatchMismatch(f"an UPDATE ({sub_resource or 'pods'}) may not patch "
-                                f"{op['op']} {op['path']}")
+        kind, path = op["op"], op["path"]
+        if kind == "replace" and allowed.fullmatch(path):
+            continue
+        if sub_resource == "" and (
+                (path == _RECORD_PATH and kind in ("add", "replace", "remove"))
+                or (path == _ANNOTATIONS_PATH and kind in ("add", "replace")
+                    and _only_the_record(op.get("value")))):
+            continue
+        raise PatchMismatch(f"an UPDATE ({sub_resource or 'pods'}) may not patch "
+                            f"{kind} {path}")
+
+
+def _only_the_record(value: object) -> bool:
+    return (isinstance(value, dict) and list(value) == [ORIGINAL_IMAGES]
+            and isinstance(value[ORIGINAL_IMAGES], str))
 
 
 __all__ = ["EPHEMERAL", "SUBRESOURCES", "changes_nothing", "check_patch_scope",

@@ -10,9 +10,11 @@ Pure, and precomputed at import: the hot path looks a dialect up in a dict.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
-from webhook.annotations import Problems, quoted
+import orjson
+
+from webhook.annotations import HostAlias, Problems, quoted
 from webhook.dialects.base import ALL_REGISTRIES, Dialect, RegistryReader
 from webhook.dialects.cci import CCI
 from webhook.dialects.eci import ECI
@@ -76,31 +78,90 @@ _FOREIGN = {name: frozenset(key for key, _hint in hints) for name, hints in _HIN
 
 
 _FOREIGN_REGISTRY_KEYS = {
-    name: tuple((key, other) for other in DIALECTS.values() if other is not active
-                for key in (other.http_key, other.insecure_key) if key is not None)
+    name: tuple((key, role, other) for other in DIALECTS.values() if other is not active
+                for role, key in other.roles() if role in ("http", "insecure") and key)
     for name, active in DIALECTS.items()}
 
 
 def foreign_registry_claims(annotations: Mapping[str, object], dialect: Dialect
-                            ) -> list[tuple[str, tuple[str, ...] | None]]:
-    """(key, registries) for each other dialect's HTTP / insecure key the pod carries, read
-    in that dialect; registries None when the value does not parse.
+                            ) -> list[tuple[str, str, tuple[str, ...] | None]]:
+    """(key, role, registries) for each other dialect's HTTP / insecure key the pod
+    carries (role "http" or "insecure"), read in that dialect; registries None when the
+    value does not parse.
 
     The webhook does not act on them, but that vendor's virtual kubelet would, should the
-    pod land on one of its nodes: the security rule must hold for them too."""
+    pod land on one of its nodes: the security rules must hold for them too."""
     if _FOREIGN[dialect.name].isdisjoint(annotations):
         return []
-    claims: list[tuple[str, tuple[str, ...] | None]] = []
-    for key, other in _FOREIGN_REGISTRY_KEYS[dialect.name]:
+    claims: list[tuple[str, str, tuple[str, ...] | None]] = []
+    for key, role, other in _FOREIGN_REGISTRY_KEYS[dialect.name]:
         raw = annotations.get(key)
         if raw is None:
             continue
         try:
-            claims.append((key, other.read_registries(raw, key=key, level="pod")
+            claims.append((key, role, other.read_registries(raw, key=key, level="pod")
                            if isinstance(raw, str) else None))
+        except AnnotationError:
+            claims.append((key, role, None))
+    return claims
+
+
+_FOREIGN_HOSTS_KEYS = {
+    name: tuple((other.hosts_key, other.read_hosts) for other in DIALECTS.values()
+                if other is not active and other.hosts_key and other.read_hosts)
+    for name, active in DIALECTS.items()}
+
+
+def carries_foreign_hosts(annotations: Mapping[str, object], dialect: Dialect) -> bool:
+    """Whether the pod carries another dialect's hosts key (a few lookups, no parsing)."""
+    return any(key in annotations for key, _read in _FOREIGN_HOSTS_KEYS[dialect.name])
+
+
+def foreign_host_claims(annotations: Mapping[str, object], dialect: Dialect, *,
+                        watched: Collection[str] = ()
+                        ) -> list[tuple[str, tuple[HostAlias, ...] | None]]:
+    """(key, host aliases) for each other dialect's hosts key the pod carries, read in that
+    dialect; None when the value does not parse.
+
+    A reader folds a repeated hostname to its first mapping, but another vendor's virtual
+    kubelet may keep the last: when a `watched` name (a platform hostname) is mentioned
+    more than once, every mapping is read on its own, so a second mapping of it is seen
+    too. Otherwise the value is read once, as the webhook reads its own key."""
+    if _FOREIGN[dialect.name].isdisjoint(annotations):
+        return []
+    claims: list[tuple[str, tuple[HostAlias, ...] | None]] = []
+    for key, read in _FOREIGN_HOSTS_KEYS[dialect.name]:
+        raw = annotations.get(key)
+        if raw is None:
+            continue
+        if not isinstance(raw, str):
+            claims.append((key, None))
+            continue
+        try:
+            whole = read(raw, level="pod")     # the value must be one its dialect accepts
+            items = _items_naming_twice(raw, watched)
+            claims.append((key, whole if items is None else tuple(
+                alias for item in items for alias in read(item, level="pod"))))
         except AnnotationError:
             claims.append((key, None))
     return claims
+
+
+def _items_naming_twice(raw: str, names: Collection[str]) -> list[str] | None:
+    """A JSON array's items, each as a one-item array, when one of `names` occurs more
+    than once in it (its decoded text: no escape hides a name); None otherwise."""
+    if not names:
+        return None
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(data, list):
+        return None
+    text = orjson.dumps(data).decode()
+    if all(text.count(name) < 2 for name in names):
+        return None
+    return [orjson.dumps([item]).decode() for item in data]
 
 
 def foreign_key_warnings(annotations: Mapping[str, object], dialect: Dialect) -> list[str]:
@@ -113,6 +174,6 @@ def foreign_key_warnings(annotations: Mapping[str, object], dialect: Dialect) ->
 
 __all__ = [
     "ALL_KEYS", "ALL_REGISTRIES", "DEFAULT_DIALECT", "DIALECTS", "DIALECT_KEY",
-    "DIALECT_NAMES", "Dialect", "RegistryReader", "chosen_dialect", "foreign_key_warnings",
-    "foreign_registry_claims", "parse_dialect",
+    "DIALECT_NAMES", "Dialect", "RegistryReader", "carries_foreign_hosts", "chosen_dialect",
+    "foreign_host_claims", "foreign_key_warnings", "foreign_registry_claims", "parse_dialect",
 ]
