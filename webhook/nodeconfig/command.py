@@ -45,7 +45,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                        "--hosts-dir /etc/containerd/certs.d --node-mirrors",
                        "kci-webhook node-config --config config.yaml --hosts-dir DIR --watch "
                        "--listen 0.0.0.0:9090")))
-    parser.add_argument("--config", help="the webhook's config file (default: "
+    parser.add_argument("--config", metavar="FILE", help="the webhook's config file (default: "
                                          "$KCI_WEBHOOK_CONFIG)")
     parser.add_argument("--hosts-dir", default=DEFAULT_HOSTS_DIR, metavar="DIR",
                         help="containerd's config_path, which must exist")
