@@ -47,6 +47,7 @@ from tests.registry_support import (
     start_registry,
 )
 from webhook import cli
+from webhook.nodeconfig.files import ca_copy
 
 USER = f"{DEFAULT_USER}:{DEFAULT_PASSWORD}"
 X509 = "x509: certificate signed by unknown authority"
@@ -168,13 +169,14 @@ def test_a_ca_that_rotates_is_used_at_the_next_pull_with_no_restart(
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             copy = hosts_dir / registry.host / "ca.crt"
-            assert eventually(lambda: copy.exists() and copy.read_bytes() == old.ca.cert_pem)
+            assert eventually(lambda: copy.exists()
+                              and copy.read_bytes() == ca_copy(old.ca.cert_pem))
             ref = f"{registry.host}/kci/rotated:1.0"
             stale = containerd.pull(ref, hosts_dir=hosts_dir)
             assert not stale.ok and X509 in stale.output, stale.output
             # the rotation: the CA file holds old and new; the watch copies it
             ca.write_bytes(old.ca.cert_pem + new.ca.cert_pem)
-            assert eventually(lambda: copy.read_bytes() == ca.read_bytes())
+            assert eventually(lambda: copy.read_bytes() == ca_copy(ca.read_bytes()))
             daemon = containerd.process.pid
             rotated = containerd.pull(ref, hosts_dir=hosts_dir)
             assert rotated.ok, rotated.output

@@ -7,9 +7,10 @@ half of one. CA files are written before the hosts.toml that names them, and rem
 it, so no hosts.toml ever names a missing CA.
 
 Ownership: a directory is ours when its hosts.toml starts with the marker line
-(`render.MARKER`), or when it does not exist yet. A directory holding a hosts.toml without
-the marker, or other files and no hosts.toml (a Docker-style certs directory), belongs to
-another tool: it is reported and never changed or removed. Our directories that the config
+(`render.MARKER`; the CA copies start with it too), or when it does not exist yet. A
+directory holding a hosts.toml without the marker, or other files and no hosts.toml (a
+Docker-style certs directory), belongs to another tool: it is reported and never changed
+or removed. Our directories that the config
 no longer asks for are removed (our files, then the directory if it is empty).
 
 A CA file is checked before it is copied: PEM certificates only; a file with a private key
@@ -25,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from webhook.nodeconfig.render import HOSTS_FILE, HostDir, Plan, is_owned
+from webhook.nodeconfig.render import HOSTS_FILE, MARKER, HostDir, Plan, is_owned
 
 MAX_CA_BYTES = 1024 * 1024  # a ConfigMap or Secret holds at most 1 MiB
 FILE_MODE = 0o644  # containerd runs as root; the files hold nothing secret
@@ -70,18 +71,43 @@ def check_ca(data: bytes, *, source: str) -> None:
         raise ValueError(f"{source}: no PEM certificate (-----BEGIN CERTIFICATE-----) in it")
 
 
+def _marked(path: Path) -> bool:
+    """A file this tool wrote: its first line is the marker (CA copies carry it too: PEM
+    readers skip text before `-----BEGIN`), or one of its temporary files."""
+    if path.name.startswith(".") and path.name.endswith(".tmp"):
+        return True
+    try:
+        with path.open("rb") as handle:
+            first = handle.read(len(MARKER) + 2)
+    except OSError:
+        return False
+    return is_owned(first.decode("utf-8", errors="replace"))
+
+
 def owner(directory: Path) -> str:
-    """"ours", "foreign", or "absent" (nothing there: ours to create)."""
+    """"ours", "foreign", or "absent" (nothing there: ours to create).
+
+    With a hosts.toml, its marker decides. Without one, a directory holding only files this
+    tool wrote (its CA copy, after its hosts.toml was deleted) is ours; any other file
+    makes it someone else's (Docker's certs.d layout: `ca.crt`, `client.cert`, ...)."""
     hosts = directory / HOSTS_FILE
     try:
         text = hosts.read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
         if not directory.exists():
             return "absent"
-        return "foreign" if any(directory.iterdir()) else "absent"
+        files = list(directory.iterdir())
+        if not files:
+            return "absent"
+        return "ours" if all(_marked(path) for path in files) else "foreign"
     except NotADirectoryError:
         return "foreign"
     return "ours" if is_owned(text) else "foreign"
+
+
+def ca_copy(data: bytes) -> bytes:
+    """The CA file as copied: the marker line, then the certificates as they were."""
+    return f"{MARKER}\n".encode() + data
 
 
 def write_atomic(path: Path, data: bytes) -> bool:
@@ -123,7 +149,7 @@ def _write_dir(root: Path, entry: HostDir, read: ReadFile, outcome: Outcome) -> 
         for name, source in entry.cas:
             data = read(source)
             check_ca(data, source=source)
-            cas.append((name, data))
+            cas.append((name, ca_copy(data)))
     except (OSError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         outcome.errors.append(f"{entry.name}: CA not copied, the host's files are left as "
@@ -180,5 +206,5 @@ def apply(plan: Plan, root: Path, *, read: ReadFile = read_file) -> Outcome:
     return outcome
 
 
-__all__ = ["MAX_CA_BYTES", "Outcome", "apply", "check_ca", "owner", "read_file",
+__all__ = ["MAX_CA_BYTES", "Outcome", "apply", "ca_copy", "check_ca", "owner", "read_file",
            "write_atomic"]

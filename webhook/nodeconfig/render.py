@@ -17,6 +17,9 @@ parses: `server`, `[host."<url>"]`, `capabilities`, `ca`, `skip_verify`, `overri
   source registry itself as `server`, the fallback when a mirror lacks the image.
 - Never a credential: no `[header]` is written; pull secrets stay with the kubelet.
 
+The TOML is written by tomli-w (pure, no I/O); the marker and comment lines before it hold
+only hosts and URLs the config loader validated, never a raw value from the file.
+
 containerd 1.6 and 1.7 reject a hosts.toml that has no `[host]` table ("invalid `host`
 tree") and silently fall back to the directory's certificate files, so a mirror's own
 file repeats its server as a `[host]` entry.
@@ -26,6 +29,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
+
+import tomli_w
 
 from webhook.config import Config, Mirror
 from webhook.errors import ConfigError
@@ -65,32 +71,6 @@ class Plan:
         return frozenset(d.name for d in self.dirs)
 
 
-def toml_string(text: str) -> str:
-    """A TOML basic string: quotes, backslashes and control characters escaped (TOML 1.0
-    section "String"); hand-written because the file holds only strings, booleans and
-    arrays of strings, and no TOML writer is in the locked dependencies."""
-    out = ['"']
-    for char in text:
-        code = ord(char)
-        if char in '"\\':
-            out.append("\\" + char)
-        elif char in _SHORT_ESCAPES:
-            out.append(_SHORT_ESCAPES[char])
-        elif code < 0x20 or code == 0x7F:
-            out.append(f"\\u{code:04X}")
-        else:
-            out.append(char)
-    out.append('"')
-    return "".join(out)
-
-
-_SHORT_ESCAPES = {"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
-
-
-def _array(items: Iterable[str]) -> str:
-    return "[" + ", ".join(toml_string(item) for item in items) + "]"
-
-
 def base_url(mirror: Mirror) -> str:
     """`scheme://host[:port]`: where pods the webhook rewrote pull from."""
     return f"{mirror.scheme}://{mirror.host}"
@@ -116,37 +96,37 @@ def _ca_names(mirrors: Iterable[Mirror]) -> dict[str, str]:
     return names
 
 
-def _tls_lines(mirror: Mirror, ca_names: dict[str, str]) -> list[str]:
+def _tls(mirror: Mirror, ca_names: dict[str, str]) -> dict[str, Any]:
     """`ca` and `skip_verify` (only for `insecureSkipVerify` on an https endpoint)."""
-    lines = []
+    keys: dict[str, Any] = {}
     source = _ca_file(mirror)
     if source is not None:
-        lines.append(f"ca = {toml_string(ca_names[source])}")
+        keys["ca"] = ca_names[source]
     if mirror.skips_verification:
-        lines.append("skip_verify = true")
-    return lines
+        keys["skip_verify"] = True
+    return keys
 
 
-def _host_table(url: str, mirror: Mirror, ca_names: dict[str, str], *,
-                override_path: bool) -> list[str]:
-    lines = [f"[host.{toml_string(url)}]", f"  capabilities = {_array(CAPABILITIES)}"]
-    lines += [f"  {line}" for line in _tls_lines(mirror, ca_names)]
+def _host(mirror: Mirror, ca_names: dict[str, str], *, override_path: bool) -> dict[str, Any]:
+    keys: dict[str, Any] = {"capabilities": list(CAPABILITIES), **_tls(mirror, ca_names)}
     if override_path:
-        lines.append("  override_path = true")
-    return lines
+        keys["override_path"] = True
+    return keys
 
 
-def _document(comment: str, body: list[str]) -> str:
-    return "\n".join([MARKER, f"# {comment}", *body]) + "\n"
+def _document(comment: str, body: dict[str, Any]) -> str:
+    """The marker, a comment made only of validated hosts and URLs, then the TOML."""
+    return f"{MARKER}\n# {comment}\n{tomli_w.dumps(body)}"
 
 
 def _mirror_dir(mirror: Mirror) -> HostDir:
     url = base_url(mirror)
     cas = _ca_names([mirror])
-    body = [f"server = {toml_string(url)}", f"capabilities = {_array(CAPABILITIES)}",
-            *_tls_lines(mirror, cas), "", *_host_table(url, mirror, cas, override_path=False)]
+    body = {"server": url, "capabilities": list(CAPABILITIES), **_tls(mirror, cas),
+            "host": {url: _host(mirror, cas, override_path=False)}}
     return HostDir(name=mirror.host, role="mirror",
-                   hosts_toml=_document(f"the mirror {url} ({mirror.endpoint})", body),
+                   hosts_toml=_document(f"the mirror {url} (endpoint {mirror_url(mirror)})",
+                                        body),
                    cas=tuple((name, source) for source, name in cas.items()))
 
 
@@ -156,11 +136,9 @@ def _source_server(source: str) -> str:
 
 def _source_dir(source: str, mirrors: list[Mirror]) -> HostDir:
     cas = _ca_names(mirrors)
-    body = [f"server = {toml_string(_source_server(source))}"]
-    for mirror in mirrors:
-        body += ["", *_host_table(mirror_url(mirror), mirror, cas,
-                                  override_path=bool(mirror.namespace))]
-    listed = ", ".join(m.endpoint for m in mirrors)
+    hosts = {mirror_url(m): _host(m, cas, override_path=bool(m.namespace)) for m in mirrors}
+    body = {"server": _source_server(source), "host": hosts}
+    listed = ", ".join(hosts)
     return HostDir(name=source, role="source",
                    cas=tuple((name, path) for path, name in cas.items()),
                    hosts_toml=_document(f"{source}: mirrors {listed}, then the source itself",
@@ -215,4 +193,4 @@ def is_owned(hosts_toml: str) -> bool:
 
 
 __all__ = ["CAPABILITIES", "CA_FILE", "DOCKER_HUB_SERVER", "HOSTS_FILE", "MARKER", "HostDir",
-           "Plan", "base_url", "is_owned", "mirror_url", "plan", "toml_string"]
+           "Plan", "base_url", "is_owned", "mirror_url", "plan"]
