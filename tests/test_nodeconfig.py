@@ -232,6 +232,18 @@ def test_a_docker_style_certs_directory_is_foreign(tmp_path: Path) -> None:
     assert sorted(p.name for p in (root / "m.example").iterdir()) == ["client.cert"]
 
 
+def test_our_ca_copy_alone_keeps_a_directory_ours_any_other_file_does_not(
+        tmp_path: Path, ca_file: Path) -> None:
+    root = tmp_path / "certs.d"
+    root.mkdir()
+    apply(plan(make_config({"endpoint": "https://m.example", "hosts": ["docker.io"],
+                            "caFile": str(ca_file)})), root)
+    (root / "m.example" / "hosts.toml").unlink()
+    assert owner(root / "m.example") == "ours"
+    (root / "m.example" / "client.cert").write_bytes(b"someone's")
+    assert owner(root / "m.example") == "foreign"
+
+
 def test_removing_a_mirror_removes_its_files_and_only_them(
         tmp_path: Path, ca_file: Path) -> None:
     root = tmp_path / "certs.d"

@@ -155,7 +155,7 @@ def _check_same_host(mirrors: tuple[Mirror, ...]) -> None:
         if (first.scheme, first.ca_file, first.skips_verification) != (
                 mirror.scheme, mirror.ca_file, mirror.skips_verification):
             problems.append(
-                f"mirrors[{index}]: {mirror.host} is also the host of {first.endpoint}, with a "
+                f"mirrors[{index}]: {mirror.host} is also the host of {mirror_url(first)}, with a "
                 "different scheme, caFile or insecureSkipVerify; containerd keeps one "
                 f"configuration per host ({mirror.host}/{HOSTS_FILE})")
     if problems:
@@ -175,7 +175,7 @@ def plan(config: Config, *, node_mirrors: bool = False) -> Plan:
         for mirror in config.mirrors:
             if mirror.plain_http and not mirror.allow_credentials_over_http:
                 warnings.append(
-                    f"{mirror.endpoint}: not written as a node-level mirror of "
+                    f"{mirror_url(mirror)}: not written as a node-level mirror of "
                     f"{', '.join(mirror.hosts)}: it is plain http://, and the pull credentials "
                     "the kubelet holds for those registries would be offered to it in clear "
                     "if it asked; set allowCredentialsOverHTTP: true to accept that")

@@ -40,7 +40,7 @@ def run_once(config_path: Path, hosts_dir: Path, *, node_mirrors: bool,
              clean: bool = False) -> Outcome:
     """Read the config, render, write. An unusable config writes nothing and says why."""
     if clean:
-        return apply(Plan(dirs=()), hosts_dir)
+        return _apply(Plan(dirs=()), hosts_dir)
     try:
         text = read_file(str(config_path))
         # The webhook's own timeout decides how much of it mirror checks may use; the
@@ -55,7 +55,16 @@ def run_once(config_path: Path, hosts_dir: Path, *, node_mirrors: bool,
     except ConfigError as exc:
         return Outcome(errors=[f"invalid configuration, nothing changed:\n{exc}"],
                        unusable_config=True)
-    return apply(wanted, hosts_dir)
+    return _apply(wanted, hosts_dir)
+
+
+def _apply(wanted: Plan, hosts_dir: Path) -> Outcome:
+    """`apply`, with an unexpected I/O error (a directory that cannot be listed) reported
+    like any failed write instead of ending a watch."""
+    try:
+        return apply(wanted, hosts_dir)
+    except OSError as exc:
+        return Outcome(errors=[f"{hosts_dir}: {exc.strerror or exc}"])
 
 
 @dataclass
