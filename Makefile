@@ -11,8 +11,9 @@ RUNTIME_STAMP := $(VENV)/.installed-runtime
 LOCK   := requirements.lock
 HOST   ?= 127.0.0.1
 PORT   ?= 8443
-# Debian packages the tests start for real (a registry, skopeo to push test images).
-DEB_PACKAGES ?= docker-registry skopeo wrk
+# Debian packages the tests start for real (a registry, skopeo to push test images,
+# containerd and runc to pull what node-config writes).
+DEB_PACKAGES ?= docker-registry skopeo wrk containerd runc
 
 .PHONY: all venv deps run lock image test lint typecheck bench bench-compare soak fuzz clean certs manifests chart-docs
 

@@ -293,10 +293,11 @@ class Registry:
     access_log: Path
     token_server: TokenServer | None = None
     images: list[PushedImage] = field(default_factory=list)
+    name: str = "127.0.0.1"  # what clients call it: `host` is NAME:PORT
 
     @property
     def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.name}:{self.port}"
 
     @property
     def scheme(self) -> str:
@@ -373,8 +374,8 @@ class Registry:
 
 
 def _registry_config(workdir: Path, port: int, *, pki: Pki | None, htpasswd: Path | None,
-                     token: TokenServer | None) -> dict[str, Any]:
-    http: dict[str, Any] = {"addr": f"127.0.0.1:{port}", "secret": secrets.token_hex(16),
+                     token: TokenServer | None, address: str = "127.0.0.1") -> dict[str, Any]:
+    http: dict[str, Any] = {"addr": f"{address}:{port}", "secret": secrets.token_hex(16),
                             "headers": {"X-Content-Type-Options": ["nosniff"]}}
     if pki is not None:
         http["tls"] = {"certificate": str(pki.cert_file), "key": str(pki.key_file)}
@@ -396,18 +397,23 @@ def _registry_config(workdir: Path, port: int, *, pki: Pki | None, htpasswd: Pat
 
 def start_registry(workdir: Path, *, tls: bool = True, auth: bool = True,
                    token_auth: bool = False, pki: Pki | None = None,
-                   users: dict[str, str] | None = None) -> Registry:
+                   users: dict[str, str] | None = None, name: str = "127.0.0.1",
+                   address: str = "127.0.0.1") -> Registry:
     """`docker-registry serve` on a free loopback port, ready when it returns.
 
     `auth` is htpasswd Basic auth, `token_auth` the Bearer flow through a `TokenServer`
-    (which needs TLS). `pki` reuses a CA; `users` defaults to one user.
+    (which needs TLS). `pki` reuses a CA; `users` defaults to one user. `name` is the host
+    name clients use (`host`, and a SAN of a made PKI), `address` the one it listens on:
+    containerd treats 127.0.0.1 and localhost specially (plain HTTP, no verification),
+    so its tests reach the registry by another name of this machine.
     """
     require_tools()
     if token_auth and not tls:
         raise ValueError("token auth needs TLS (the token service is HTTPS)")
     workdir.mkdir(parents=True, exist_ok=True)
     if tls and pki is None:
-        pki = make_pki(workdir / "pki")
+        named = () if name.replace(".", "").isdigit() else (name,)
+        pki = make_pki(workdir / "pki", dns_names=tuple(dict.fromkeys(("localhost", *named))))
     users = users or {DEFAULT_USER: DEFAULT_PASSWORD}
     with_users = auth or token_auth
     htpasswd = write_htpasswd(workdir / "htpasswd", users) if auth and not token_auth else None
@@ -420,13 +426,13 @@ def start_registry(workdir: Path, *, tls: bool = True, auth: bool = True,
         config_file = workdir / "config.yml"
         config_file.write_text(yaml.safe_dump(
             _registry_config(workdir, port, pki=pki if tls else None, htpasswd=htpasswd,
-                             token=token)))
+                             token=token, address=address)))
         log_file, access_log = workdir / "registry.log", workdir / "access.log"
         with log_file.open("wb") as err, access_log.open("wb") as out:
             process = subprocess.Popen([str(REGISTRY_BINARY), "serve", str(config_file)],
                                        cwd=workdir, stdout=out, stderr=err, env=env)
         registry = Registry(workdir, port, tls, pki if tls else None, username, password,
-                            process, log_file, access_log, token)
+                            process, log_file, access_log, token, name=name)
         if _wait_ready(registry):
             return registry
         last_log = log_file.read_text(errors="replace")

@@ -179,7 +179,8 @@ def _by_identity(objects: Objects) -> dict[tuple[str, str], dict[str, Any]]:
 
 @pytest.mark.parametrize(("overlay", "values"), [
     ("", chart.base_values), ("overlays/cert-manager", chart.cert_manager_values),
-], ids=["base", "cert-manager-overlay"])
+    ("overlays/node-config", chart.node_config_values),
+], ids=["base", "cert-manager-overlay", "node-config-overlay"])
 def test_kustomize_renders_exactly_the_charts_objects(overlay: str, values: Any) -> None:
     """Whatever the files say, what `kubectl apply -k` would send is what the chart makes
     (less the labels that say Helm manages it)."""

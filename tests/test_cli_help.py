@@ -36,7 +36,7 @@ def flat(text: str) -> str:
 
 
 ALL = commands(cli._parser())
-EXPECTED = {"serve", "mutate", "certs", "doctor", "trust"}
+EXPECTED = {"serve", "mutate", "certs", "doctor", "trust", "node-config"}
 
 
 def test_the_table_holds_every_command() -> None:

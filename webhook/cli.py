@@ -1,4 +1,4 @@
-"""`kci-webhook` command line: serve, mutate, certs, doctor, trust."""
+"""`kci-webhook` command line: serve, mutate, certs, doctor, trust, node-config."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
-from webhook import certs, doctor, preview, tls, trust
+from webhook import certs, doctor, nodeconfig, preview, tls, trust
 from webhook.config import DEFAULT_WEBHOOK_TIMEOUT_SECONDS, parse_webhook_timeout
 from webhook.drain import DEFAULT_SHUTDOWN_DELAY
 from webhook.errors import ConfigError
@@ -95,6 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_parser(commands)
     trust.add_parser(commands)
     doctor.add_parser(commands)
+    nodeconfig.add_parser(commands)
 
     certs.add_parser(commands)
     return parser

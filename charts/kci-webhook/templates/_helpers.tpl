@@ -82,3 +82,17 @@ service:
 caBundle: {{ . }}
 {{- end }}
 {{- end -}}
+
+{{/* Selects the node-config DaemonSet's pods; never the webhook's. */}}
+{{- define "kci-webhook.nodeConfigSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "kci-webhook.name" . }}-node-config
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "kci-webhook.nodeConfigLabels" -}}
+{{ include "kci-webhook.nodeConfigSelectorLabels" . }}
+app.kubernetes.io/component: node-config
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}
