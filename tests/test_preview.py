@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -448,3 +449,20 @@ def test_preview_is_idempotent(tmp_path: Path) -> None:
     twice = run(tmp_path, "-f", manifest(tmp_path, once.stdout, name="once.yaml"))
     assert once.returncode == twice.returncode == 0
     assert twice.stdout == once.stdout
+
+
+def test_a_reader_that_stops_early_ends_the_preview_quietly(tmp_path: Path) -> None:
+    """`kci-webhook mutate -f big.yaml | head`: head closes the pipe; no traceback."""
+    (tmp_path / "config.yaml").write_text(CONFIG)
+    path = manifest(tmp_path, "---\n".join([POD] * 2000))
+    read_end, write_end = os.pipe()
+    os.close(read_end)                      # the reader is gone before the first write
+    try:
+        result = subprocess.run([sys.executable, "-m", "webhook", "mutate", "--config",
+                                 str(tmp_path / "config.yaml"), "-f", path], cwd=ROOT,
+                                stdout=write_end, stderr=subprocess.PIPE, text=True,
+                                timeout=120, check=False, env={"PATH": "/usr/bin:/bin"})
+    finally:
+        os.close(write_end)
+    assert result.stderr == ""
+    assert result.returncode == 141       # as a shell reports a command ended by SIGPIPE
