@@ -14,7 +14,7 @@ import yaml
 from webhook.config import Config, environment_defaults, load_config
 from webhook.dialects import DIALECT_NAMES
 from webhook.errors import ConfigError
-from webhook.helpformat import HelpFormatter, epilog
+from webhook.helpformat import HelpFormatter, epilog, from_environment
 from webhook.preview.documents import (
     Document,
     InputError,
@@ -63,9 +63,9 @@ def add_parser(commands: Any) -> None:
         epilog=epilog(EXIT_CODES, EXAMPLES), formatter_class=HelpFormatter)
     parser.add_argument("-f", "--filename", required=True, metavar="FILE",
                         help="manifest file, or - for stdin")
-    parser.add_argument("--config", default=os.environ.get("KCI_WEBHOOK_CONFIG"),
-                        help="the webhook's config file; $KCI_WEBHOOK_CONFIG when set, "
-                             "else built-in defaults")
+    from_environment(parser.add_argument(
+        "--config", default=os.environ.get("KCI_WEBHOOK_CONFIG"),
+        help="the webhook's config file; without one, built-in defaults"), "KCI_WEBHOOK_CONFIG")
     parser.add_argument("-n", "--namespace", default="default",
                         help="namespace of objects that name none")
     parser.add_argument("--namespace-annotations", metavar="JSON|FILE",
