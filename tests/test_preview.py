@@ -129,8 +129,9 @@ def test_denial_prints_nothing_on_stdout_and_exits_1(tmp_path: Path) -> None:
     result = run(tmp_path, "-f", path)
     assert result.returncode == 1
     assert result.stdout == ""
+    line = line_of(POD + "---" + bad, "k8s.ksyun.com/kci-host-aliases:")   # the annotation's
     assert result.stderr.startswith(
-        f'{path}:8: denied: Deployment/nginx-rbkci: k8s.ksyun.com/kci-host-aliases (pod): '
+        f'{path}:{line}: denied: Deployment/nginx-rbkci: k8s.ksyun.com/kci-host-aliases (pod): '
         'item 1: "ip": "1.2.3" is not an IPv4 or IPv6 address\n')
     assert "nothing printed (denied)" in result.stderr
     assert run(tmp_path, "-f", path, "--diff").stdout == ""
@@ -377,14 +378,66 @@ def test_strict_passes_a_clean_manifest(tmp_path: Path) -> None:
     assert MIRRORED in result.stdout
 
 
-def test_warnings_name_the_line_of_their_document(tmp_path: Path) -> None:
+def line_of(text: str, needle: str, start: int = 0) -> int:
+    return text[:text.index(needle, start)].count("\n") + 1
+
+
+def test_warnings_name_the_line_of_their_annotation(tmp_path: Path) -> None:
     text = CONFIGMAP + "---\n" + with_annotations(yaml.safe_load(POD), ("metadata",),
                                                   {"k8s.ksyun.com/kci-dns": "{}"})
     path = manifest(tmp_path, text)
     result = run(tmp_path, "-f", path)
-    line = CONFIGMAP.count("\n") + 2
+    line = line_of(text, "k8s.ksyun.com/kci-dns:")
+    assert line > CONFIGMAP.count("\n") + 2          # not the document's first line
     assert result.stderr.startswith(f"{path}:{line}: warning: Pod/p: metadata.annotations: "
                                     "unknown annotation k8s.ksyun.com/kci-dns")
+
+
+LIST = """\
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: ConfigMap
+  metadata: {name: c}
+- apiVersion: v1
+  kind: Pod
+  metadata:
+    name: good
+  spec:
+    containers: [{name: c, image: nginx}]
+- apiVersion: apps/v1
+  kind: Deployment
+  metadata:
+    name: bad
+  spec:
+    template:
+      metadata:
+        labels: {app: x}
+        annotations:
+          k8s.ksyun.com/kci-http-registry: "a.example"
+          k8s.ksyun.com/kci-dns-config: '{"nameservers": ["1.2.3"]}'
+      spec:
+        containers: [{name: c, image: nginx}]
+"""
+
+
+def test_findings_inside_a_list_point_at_the_item_and_its_annotation(tmp_path: Path) -> None:
+    path = manifest(tmp_path, LIST)
+    result = run(tmp_path, "-f", path)
+    assert result.returncode == 1
+    line = line_of(LIST, "k8s.ksyun.com/kci-dns-config:")
+    assert result.stderr.startswith(
+        f"{path}:{line}: denied: Deployment/bad: k8s.ksyun.com/kci-dns-config (pod): "
+        '"nameservers" item 1: "1.2.3" is not an IPv4 or IPv6 address'), result.stderr
+
+
+def test_a_finding_without_annotations_points_at_its_list_item(tmp_path: Path) -> None:
+    text = LIST.replace("name: good", "name: good\n    namespace: kube-system")
+    result = run(tmp_path, "-f", manifest(tmp_path, text.split("- apiVersion: apps/v1")[0]))
+    assert result.returncode == 0, result.stderr
+    line = line_of(text, "- apiVersion: v1\n  kind: Pod")
+    assert f"in.yaml:{line}: warning: Pod/good: namespace kube-system is " in result.stderr
 
 
 # --- reading: libyaml when present, the same documents either way -----------------------------
@@ -392,7 +445,7 @@ def test_warnings_name_the_line_of_their_document(tmp_path: Path) -> None:
 
 def test_libyaml_reads_and_writes_when_present() -> None:
     assert yaml.__with_libyaml__, "PyYAML here is built with libyaml"
-    assert documents.Loader is yaml.CSafeLoader
+    assert issubclass(documents.Loader, yaml.CSafeLoader)
     assert documents.Dumper is yaml.CSafeDumper
 
 
@@ -466,3 +519,32 @@ def test_a_reader_that_stops_early_ends_the_preview_quietly(tmp_path: Path) -> N
         os.close(write_end)
     assert result.stderr == ""
     assert result.returncode == 141       # as a shell reports a command ended by SIGPIPE
+
+
+def test_a_key_written_twice_is_refused_where_it_is_written_again(tmp_path: Path) -> None:
+    """YAML allows a key once; PyYAML alone would keep the second `image:` silently."""
+    text = POD.replace("  - {name: c, image: nginx}\n",
+                       "  - name: c\n    image: nginx\n    image: busybox\n")
+    path = manifest(tmp_path, text)
+    result = run(tmp_path, "-f", path)
+    assert result.returncode == 2 and result.stdout == ""
+    line = line_of(text, "image: busybox")
+    assert result.stderr == (f"kci-webhook mutate: {path}:{line}:5: duplicate key 'image' (first "
+                             f"at line {line - 1}): a key may appear once in a mapping; kubectl "
+                             "refuses it too\n")
+
+
+def test_a_merge_key_overridden_is_not_a_duplicate(tmp_path: Path) -> None:
+    text = ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n"
+            "  - &c {name: a, image: nginx}\n  - <<: *c\n    name: b\n")
+    assert run(tmp_path, "-f", manifest(tmp_path, text)).returncode == 0
+
+
+def test_a_host_two_mirrors_serve_is_a_warning_about_the_config(tmp_path: Path) -> None:
+    config = CONFIG + "  - endpoint: https://other.example/v2/x\n    hosts: [docker.io]\n"
+    result = run(tmp_path, "-f", manifest(tmp_path, POD), config=config)
+    assert result.returncode == 0
+    assert f"{tmp_path / 'config.yaml'}: warning: mirrors[1].hosts: docker.io is also listed " \
+           "by mirrors[0], which serves it" in result.stderr
+    assert run(tmp_path, "-f", manifest(tmp_path, POD), "--strict",
+               config=config).returncode == 1

@@ -169,6 +169,8 @@ def _serve(args: argparse.Namespace) -> int:
         "KCI_WEBHOOK_SHUTDOWN_DELAY": str(args.shutdown_delay),
         "KCI_WEBHOOK_TIMEOUT_SECONDS": str(args.webhook_timeout),
     })
+    for warning in config.warnings:
+        log.warning("%s: %s", config.source, warning)
     log.info("serving on https://%s:%d with config %s, %d mirror(s), %d worker(s)",
              args.host, args.port, config.source, len(config.mirrors), args.workers)
     with contextlib.ExitStack() as stack:
