@@ -493,7 +493,7 @@ def test_what_the_webhook_does_not_touch_comes_back_byte_for_byte(
         documents.Loader = default
     assert [d.data for d in docs] == objects
     assert documents.splice(text, []) == text
-    replaced = documents.splice(text, [(d, documents.dump_yaml(d.data)) for d in docs])
+    replaced = documents.splice(text, [(d, documents.dump_yaml(d.data), False) for d in docs])
     assert list(yaml.safe_load_all(replaced)) == objects
 
 
@@ -548,3 +548,80 @@ def test_a_host_two_mirrors_serve_is_a_warning_about_the_config(tmp_path: Path) 
            "by mirrors[0], which serves it" in result.stderr
     assert run(tmp_path, "-f", manifest(tmp_path, POD), "--strict",
                config=config).returncode == 1
+
+
+STYLED_POD = """\
+apiVersion: v1
+kind: Pod
+metadata:
+  name: p
+  labels: {app: "web"}   # flow style, quotes, a comment: none of it changes
+spec:
+  containers:
+  - name: c
+    image: "nginx"
+    args: ["--port", '80']
+"""
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"], ids=["lf", "crlf"])
+def test_diff_shows_only_the_lines_that_change_in_the_files_line_endings(
+        tmp_path: Path, newline: str) -> None:
+    text = STYLED_POD.replace("\n", newline)
+    path = tmp_path / "in.yaml"
+    path.write_bytes(text.encode())
+    (tmp_path / "config.yaml").write_text(CONFIG)
+    result = subprocess.run([sys.executable, "-m", "webhook", "mutate", "--config",
+                             str(tmp_path / "config.yaml"), "-f", str(path), "--diff"],
+                            cwd=ROOT, capture_output=True, timeout=60, check=False,
+                            env={"PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.decode().splitlines(keepends=True)
+    changed = [line for line in lines if line[:1] in "+-" and line[:3] not in ("+++", "---")]
+    assert changed == [f"+  annotations:{newline}",
+                       f"+    kci-webhook/original-images: '{{\"c\":\"nginx\"}}'{newline}",
+                       f'-    image: "nginx"{newline}',
+                       f'+    image: "{MIRRORED}"{newline}',
+                       f"+  imagePullSecrets:{newline}",
+                       f"+  - name: mirror-pull{newline}"]
+    admitted = run(tmp_path, "-f", str(path)).stdout
+    assert yaml.safe_load(admitted)["spec"]["containers"][0]["image"] == MIRRORED
+
+
+def test_json_output_of_a_list_is_one_flat_list(tmp_path: Path) -> None:
+    result = run(tmp_path, "-f", manifest(tmp_path, LIST.split("- apiVersion: apps/v1")[0]
+                                          + "---\n" + POD), "-o", "json")
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["kind"] == "List"
+    assert [(o["kind"], o["metadata"]["name"]) for o in out["items"]] == [
+        ("ConfigMap", "c"), ("Pod", "good"), ("Pod", "p")]
+
+
+def test_an_if_present_mirror_is_shown_as_not_asked(tmp_path: Path) -> None:
+    result = run(tmp_path, "-f", manifest(tmp_path, POD),
+                 config=CONFIG + "    policy: if-present\n")
+    assert result.returncode == 0
+    assert yaml.safe_load(result.stdout)["spec"]["containers"][0]["image"] == MIRRORED
+    assert (f"warning: Pod/p: container c: nginx is shown as {MIRRORED}, but 172.18.0.20:5000 "
+            "is a policy: if-present mirror, which this preview did not ask") in result.stderr
+    assert "which this preview did not ask" not in run(tmp_path, "-f",
+                                                      manifest(tmp_path, POD)).stderr
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    pytest.param('["a"]', "--namespace-annotations: '[\"a\"]' is neither a file nor a JSON "
+                 "object; expected a JSON object of string values", id="array"),
+    pytest.param("team-a.yaml", "--namespace-annotations: 'team-a.yaml' is neither a file nor "
+                 "a JSON object", id="missing-file"),
+    pytest.param('{"a": 1}', "--namespace-annotations: expected a JSON object of string "
+                 "values", id="not-strings"),
+    pytest.param('{"a": "b"', "--namespace-annotations:2:1: did not find expected ',' or '}'",
+                 id="broken-json"),
+])
+def test_namespace_annotations_say_what_they_expect(tmp_path: Path, value: str,
+                                                   message: str) -> None:
+    result = run(tmp_path, "-f", manifest(tmp_path, POD), "--namespace-annotations", value)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"kci-webhook mutate: {message}"), result.stderr
+    assert "No such file" not in result.stderr

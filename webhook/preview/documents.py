@@ -168,14 +168,19 @@ def dump_json(objects: list[Any]) -> str:
                         | orjson.OPT_NON_STR_KEYS).decode() + "\n"
 
 
-def splice(text: str, replacements: list[tuple[Document, str]]) -> str:
-    """`text` with each document's span replaced by new YAML text; the rest as written."""
+def splice(text: str, replacements: list[tuple[Document, str, bool]]) -> str:
+    """`text` with each document's span replaced by new YAML text; the rest as written.
+    An exact replacement (an edit of the span, webhook.preview.edit) goes in as it is; a
+    whole new serialization is fitted to the span (its line ending, its last break)."""
     parts: list[str] = []
     position = 0
-    for document, new in sorted(replacements, key=lambda item: item[0].start):
-        body = new if text[document.start:document.end].endswith("\n") else new.rstrip("\n")
-        if document.column:            # e.g. `--- {...}`: a block mapping starts a line
+    for document, new, exact in sorted(replacements, key=lambda item: item[0].start):
+        span = text[document.start:document.end]
+        body = new if exact or span.endswith("\n") else new.rstrip("\n")
+        if not exact and document.column:   # e.g. `--- {...}`: a block mapping starts a line
             body = "\n" + body
+        if not exact and "\r\n" in span:
+            body = body.replace("\n", "\r\n")
         parts += [text[position:document.start], body]
         position = document.end
     parts.append(text[position:])

@@ -200,6 +200,8 @@ def _mutated(pod: dict[str, Any], ctx: Context, label: str,
         return None
     for warning in outcome.warnings:
         run.add(WARNING, label, warning)
+    for note in _unasked(outcome.rewritten, ctx.config):
+        run.add(WARNING, label, note)
     if outcome.denial:
         run.add(DENIED, label, outcome.denial)
         return None
@@ -208,6 +210,22 @@ def _mutated(pod: dict[str, Any], ctx: Context, label: str,
                 "nothing of this preview would happen in the cluster (exclude.namespaces in "
                 "the config, and the webhook's own namespace)")
     return outcome.pod
+
+
+def _unasked(rewritten: Mapping[str, tuple[str, str]], config: Config) -> list[str]:
+    """Rewrites to a `policy: if-present` mirror: the server asks the mirror first and keeps
+    the original image when it lacks it; the preview asks nobody and shows the rewrite, as
+    if the mirror had every image. Say so, per container."""
+    if_present = {m.host: m for m in config.mirrors if m.policy == "if-present"}
+    notes = []
+    for container, (old, new) in rewritten.items():
+        mirror = if_present.get(new.split("/", 1)[0])
+        if mirror is not None:
+            notes.append(f"container {container}: {old} is shown as {new}, but {mirror.host} "
+                         "is a policy: if-present mirror, which this preview did not ask; in "
+                         "the cluster the webhook asks it, and keeps the original image when "
+                         "the mirror lacks it or does not answer in time")
+    return notes
 
 
 def _put(doc: Any, path: tuple[str, ...], value: Any) -> Any:
