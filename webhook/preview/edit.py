@@ -153,13 +153,14 @@ def _scalar(node: yaml.Node, value: Any) -> str:
     """A new string in the style of the one it replaces (plain, or single-quoted) when that
     style can hold it, anywhere (no flow indicator, nothing YAML would read as another
     type); else, and for anything but a string, JSON."""
-    if isinstance(value, str) and isinstance(node, yaml.ScalarNode) and value \
-            and not any(c in value for c in ",[]{}#'\"\n\r\t") and ": " not in value \
-            and value == value.strip() and _reads_as(value, value):
-        if not node.style:                 # plain: None, or "" from libyaml
+    if isinstance(value, str) and isinstance(node, yaml.ScalarNode) \
+            and not any(c in value for c in "\n\r\t"):
+        if node.style == "'":              # single quotes hold anything but line breaks
+            return "'" + value.replace("'", "''") + "'"
+        if not node.style and value and value == value.strip() \
+                and not any(c in value for c in ",[]{}#'\"") and ": " not in value \
+                and _reads_as(value, value):   # plain: None, or "" from libyaml
             return value
-        if node.style == "'":
-            return f"'{value}'"
     return _json(value)
 
 
