@@ -82,22 +82,30 @@ def test_no_signal_handler_is_taken_outside_the_main_thread() -> None:
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
-def test_a_taken_port_exits_with_the_code_help_names(tmp_path: Path, workers: str) -> None:
+def test_config_warnings_are_logged_and_a_taken_port_exits_as_help_says(
+        tmp_path: Path, workers: str) -> None:
     held = socket.socket()
     held.bind(("127.0.0.1", 0))
     held.listen()
     port = held.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KCI_", "KUBECONFIG"))}
+    # a config with a warning: said at load, before the port is even tried
+    (tmp_path / "config.yaml").write_text(
+        "mirrors:\n- {endpoint: m.example, hosts: [docker.io]}\n"
+        "- {endpoint: n.example, hosts: [docker.io]}\n")
     try:
         result = subprocess.run(
             [sys.executable, "-m", "webhook", "serve", "--host", "127.0.0.1", "--port",
-             str(port), "--workers", workers, "--log-format", "text"],
+             str(port), "--workers", workers, "--log-format", "text", "--config",
+             "config.yaml"],
             cwd=tmp_path, env={**env, "HOME": str(tmp_path)}, capture_output=True, text=True,
             timeout=60, check=False)
     finally:
         held.close()
     assert result.returncode == cli.EXIT_CANNOT_LISTEN, result.stderr
     assert "address already in use" in result.stderr.lower()
+    assert "WARNING kci-webhook config.yaml: mirrors[1].hosts: docker.io is also listed by " \
+           "mirrors[0]" in result.stderr
     help_text = " ".join(cli._parser()._subparsers._group_actions[0]  # type: ignore[union-attr]
                          .choices["serve"].format_help().split())
     assert f"{cli.EXIT_CANNOT_LISTEN} the server could not start listening (e.g. the port is " \
