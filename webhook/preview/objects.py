@@ -155,7 +155,7 @@ def _one(doc: Any, run: _Run, at: tuple[str | int, ...]) -> Any:
 @dataclass
 class _Where:
     """Findings about one pod (or pod template): each at the line of the annotation it
-    names, else at the line of the annotations, else of the object."""
+    names, else at the line of the object."""
 
     run: _Run
     at: tuple[str | int, ...]          # of the object in its document
@@ -165,9 +165,7 @@ class _Where:
     def add(self, severity: str, label: str, text: str) -> None:
         keys = self.annotations if isinstance(self.annotations, Mapping) else {}
         key = _named_key(text, (k for k in keys if isinstance(k, str)))
-        path = (*self.at, *self.path, key) if key else (*self.at, *self.path) if keys \
-            else self.at
-        self.run.add(severity, label, text, path)
+        self.run.add(severity, label, text, (*self.at, *self.path, key) if key else self.at)
 
 
 def _named_key(text: str, keys: Iterable[str]) -> str | None:
