@@ -7,11 +7,11 @@ typo never silently disables a rule. Messages name the file (or variable) and th
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 import yaml
 
 from webhook.annotations import (
@@ -250,8 +250,8 @@ def shown(value: object) -> str:
     if isinstance(value, str):
         return repr(value)
     try:
-        return orjson.dumps(value).decode().replace(",", ", ").replace(":", ": ")
-    except TypeError:                          # a YAML date, a set: its own text
+        return json.dumps(value, separators=(", ", ": "), ensure_ascii=False)
+    except (TypeError, ValueError):            # a YAML date, a set: its own text
         return str(value)
 
 
