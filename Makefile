@@ -110,4 +110,4 @@ chart-docs: $(STAMP)
 	$(BIN)/python -m tests.chart_render docs
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .import_linter_cache *.egg-info

@@ -130,15 +130,16 @@ RULES: list[tuple[str, Callable[[], object], list[str]]] = [
      [f'{HA}item 1: "hostnames": expected a non-empty array of strings, got string']),
     ("hostname-not-a-string", lambda: parse_host_aliases(
         '[{"ip":"1.2.3.4","hostnames":["a"]},{"ip":"1.2.3.5","hostnames":["b",7]}]', level="pod"),
-     [f'{HA}item 2: "hostnames"[2]: expected a string, got number 7 (write "7")']),
+     [f'{HA}item 2: "hostnames" item 2: expected a string, got number 7 (write "7")']),
     ("hostname-not-dns1123", lambda: parse_host_aliases(
         '[{"ip":"1.2.3.4","hostnames":["a"]},{"ip":"::1","hostnames":["b","c","Foo_1"]}]',
         level="pod"),
-     [f'{HA}item 2: "hostnames"[3]: "Foo_1" is not a DNS-1123 subdomain {RULE}']),
+     [f'{HA}item 2: "hostnames" item 3: "Foo_1" is not a DNS-1123 subdomain {RULE}']),
     ("hostname-label-over-63", lambda: parse_host_aliases(hosts("a" * 64 + ".com"), level="pod"),
-     [f'{HA}item 1: "hostnames"[1]: "{"a" * 64}"... is not a DNS-1123 subdomain {RULE}']),
+     [f'{HA}item 1: "hostnames" item 1: "{"a" * 64}"... is not a DNS-1123 subdomain {RULE}']),
     ("hostname-over-253", lambda: parse_host_aliases(hosts(domain(254)), level="pod"),
-     [f'{HA}item 1: "hostnames"[1]: "{domain(254)[:64]}"... is not a DNS-1123 subdomain {RULE}']),
+     [f'{HA}item 1: "hostnames" item 1: "{domain(254)[:64]}"... is not a DNS-1123 subdomain '
+      f'{RULE}']),
     ("item-not-object", lambda: parse_host_aliases('["1.2.3.4 a"]', level="pod"),
      [f'{HA}item 1: expected a JSON object, got string']),
     ("aliases-not-array", lambda: parse_host_aliases('{"ip":"1.2.3.4"}', level="pod"),
@@ -150,7 +151,7 @@ RULES: list[tuple[str, Callable[[], object], list[str]]] = [
      [f'{KCI_HOST_ALIASES} (namespace team-a): item 1: "ip": "x" is not an IPv4 or IPv6 address']),
     # DNS config
     ("nameserver-not-ip", lambda: parse_dns_config('{"nameservers":["dns.google"]}', level="pod"),
-     [f'{DNS}"nameservers"[1]: "dns.google" is not an IPv4 or IPv6 address']),
+     [f'{DNS}"nameservers" item 1: "dns.google" is not an IPv4 or IPv6 address']),
     ("nameservers-over-3", lambda: parse_dns_config(
         '{"nameservers":["1.1.1.1","1.1.1.2","1.1.1.3","1.1.1.4"]}', level="pod"),
      [f'{DNS}"nameservers": 4 nameservers, at most 3 allowed']),
@@ -158,10 +159,10 @@ RULES: list[tuple[str, Callable[[], object], list[str]]] = [
      [f'{DNS}"nameservers": expected an array of strings, got string']),
     ("search-not-dns1123", lambda: parse_dns_config('{"searches":["ok.com","Bad.com"]}',
                                                     level="pod"),
-     [f'{DNS}"searches"[2]: "Bad.com" is not a DNS-1123 subdomain {RULE}, '
+     [f'{DNS}"searches" item 2: "Bad.com" is not a DNS-1123 subdomain {RULE}, '
       "optionally ending in '.'"]),
     ("search-two-trailing-dots", lambda: parse_dns_config('{"searches":["a.."]}', level="pod"),
-     [f'{DNS}"searches"[1]: "a.." is not a DNS-1123 subdomain {RULE}, '
+     [f'{DNS}"searches" item 1: "a.." is not a DNS-1123 subdomain {RULE}, '
       "optionally ending in '.'"]),
     ("searches-over-6", lambda: parse_dns_config(
         orjson.dumps({"searches": [f"s{i}.com" for i in range(7)]}).decode(), level="pod"),
@@ -173,17 +174,17 @@ RULES: list[tuple[str, Callable[[], object], list[str]]] = [
       "at most 256 allowed (the limit of Kubernetes 1.24, the oldest supported release)"]),
     ("option-value-number", lambda: parse_dns_config(
         '{"options":[{"name":"ndots","value":2}]}', level="pod"),
-     [f'{DNS}"options"[1]: "value": expected a string, got number 2 (write "2")']),
+     [f'{DNS}"options" item 1: "value": expected a string, got number 2 (write "2")']),
     ("option-name-empty", lambda: parse_dns_config(
         '{"options":[{"name":"ndots","value":"2"},{"name":""}]}', level="pod"),
-     [f'{DNS}"options"[2]: "name": must not be empty']),
+     [f'{DNS}"options" item 2: "name": must not be empty']),
     ("option-name-required", lambda: parse_dns_config('{"options":[{"value":"2"}]}', level="pod"),
-     [f'{DNS}"options"[1]: "name" is required']),
+     [f'{DNS}"options" item 1: "name" is required']),
     ("option-unknown-key", lambda: parse_dns_config('{"options":[{"name":"a","val":"2"}]}',
                                                     level="pod"),
-     [f'{DNS}"options"[1]: unknown key "val" (expected "name", "value")']),
+     [f'{DNS}"options" item 1: unknown key "val" (expected "name", "value")']),
     ("option-not-object", lambda: parse_dns_config('{"options":["ndots:2"]}', level="pod"),
-     [f'{DNS}"options"[1]: expected a JSON object, got string']),
+     [f'{DNS}"options" item 1: expected a JSON object, got string']),
     ("options-not-array", lambda: parse_dns_config('{"options":{"ndots":"2"}}', level="pod"),
      [f'{DNS}"options": expected an array of objects, got object']),
     ("dns-unknown-key", lambda: parse_dns_config('{"nameserver":["1.1.1.1"]}', level="pod"),
@@ -244,9 +245,9 @@ def test_every_problem_of_one_value_is_reported() -> None:
     raw = '[{"ip":"1.2.3","hostnames":["A"]},{"ip":"1.2.3.4","hostnames":["ok","B"],"x":1}]'
     assert problems_of(lambda: parse_host_aliases(raw, level="pod")) == [
         f'{HA}item 1: "ip": "1.2.3" is not an IPv4 or IPv6 address',
-        f'{HA}item 1: "hostnames"[1]: "A" is not a DNS-1123 subdomain {RULE}',
+        f'{HA}item 1: "hostnames" item 1: "A" is not a DNS-1123 subdomain {RULE}',
         f'{HA}item 2: unknown key "x" (expected "ip", "hostnames")',
-        f'{HA}item 2: "hostnames"[2]: "B" is not a DNS-1123 subdomain {RULE}',
+        f'{HA}item 2: "hostnames" item 2: "B" is not a DNS-1123 subdomain {RULE}',
     ]
 
 
@@ -282,18 +283,18 @@ def test_six_search_domains_are_allowed() -> None:
 API_1_24_REFUSES = [
     # (id, annotation value, message after the key and level)
     ("search-root-dot", '{"searches":["."]}',
-     '"searches"[1]: "." is not a search domain: the API server (1.24) trims the trailing '
+     '"searches" item 1: "." is not a search domain: the API server (1.24) trims the trailing '
      "'.' and refuses the empty rest; remove it"),
     ("search-underscore", '{"searches":["_tcp.example.com"]}',
-     f'"searches"[1]: "_tcp.example.com" is not a DNS-1123 subdomain {RULE}, '
+     f'"searches" item 1: "_tcp.example.com" is not a DNS-1123 subdomain {RULE}, '
      "optionally ending in '.'"),
     ("search-underscore-inside-label", '{"searches":["svc_a.example.com."]}',
-     f'"searches"[1]: "svc_a.example.com." is not a DNS-1123 subdomain {RULE}, '
+     f'"searches" item 1: "svc_a.example.com." is not a DNS-1123 subdomain {RULE}, '
      "optionally ending in '.'"),
     ("search-empty", '{"searches":[""]}',
-     f'"searches"[1]: "" is not a DNS-1123 subdomain {RULE}, optionally ending in \'.\''),
+     f'"searches" item 1: "" is not a DNS-1123 subdomain {RULE}, optionally ending in \'.\''),
     ("nameserver-ipv4-mapped-ipv6", '{"nameservers":["::ffff:1.1.1.1"]}',
-     '"nameservers"[1]: "::ffff:1.1.1.1" is not an IPv4 or IPv6 address '
+     '"nameservers" item 1: "::ffff:1.1.1.1" is not an IPv4 or IPv6 address '
      "(no IPv4-mapped IPv6: write 1.1.1.1)"),
 ]
 
@@ -309,9 +310,9 @@ def test_dns_value_the_1_24_api_server_refuses_is_refused_naming_the_annotation(
 
 @pytest.mark.parametrize(("alias", "message"), [
     ({"ip": "1.2.3.4", "hostnames": ["registry_1.example"]},
-     f'item 1: "hostnames"[1]: "registry_1.example" is not a DNS-1123 subdomain {RULE}'),
+     f'item 1: "hostnames" item 1: "registry_1.example" is not a DNS-1123 subdomain {RULE}'),
     ({"ip": "1.2.3.4", "hostnames": ["registry.example."]},
-     f'item 1: "hostnames"[1]: "registry.example." is not a DNS-1123 subdomain {RULE}'),
+     f'item 1: "hostnames" item 1: "registry.example." is not a DNS-1123 subdomain {RULE}'),
     ({"ip": "::ffff:10.0.0.1", "hostnames": ["a.example"]},
      'item 1: "ip": "::ffff:10.0.0.1" is not an IPv4 or IPv6 address '
      "(no IPv4-mapped IPv6: write 10.0.0.1)"),

@@ -83,15 +83,15 @@ def _same_address(spec_ip: str | None, written: str) -> bool:
 REFUSED_AT_ADMISSION = [
     # (id, pod annotations, spec fields, start of the denial)
     ("search-root-dot", {DNS: '{"searches":["."]}'}, {},
-     'k8s.ksyun.com/kci-dns-config (pod): "searches"[1]: "." is not a search domain'),
+     'k8s.ksyun.com/kci-dns-config (pod): "searches" item 1: "." is not a search domain'),
     ("search-with-underscore", {DNS: '{"searches":["_ldap._tcp.example.com"]}'}, {},
-     'k8s.ksyun.com/kci-dns-config (pod): "searches"[1]: "_ldap._tcp.example.com" is not a '
+     'k8s.ksyun.com/kci-dns-config (pod): "searches" item 1: "_ldap._tcp.example.com" is not a '
      "DNS-1123 subdomain"),
     ("hostname-with-underscore", {HOST_ALIASES: '[{"ip":"1.2.3.4","hostnames":["my_reg.io"]}]'},
-     {}, 'k8s.ksyun.com/kci-host-aliases (pod): item 1: "hostnames"[1]: "my_reg.io" is not a '
+     {}, 'k8s.ksyun.com/kci-host-aliases (pod): item 1: "hostnames" item 1: "my_reg.io" is not a '
          "DNS-1123 subdomain"),
     ("nameserver-ipv4-mapped", {DNS: '{"nameservers":["::ffff:8.8.8.8"]}'}, {},
-     'k8s.ksyun.com/kci-dns-config (pod): "nameservers"[1]: "::ffff:8.8.8.8" is not an IPv4 '
+     'k8s.ksyun.com/kci-dns-config (pod): "nameservers" item 1: "::ffff:8.8.8.8" is not an IPv4 '
      "or IPv6 address (no IPv4-mapped IPv6: write 8.8.8.8)"),
     ("seventh-search-domain-once-merged",
      {DNS: orjson.dumps({"searches": [f"a{i}.example" for i in range(4)]}).decode()},
@@ -120,7 +120,7 @@ def test_namespace_value_the_api_server_refuses_is_ignored_and_the_pod_stays_val
     outcome = mutate(pod("quay.io/a/b:1"), ctx(namespace="team-a", ns_annotations={DNS: value}))
     result = admitted(outcome)
     assert "dnsConfig" not in result["spec"]
-    assert any(w.startswith(f"{DNS} (namespace team-a): \"searches\"[1]") for w in
+    assert any(w.startswith(f"{DNS} (namespace team-a): \"searches\" item 1") for w in
                outcome.warnings)
 
 

@@ -46,6 +46,16 @@ def test_a_new_ca_then_the_reused_one_are_said_so(tmp_path: Path,
     assert second_bundle == first_bundle
 
 
+def test_a_rerun_says_it_wrote_only_the_serving_pair(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    out = str(tmp_path)
+    _, _, first = certs(capsys, "--out", out)
+    assert f"wrote {out}/ca.crt, {out}/ca.key, {out}/tls.crt, {out}/tls.key for " in first
+    _, _, again = certs(capsys, "--out", out)
+    assert f"wrote {out}/tls.crt, {out}/tls.key for kci-webhook, " in again
+    assert "ca.key" not in again.split("wrote ", 1)[1]
+
+
 def test_a_reused_ca_that_ends_before_the_serving_certificate_is_a_warning(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ca = tls.generate_ca(days=20)

@@ -127,3 +127,21 @@ def test_no_option_states_its_default_twice(
     for action in parser._actions:
         text = formatter._expand_help(action) if action.help else ""
         assert text.count("(default") <= 1, (action.dest, text)
+
+
+def documented_exit_codes() -> dict[str, dict[str, str]]:
+    """The table of exit codes in docs/tools.md: command → code → meaning."""
+    text = (ROOT / "docs" / "tools.md").read_text()
+    rows = re.findall(r"^\| `(\w+)` \| (.+) \|$", text, re.M)
+    return {command: {str(code): " ".join(cell.replace("`", "").split())
+                      for code, cell in enumerate(cells.split("|")) if cell.strip()}
+            for command, cells in rows}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_the_docs_give_the_exit_codes_help_gives(name: str) -> None:
+    parser = dict((path, p) for path, p in ALL)[(name,)]
+    assert parser.epilog
+    block = parser.epilog.split("exit codes:\n", 1)[1].split("\n\n", 1)[0]
+    codes = dict(re.findall(r"^  (\d+)  (.+)$", block, re.M))
+    assert documented_exit_codes()[name] == codes

@@ -63,7 +63,7 @@ def test_source_hosts_are_normalized() -> None:
 
 INVALID = [
     # (id, config text, expected fragment of the message)
-    ("not-yaml", "a: [", "not valid YAML"),
+    ("not-yaml", "a: [", "cfg.yaml:2:1: did not find expected node content"),
     ("top-list", "- a", "expected a mapping"),
     ("unknown-top", "onInvalidd: deny", "unknown key 'onInvalidd'"),
     ("bad-on-invalid", "onInvalid: maybe", "onInvalid: 'maybe' is not one of deny, warn"),
@@ -108,8 +108,54 @@ def test_invalid_config_is_refused_with_a_message_naming_file_and_key(text: str,
                                                                       fragment: str) -> None:
     with pytest.raises(ConfigError) as caught:
         load(text)
-    assert str(caught.value).startswith("cfg.yaml: ")
+    assert str(caught.value).startswith("cfg.yaml:")
     assert fragment in str(caught.value)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    pytest.param("onInvalid: deny\nmirrors: [\n", "cfg.yaml:3:1: did not find expected node "
+                 "content (while parsing a flow node)", id="unclosed-flow"),
+    pytest.param("defaults:\n\tscope: all\n", "cfg.yaml:2:1: found character that cannot "
+                 "start any token (while scanning for the next token); a tab: YAML indents "
+                 "with spaces only", id="tab"),
+    pytest.param("onInvalid: deny\nonInvalid: warn\n", "cfg.yaml:2:1: duplicate key "
+                 "'onInvalid' (first at line 1)", id="duplicate-key"),
+])
+def test_yaml_errors_name_file_line_and_column(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(text)
+    assert str(caught.value).startswith(message), caught.value
+    assert "^" not in str(caught.value) and "<byte string>" not in str(caught.value)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    pytest.param("onInvalid: True", "onInvalid: true is not one of deny, warn", id="bool"),
+    pytest.param("onInvalid: ~", "onInvalid: null is not one of deny, warn", id="null"),
+    pytest.param("mirrors: [{endpoint: m.example, hosts: [a.io], insecureSkipVerify: 'yes'}]",
+                 "mirrors[0].insecureSkipVerify: expected true or false, got 'yes'", id="string"),
+    pytest.param("mirrorChecks: {budgetSeconds: [1, 2]}", "mirrorChecks.budgetSeconds: "
+                 "expected a number of seconds from 0.05 to 10, got [1, 2]", id="list"),
+])
+def test_values_are_shown_as_yaml_spells_them(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(text)
+    assert str(caught.value) == f"cfg.yaml: {message}"
+
+
+def test_a_mirror_that_is_not_a_mapping_is_one_problem_not_two() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load("mirrors: [foo]")
+    lines = str(caught.value).splitlines()
+    assert len(lines) == 1, lines
+
+
+def test_a_host_two_mirrors_serve_is_a_warning_at_load() -> None:
+    config = load("mirrors:\n- {endpoint: m.example, hosts: [docker.io, gcr.io]}\n"
+                  "- {endpoint: n.example, hosts: [quay.io, index.docker.io]}\n")
+    assert config.warnings == (
+        "mirrors[1].hosts: docker.io is also listed by mirrors[0], which serves it (the first "
+        "mirror that lists a host does); mirrors[1] is never used for docker.io",)
+    assert load("mirrors: [{endpoint: m.example, hosts: [docker.io]}]").warnings == ()
 
 
 def test_credentials_over_http_allowed_when_asked() -> None:

@@ -242,9 +242,20 @@ def test_bearer_anonymous_token_cannot_pull_a_private_repository(token_registry:
 
 
 def assert_trust_fixes(out: str, registry_host: str) -> None:
+    """The fixes for plain containerd nodes (the default of --nodes): no Tanzu route."""
     assert "caFile" in out
-    assert "additionalTrustedCAs" in out and "kci-webhook trust" in out
+    assert f"/etc/containerd/certs.d/{registry_host}/ca.crt" in out and "hosts.toml" in out
+    assert "update-ca-certificates" in out
+    assert "additionalTrustedCAs" not in out and "kci-webhook trust" not in out
     assert f"{INSECURE}: {registry_host}" in out
+
+
+def test_the_tanzu_route_is_offered_for_tanzu_nodes(registry: Registry) -> None:
+    out = doctor(registry.host, "--nodes", "tanzu").stdout
+    assert "x509: certificate signed by unknown authority" in line_of(out, "tls")
+    assert "additionalTrustedCAs" in out and "kci-webhook trust" in out
+    assert "hosts.toml" not in out
+    assert f"{INSECURE}: {registry.host}" in out
 
 
 def test_no_ca_is_unknown_authority_with_the_documented_fixes(registry: Registry) -> None:
@@ -565,7 +576,10 @@ def test_silent_server_is_bounded_by_the_timeout() -> None:
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["https://h.example/some/path"], "no path"),
+    (["https://h.example/Some/Path"], "'Some/Path' is not a namespace"),
+    ([], "give REGISTRY, or --config FILE"),
+    (["h.example", "--config", "config.yaml"], "give no REGISTRY"),
+    (["--config", "/nonexistent/config.yaml"], "--config /nonexistent/config.yaml: cannot read"),
     (["ftp://h.example"], "scheme"),
     (["h.example:99999"], "expected host[:port]"),
     (["h.example", "--host-alias", "1.2.3=h.example"], "is not an IPv4 or IPv6 address"),
@@ -643,3 +657,53 @@ def test_terminal_gets_marks_and_colour(registry: Registry, creds: Path) -> None
     text = ANSI.sub("", out)
     assert "✔ resolve" in text and "✘ tls" in text
     assert "x509: certificate signed by unknown authority" in text
+
+
+# --- a mirror as the config writes it, and every mirror of a config ------------------------------
+
+
+def test_a_mirror_endpoint_as_the_config_writes_it(registry: Registry, creds: Path) -> None:
+    """`https://host/v2/<ns>`: the namespace is the mirror's; --image is a source path."""
+    image = registry.images[0]
+    namespace, _, repository = image.repository.partition("/")
+    result = doctor(f"https://{registry.host}/v2/{namespace}", "--ca", registry.ca_file,
+                    "--creds", creds, "--image", f"{repository}:{image.tag}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert image.digest in line_of(result.stdout, "manifest")
+    assert f"image {image.repository}:{image.tag}" in result.stdout
+
+
+def test_config_checks_every_mirror(registry: Registry, plain_registry: Registry,
+                                    creds: Path, tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(f"""\
+mirrors:
+- endpoint: https://{registry.host}/v2/kci
+  hosts: [docker.io]
+  caFile: {registry.ca_file}
+  pullCredentialConfigPath: {creds}
+- endpoint: http://{plain_registry.host}/v2/kci
+  hosts: [quay.io]
+- endpoint: https://{registry.host}
+  hosts: [gcr.io]
+""")
+    result = doctor("--config", config)
+    assert result.returncode == 1, result.stdout + result.stderr
+    reports = result.stdout.split(f"{config}: mirrors[")[1:]
+    assert [r.split("]", 1)[0] for r in reports] == ["0", "1", "2"]
+    assert "would fail" not in reports[0] and "would fail" not in reports[1]
+    assert "would fail at step tls" in reports[2]       # no caFile: the CA is unknown
+    code, checked = steps_of(["--config", config, "--image", "app:1.0"])
+    assert code == 1
+    assert [(c["mirror"], c["ok"]) for c in checked] == [(0, True), (1, False), (2, False)]
+    assert checked[0]["steps"][-1]["step"] == "manifest"
+
+
+def test_config_with_an_unusable_mirror_file_is_a_usage_error(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("mirrors:\n- endpoint: https://m.example/v2/x\n  hosts: [docker.io]\n"
+                      f"  caFile: {tmp_path / 'absent.crt'}\n")
+    result = doctor("--config", config)
+    assert result.returncode == 2 and result.stdout == ""
+    assert f"{config}: mirrors[0]: caFile {tmp_path / 'absent.crt'}: cannot read" \
+        in result.stderr

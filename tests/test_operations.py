@@ -110,9 +110,30 @@ def test_logs_are_json_lines_with_admission_fields_and_no_bodies(server: Running
     denied, mutated = entries["uid-denied"], entries["uid-mutated"]
     assert denied["level"] == "info" and denied["decision"] == "denied"
     assert denied["namespace"] == "default" and denied["pod"] == "p"
+    assert (denied["kind"], denied["object_name"]) == ("Pod", "p")
     assert mutated["level"] == "debug" and mutated["decision"] == "mutated"
     assert isinstance(mutated["duration_ms"], float)
     assert secret not in text
+
+
+def test_a_validate_denial_names_the_workload_not_a_pod(server: RunningServer) -> None:
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+                  "spec": {"template": {
+                      "metadata": {"annotations": {"k8s.ksyun.com/kci-dns-config": "{"}},
+                      "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}}
+    body = pod_review(deployment, kind="Deployment", resource="deployments",
+                      uid="uid-validate-denied")
+    body["request"]["kind"]["group"] = "apps"
+    with server.client() as client:
+        reply = client.post("/validate", content=orjson.dumps(body),
+                            headers={"content-type": "application/json"})
+    assert reply.json()["response"]["allowed"] is False
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and "uid-validate-denied" not in server.log.read_text():
+        time.sleep(0.05)
+    entry = next(e for e in log_lines(server) if e.get("uid") == "uid-validate-denied")
+    assert entry["endpoint"] == "validate" and entry["decision"] == "denied"
+    assert (entry["kind"], entry["object_name"]) == ("Deployment", "web") and "pod" not in entry
 
 
 def rewritten_image(server: RunningServer) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -128,8 +129,9 @@ def test_denial_prints_nothing_on_stdout_and_exits_1(tmp_path: Path) -> None:
     result = run(tmp_path, "-f", path)
     assert result.returncode == 1
     assert result.stdout == ""
+    line = line_of(POD + "---" + bad, "k8s.ksyun.com/kci-host-aliases:")   # the annotation's
     assert result.stderr.startswith(
-        f'{path}:8: denied: Deployment/nginx-rbkci: k8s.ksyun.com/kci-host-aliases (pod): '
+        f'{path}:{line}: denied: Deployment/nginx-rbkci: k8s.ksyun.com/kci-host-aliases (pod): '
         'item 1: "ip": "1.2.3" is not an IPv4 or IPv6 address\n')
     assert "nothing printed (denied)" in result.stderr
     assert run(tmp_path, "-f", path, "--diff").stdout == ""
@@ -376,14 +378,66 @@ def test_strict_passes_a_clean_manifest(tmp_path: Path) -> None:
     assert MIRRORED in result.stdout
 
 
-def test_warnings_name_the_line_of_their_document(tmp_path: Path) -> None:
+def line_of(text: str, needle: str, start: int = 0) -> int:
+    return text[:text.index(needle, start)].count("\n") + 1
+
+
+def test_warnings_name_the_line_of_their_annotation(tmp_path: Path) -> None:
     text = CONFIGMAP + "---\n" + with_annotations(yaml.safe_load(POD), ("metadata",),
                                                   {"k8s.ksyun.com/kci-dns": "{}"})
     path = manifest(tmp_path, text)
     result = run(tmp_path, "-f", path)
-    line = CONFIGMAP.count("\n") + 2
+    line = line_of(text, "k8s.ksyun.com/kci-dns:")
+    assert line > CONFIGMAP.count("\n") + 2          # not the document's first line
     assert result.stderr.startswith(f"{path}:{line}: warning: Pod/p: metadata.annotations: "
                                     "unknown annotation k8s.ksyun.com/kci-dns")
+
+
+LIST = """\
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: ConfigMap
+  metadata: {name: c}
+- apiVersion: v1
+  kind: Pod
+  metadata:
+    name: good
+  spec:
+    containers: [{name: c, image: nginx}]
+- apiVersion: apps/v1
+  kind: Deployment
+  metadata:
+    name: bad
+  spec:
+    template:
+      metadata:
+        labels: {app: x}
+        annotations:
+          k8s.ksyun.com/kci-http-registry: "a.example"
+          k8s.ksyun.com/kci-dns-config: '{"nameservers": ["1.2.3"]}'
+      spec:
+        containers: [{name: c, image: nginx}]
+"""
+
+
+def test_findings_inside_a_list_point_at_the_item_and_its_annotation(tmp_path: Path) -> None:
+    path = manifest(tmp_path, LIST)
+    result = run(tmp_path, "-f", path)
+    assert result.returncode == 1
+    line = line_of(LIST, "k8s.ksyun.com/kci-dns-config:")
+    assert result.stderr.startswith(
+        f"{path}:{line}: denied: Deployment/bad: k8s.ksyun.com/kci-dns-config (pod): "
+        '"nameservers" item 1: "1.2.3" is not an IPv4 or IPv6 address'), result.stderr
+
+
+def test_a_finding_without_annotations_points_at_its_list_item(tmp_path: Path) -> None:
+    text = LIST.replace("name: good", "name: good\n    namespace: kube-system")
+    result = run(tmp_path, "-f", manifest(tmp_path, text.split("- apiVersion: apps/v1")[0]))
+    assert result.returncode == 0, result.stderr
+    line = line_of(text, "- apiVersion: v1\n  kind: Pod")
+    assert f"in.yaml:{line}: warning: Pod/good: namespace kube-system is " in result.stderr
 
 
 # --- reading: libyaml when present, the same documents either way -----------------------------
@@ -391,7 +445,7 @@ def test_warnings_name_the_line_of_their_document(tmp_path: Path) -> None:
 
 def test_libyaml_reads_and_writes_when_present() -> None:
     assert yaml.__with_libyaml__, "PyYAML here is built with libyaml"
-    assert documents.Loader is yaml.CSafeLoader
+    assert issubclass(documents.Loader, yaml.CSafeLoader)
     assert documents.Dumper is yaml.CSafeDumper
 
 
@@ -439,7 +493,7 @@ def test_what_the_webhook_does_not_touch_comes_back_byte_for_byte(
         documents.Loader = default
     assert [d.data for d in docs] == objects
     assert documents.splice(text, []) == text
-    replaced = documents.splice(text, [(d, documents.dump_yaml(d.data)) for d in docs])
+    replaced = documents.splice(text, [(d, documents.dump_yaml(d.data), False) for d in docs])
     assert list(yaml.safe_load_all(replaced)) == objects
 
 
@@ -448,3 +502,126 @@ def test_preview_is_idempotent(tmp_path: Path) -> None:
     twice = run(tmp_path, "-f", manifest(tmp_path, once.stdout, name="once.yaml"))
     assert once.returncode == twice.returncode == 0
     assert twice.stdout == once.stdout
+
+
+def test_a_reader_that_stops_early_ends_the_preview_quietly(tmp_path: Path) -> None:
+    """`kci-webhook mutate -f big.yaml | head`: head closes the pipe; no traceback."""
+    (tmp_path / "config.yaml").write_text(CONFIG)
+    path = manifest(tmp_path, "---\n".join([POD] * 2000))
+    read_end, write_end = os.pipe()
+    os.close(read_end)                      # the reader is gone before the first write
+    try:
+        result = subprocess.run([sys.executable, "-m", "webhook", "mutate", "--config",
+                                 str(tmp_path / "config.yaml"), "-f", path], cwd=ROOT,
+                                stdout=write_end, stderr=subprocess.PIPE, text=True,
+                                timeout=120, check=False, env={"PATH": "/usr/bin:/bin"})
+    finally:
+        os.close(write_end)
+    assert result.stderr == ""
+    assert result.returncode == 141       # as a shell reports a command ended by SIGPIPE
+
+
+def test_a_key_written_twice_is_refused_where_it_is_written_again(tmp_path: Path) -> None:
+    """YAML allows a key once; PyYAML alone would keep the second `image:` silently."""
+    text = POD.replace("  - {name: c, image: nginx}\n",
+                       "  - name: c\n    image: nginx\n    image: busybox\n")
+    path = manifest(tmp_path, text)
+    result = run(tmp_path, "-f", path)
+    assert result.returncode == 2 and result.stdout == ""
+    line = line_of(text, "image: busybox")
+    assert result.stderr == (f"kci-webhook mutate: {path}:{line}:5: duplicate key 'image' (first "
+                             f"at line {line - 1}): a key may appear once in a mapping; kubectl "
+                             "refuses it too\n")
+
+
+def test_a_merge_key_overridden_is_not_a_duplicate(tmp_path: Path) -> None:
+    text = ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n"
+            "  - &c {name: a, image: nginx}\n  - <<: *c\n    name: b\n")
+    assert run(tmp_path, "-f", manifest(tmp_path, text)).returncode == 0
+
+
+def test_a_host_two_mirrors_serve_is_a_warning_about_the_config(tmp_path: Path) -> None:
+    config = CONFIG + "  - endpoint: https://other.example/v2/x\n    hosts: [docker.io]\n"
+    result = run(tmp_path, "-f", manifest(tmp_path, POD), config=config)
+    assert result.returncode == 0
+    assert f"{tmp_path / 'config.yaml'}: warning: mirrors[1].hosts: docker.io is also listed " \
+           "by mirrors[0], which serves it" in result.stderr
+    assert run(tmp_path, "-f", manifest(tmp_path, POD), "--strict",
+               config=config).returncode == 1
+
+
+STYLED_POD = """\
+apiVersion: v1
+kind: Pod
+metadata:
+  name: p
+  labels: {app: "web"}   # flow style, quotes, a comment: none of it changes
+spec:
+  containers:
+  - name: c
+    image: "nginx"
+    args: ["--port", '80']
+"""
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"], ids=["lf", "crlf"])
+def test_diff_shows_only_the_lines_that_change_in_the_files_line_endings(
+        tmp_path: Path, newline: str) -> None:
+    text = STYLED_POD.replace("\n", newline)
+    path = tmp_path / "in.yaml"
+    path.write_bytes(text.encode())
+    (tmp_path / "config.yaml").write_text(CONFIG)
+    result = subprocess.run([sys.executable, "-m", "webhook", "mutate", "--config",
+                             str(tmp_path / "config.yaml"), "-f", str(path), "--diff"],
+                            cwd=ROOT, capture_output=True, timeout=60, check=False,
+                            env={"PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.decode().splitlines(keepends=True)
+    changed = [line for line in lines if line[:1] in "+-" and line[:3] not in ("+++", "---")]
+    assert changed == [f"+  annotations:{newline}",
+                       f"+    kci-webhook/original-images: '{{\"c\":\"nginx\"}}'{newline}",
+                       f'-    image: "nginx"{newline}',
+                       f'+    image: "{MIRRORED}"{newline}',
+                       f"+  imagePullSecrets:{newline}",
+                       f"+  - name: mirror-pull{newline}"]
+    admitted = run(tmp_path, "-f", str(path)).stdout
+    assert yaml.safe_load(admitted)["spec"]["containers"][0]["image"] == MIRRORED
+
+
+def test_json_output_of_a_list_is_one_flat_list(tmp_path: Path) -> None:
+    result = run(tmp_path, "-f", manifest(tmp_path, LIST.split("- apiVersion: apps/v1")[0]
+                                          + "---\n" + POD), "-o", "json")
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["kind"] == "List"
+    assert [(o["kind"], o["metadata"]["name"]) for o in out["items"]] == [
+        ("ConfigMap", "c"), ("Pod", "good"), ("Pod", "p")]
+
+
+def test_an_if_present_mirror_is_shown_as_not_asked(tmp_path: Path) -> None:
+    result = run(tmp_path, "-f", manifest(tmp_path, POD),
+                 config=CONFIG + "    policy: if-present\n")
+    assert result.returncode == 0
+    assert yaml.safe_load(result.stdout)["spec"]["containers"][0]["image"] == MIRRORED
+    assert (f"warning: Pod/p: container c: nginx is shown as {MIRRORED}, but 172.18.0.20:5000 "
+            "is a policy: if-present mirror, which this preview did not ask") in result.stderr
+    assert "which this preview did not ask" not in run(tmp_path, "-f",
+                                                      manifest(tmp_path, POD)).stderr
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    pytest.param('["a"]', "--namespace-annotations: '[\"a\"]' is neither a file nor a JSON "
+                 "object; expected a JSON object of string values", id="array"),
+    pytest.param("team-a.yaml", "--namespace-annotations: 'team-a.yaml' is neither a file nor "
+                 "a JSON object", id="missing-file"),
+    pytest.param('{"a": 1}', "--namespace-annotations: expected a JSON object of string "
+                 "values", id="not-strings"),
+    pytest.param('{"a": "b"', "--namespace-annotations:2:1: did not find expected ',' or '}'",
+                 id="broken-json"),
+])
+def test_namespace_annotations_say_what_they_expect(tmp_path: Path, value: str,
+                                                   message: str) -> None:
+    result = run(tmp_path, "-f", manifest(tmp_path, POD), "--namespace-annotations", value)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"kci-webhook mutate: {message}"), result.stderr
+    assert "No such file" not in result.stderr

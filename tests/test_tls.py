@@ -286,6 +286,22 @@ def test_dev_certificates_created_then_reused(tmp_path: Path, serve: type[EchoSe
             assert echo(conn) == b"ping"
 
 
+def test_dev_certificates_first_made_are_not_reported_as_an_error(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A first start finds no files: that is the normal case, not a problem to report."""
+    with caplog.at_level(logging.INFO, logger="kci-webhook.tls"):
+        tls.ensure_dev_certificates(tmp_path / "certs")
+    said = [record.getMessage() for record in caplog.records]
+    assert said == [f"created a development CA and serving certificate in {tmp_path / 'certs'}"]
+    (tmp_path / "certs" / "tls.key").write_bytes(b"garbage")
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="kci-webhook.tls"):
+        tls.ensure_dev_certificates(tmp_path / "certs")
+    assert caplog.records[0].getMessage().startswith(
+        f"the development certificates in {tmp_path / 'certs'} are not usable (")
+    assert caplog.records[0].getMessage().endswith("): replacing them")
+
+
 @pytest.mark.parametrize("damage", ["expires_today", "garbage_key", "wrong_key", "missing_ca",
                                     "other_ca", "no_localhost"])
 def test_dev_certificates_replaced_when_unusable(tmp_path: Path, damage: str) -> None:

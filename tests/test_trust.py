@@ -696,3 +696,18 @@ def test_colour_only_on_a_terminal(material: Material, tmp_path: Path) -> None:
     output = b"".join(chunks).decode()
     assert "\x1b[" in output                              # coloured on a terminal
     assert "entry harbor-ca: certificate CN=harbor-ca expired on 2022-03-10" in output
+
+
+def test_a_reader_that_stops_early_ends_the_check_quietly(table_dir: Path) -> None:
+    """`kci-webhook trust --check --json FILE | head`: no traceback when head is gone."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "webhook", "trust", "--json", "--check",
+             str(table_dir / f"{CASES[0].id}.yaml")], cwd=ROOT, stdout=write_end,
+            stderr=subprocess.PIPE, text=True, timeout=TIMEOUT, check=False)
+    finally:
+        os.close(write_end)
+    assert result.stderr == ""
+    assert result.returncode == 141

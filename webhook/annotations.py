@@ -12,7 +12,9 @@ are collected and raised together as one `AnnotationError`, each message of the 
     <key> (<level>): <position>: <what was expected>
 
 e.g. ``k8s.ksyun.com/kci-host-aliases (pod): item 1: "ip": "1.2.3" is not an IPv4 or IPv6
-address``. Items are counted from 1, as a person counts them.
+address``. Items are counted from 1, as a person counts them, and always in words
+(`item 2`, `"searches" item 2`): brackets are left to paths that count from 0, as yq and
+kubectl do (`mirrors[0]` in the config, `spec.containers[0]`).
 """
 
 from __future__ import annotations
@@ -389,9 +391,9 @@ def _strings(value: object, position: str, problems: Problems,
         return
     for i, item in enumerate(value, 1):
         if isinstance(item, str):
-            yield f"{position}[{i}]", item
+            yield f"{position} item {i}", item
         else:
-            problems.add(f"{position}[{i}]", partial(expected_string, item))
+            problems.add(f"{position} item {i}", partial(expected_string, item))
 
 
 # --- host aliases -----------------------------------------------------------------------
@@ -511,7 +513,7 @@ def _dns_options(value: object, problems: Problems) -> tuple[DnsOption, ...]:
         return ()
     options = []
     for i, item in enumerate(value, 1):
-        position = f'"options"[{i}]'
+        position = f'"options" item {i}'
         obj = json_object(item, ("name", "value"), position, problems)
         if obj is None:
             continue

@@ -113,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
               "configurations", file=sys.stderr)
     for note in issued.ca_notes:
         print(f"warning: {note}", file=sys.stderr)
-    print(f"wrote {out}/ca.crt, {out}/ca.key, {out}/tls.crt, {out}/tls.key for "
+    written = "tls.crt, tls.key" if issued.ca_reused else "ca.crt, ca.key, tls.crt, tls.key"
+    print(f"wrote {', '.join(f'{out}/{name}' for name in written.split(', '))} for "
           f"{', '.join(service_names)}", file=sys.stderr)
     bundle = tls.ca_bundle(issued.ca.cert_pem)
     if args.ca_bundle_out:

@@ -17,11 +17,12 @@ from webhook import certs, doctor, nodeconfig, preview, tls, trust
 from webhook.config import DEFAULT_WEBHOOK_TIMEOUT_SECONDS, parse_webhook_timeout
 from webhook.drain import DEFAULT_SHUTDOWN_DELAY
 from webhook.errors import ConfigError
-from webhook.helpformat import HelpFormatter, epilog
+from webhook.helpformat import HelpFormatter, epilog, from_environment
 from webhook.logs import log_config
 from webhook.review import DEFAULT_MAX_BODY_BYTES
 
 EXIT_CONFIG = 2
+EXIT_BROKEN_PIPE = 128 + 13   # 141: what a shell reports for a command ended by SIGPIPE
 SERVE_DESCRIPTION = (
     "Serve the admission webhook over HTTPS: POST /mutate and /validate (AdmissionReview "
     "v1 and v1beta1), /healthz, /readyz and /metrics. The config is checked before "
@@ -29,10 +30,13 @@ SERVE_DESCRIPTION = (
     "--certs-dir. The serving certificate is reloaded from disk when it changes. On "
     "SIGTERM it drains: /readyz answers 503 at once, everything is still served for "
     "--shutdown-delay, then the requests in flight finish.")
+EXIT_CANNOT_LISTEN = 3
 SERVE_EXIT_CODES = {0: "stopped by SIGTERM or SIGINT",
-                    1: "the server failed (e.g. the port is taken)",
-                    2: "bad arguments, an invalid config or KCI_* environment, or a "
-                       "kubeconfig that cannot be loaded"}
+                    1: "the server failed while serving",
+                    EXIT_CONFIG: "bad arguments, an invalid config or KCI_* environment, or "
+                                 "a kubeconfig that cannot be loaded",
+                    EXIT_CANNOT_LISTEN: "the server could not start listening (e.g. the port "
+                                        "is taken): nothing was served"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -41,8 +45,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return _reader_went_away()
     return result
+
+
+def _reader_went_away() -> int:
+    """The reader of stdout closed it (`kci-webhook mutate ... | head`): stop quietly, as
+    a command killed by SIGPIPE does, with no traceback. stdout is pointed at /dev/null so
+    that the interpreter's own flush at exit does not fail again (the recipe of Python's
+    `signal` documentation); the exit code is the shell's for SIGPIPE."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_BROKEN_PIPE
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -55,41 +74,43 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve the webhook over HTTPS",
                                 description=SERVE_DESCRIPTION, formatter_class=HelpFormatter,
                                 epilog=epilog(SERVE_EXIT_CODES))
-    serve.add_argument("--config", help="config file (default: $KCI_WEBHOOK_CONFIG)")
+    from_environment(serve.add_argument("--config", help="config file"), "KCI_WEBHOOK_CONFIG")
     serve.add_argument("--host", default="0.0.0.0", help="address to listen on")
     serve.add_argument("--port", type=int, default=8443)
     serve.add_argument("--cert", help="serving certificate (PEM); default: a dev cert in certs/")
     serve.add_argument("--key", help="private key of --cert (PEM)")
     serve.add_argument("--certs-dir", default="certs",
                        help="where dev certificates are written when --cert is not given")
-    serve.add_argument("--workers", type=int, default=int(os.environ.get("KCI_WEBHOOK_WORKERS",
-                                                                          "1")))
-    serve.add_argument("--kubeconfig", default=os.environ.get("KCI_WEBHOOK_KUBECONFIG"),
-                       help="watch Namespaces through this kubeconfig (default: "
-                            "$KCI_WEBHOOK_KUBECONFIG; else, in the order Kubernetes controllers "
-                            "use: $KUBECONFIG (a list, merged as kubectl merges it), the "
-                            "in-cluster service account, ~/.kube/config; with none of them, "
-                            "no namespace defaults)")
-    serve.add_argument("--shutdown-delay", type=_seconds, metavar="SECONDS",
-                       default=os.environ.get("KCI_WEBHOOK_SHUTDOWN_DELAY",
-                                              f"{DEFAULT_SHUTDOWN_DELAY:g}"),
-                       help="on SIGTERM, answer /readyz 503 and keep serving this long, each "
-                            "answer with Connection: close, before finishing the requests in "
-                            "flight and exiting; longer than the endpoint removal takes to "
-                            "reach every balancer; 0 stops at once; "
-                            "$KCI_WEBHOOK_SHUTDOWN_DELAY sets the default")
+    from_environment(serve.add_argument(
+        "--workers", type=int, default=int(os.environ.get("KCI_WEBHOOK_WORKERS", "1")),
+        help="worker processes"), "KCI_WEBHOOK_WORKERS")
+    from_environment(serve.add_argument(
+        "--kubeconfig", default=os.environ.get("KCI_WEBHOOK_KUBECONFIG"),
+        help="watch Namespaces through this kubeconfig; without it, in the order Kubernetes "
+             "controllers use: $KUBECONFIG (a list, merged as kubectl merges it), the "
+             "in-cluster service account, ~/.kube/config; with none of them, no namespace "
+             "defaults"), "KCI_WEBHOOK_KUBECONFIG")
+    from_environment(serve.add_argument(
+        "--shutdown-delay", type=_seconds, metavar="SECONDS",
+        default=os.environ.get("KCI_WEBHOOK_SHUTDOWN_DELAY", f"{DEFAULT_SHUTDOWN_DELAY:g}"),
+        help="on SIGTERM, answer /readyz 503 and keep serving this long, each answer with "
+             "Connection: close, before finishing the requests in flight and exiting; longer "
+             "than the endpoint removal takes to reach every balancer; 0 stops at once"),
+        "KCI_WEBHOOK_SHUTDOWN_DELAY")
     serve.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES,
                        help="request bodies larger than this many bytes (7 MiB) get HTTP 413")
-    serve.add_argument("--webhook-timeout", type=_webhook_timeout, metavar="SECONDS",
-                       default=os.environ.get("KCI_WEBHOOK_TIMEOUT_SECONDS",
-                                              str(DEFAULT_WEBHOOK_TIMEOUT_SECONDS)),
-                       help="the webhook configurations' timeoutSeconds, 1 to 30 "
-                            "($KCI_WEBHOOK_TIMEOUT_SECONDS); mirrorChecks.budgetSeconds must "
-                            "leave room in it")
-    serve.add_argument("--log-level", default=os.environ.get("KCI_WEBHOOK_LOG_LEVEL", "info"),
-                       choices=["debug", "info", "warning", "error"])
-    serve.add_argument("--log-format", default=os.environ.get("KCI_WEBHOOK_LOG_FORMAT", "json"),
-                       choices=["json", "text"], help="json lines or plain text")
+    from_environment(serve.add_argument(
+        "--webhook-timeout", type=_webhook_timeout, metavar="SECONDS",
+        default=os.environ.get("KCI_WEBHOOK_TIMEOUT_SECONDS",
+                               str(DEFAULT_WEBHOOK_TIMEOUT_SECONDS)),
+        help="the webhook configurations' timeoutSeconds, 1 to 30; "
+             "mirrorChecks.budgetSeconds must leave room in it"), "KCI_WEBHOOK_TIMEOUT_SECONDS")
+    from_environment(serve.add_argument(
+        "--log-level", default=os.environ.get("KCI_WEBHOOK_LOG_LEVEL", "info"),
+        choices=["debug", "info", "warning", "error"]), "KCI_WEBHOOK_LOG_LEVEL")
+    from_environment(serve.add_argument(
+        "--log-format", default=os.environ.get("KCI_WEBHOOK_LOG_FORMAT", "json"),
+        choices=["json", "text"], help="json lines or plain text"), "KCI_WEBHOOK_LOG_FORMAT")
     serve.set_defaults(func=_serve)
 
     preview.add_parser(commands)
@@ -149,6 +170,8 @@ def _serve(args: argparse.Namespace) -> int:
         "KCI_WEBHOOK_SHUTDOWN_DELAY": str(args.shutdown_delay),
         "KCI_WEBHOOK_TIMEOUT_SECONDS": str(args.webhook_timeout),
     })
+    for warning in config.warnings:
+        log.warning("%s: %s", config.source, warning)
     log.info("serving on https://%s:%d with config %s, %d mirror(s), %d worker(s)",
              args.host, args.port, config.source, len(config.mirrors), args.workers)
     with contextlib.ExitStack() as stack:
@@ -157,6 +180,8 @@ def _serve(args: argparse.Namespace) -> int:
             # their files live only as long as this server
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = stack.enter_context(
                 tempfile.TemporaryDirectory(prefix="kci-webhook-metrics-"))
+        # a port that cannot be bound ends the process in uvicorn with its STARTUP_FAILURE,
+        # EXIT_CANNOT_LISTEN (one worker or several)
         server.run(host=args.host, port=args.port, workers=max(1, args.workers),
                    log_level=args.log_level, log_format=args.log_format)
     return 0

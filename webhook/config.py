@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -141,6 +142,9 @@ class Config:
     exclude_namespaces: frozenset[str] = frozenset(DEFAULT_EXCLUDED_NAMESPACES)
     mirror_checks: MirrorChecks = field(default_factory=MirrorChecks)
     source: str = "<defaults>"
+    # What is valid but almost certainly a mistake, each without the file's name: serve logs
+    # them at load and reload, mutate prints them as warnings about the file.
+    warnings: tuple[str, ...] = field(default=(), compare=False)
     # Memo of image → rewrite plan for this config (see webhook.mutate); not its value.
     rewrite_cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     # Memo of other values derived from this config once (see webhook.layers); not its value.
@@ -168,9 +172,10 @@ def load_config(text: str | bytes, *, source: str,
     if len(text) > MAX_CONFIG_BYTES:
         raise ConfigError(f"{source}: larger than {MAX_CONFIG_BYTES} bytes")
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=YamlLoader)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+        shown = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+        raise ConfigError(yaml_error_message(exc, source, shown)) from None
     return config_from_data({} if data is None else data, source=source,
                             webhook_timeout=webhook_timeout)
 
@@ -197,7 +202,8 @@ def config_from_data(data: object, *, source: str,
         raise ConfigError("\n".join(f"{source}: {p}" for p in problems))
     return Config(on_invalid=on_invalid, dialect=dialect, defaults=defaults, mirrors=mirrors,
                   allowed_insecure_registries=allowed, exclude_namespaces=frozenset(excluded),
-                  mirror_checks=checks, source=source)
+                  mirror_checks=checks, source=source,
+                  warnings=tuple(_shadowed_hosts(mirrors)))
 
 
 _CHECK_KEYS = {"budgetSeconds": (0.05, 10.0), "positiveTTLSeconds": (0.0, 86400.0),
@@ -246,7 +252,7 @@ def _mirror_checks(value: object, problems: list[str], webhook_timeout: int) -> 
         if isinstance(number, bool) or not isinstance(number, int | float) or not (
                 low <= number <= high):
             problems.append(f"mirrorChecks.{key}: expected a number of seconds from {low:g} "
-                            f"to {high:g}, got {number!r}")
+                            f"to {high:g}, got {shown(number)}")
         else:
             numbers[key] = float(number)
     limit = budget_limit(webhook_timeout)
@@ -278,16 +284,27 @@ def _mapping(value: object, where: str, problems: list[str], keys: set[str]) -> 
     return {k: v for k, v in value.items() if k in keys}
 
 
+def shown(value: object) -> str:
+    """A value as a YAML author wrote it: true, null, 3, [1, 2] (not Python's True, None);
+    a string quoted, so an empty one or one with spaces is visible."""
+    if isinstance(value, str):
+        return repr(value)
+    try:
+        return json.dumps(value, separators=(", ", ": "), ensure_ascii=False)
+    except (TypeError, ValueError):            # a YAML date, a set: its own text
+        return str(value)
+
+
 def _choice(value: object, where: str, choices: tuple[str, ...], problems: list[str]) -> str:
     if value not in choices:
-        problems.append(f"{where}: {value!r} is not one of {', '.join(choices)}")
+        problems.append(f"{where}: {shown(value)} is not one of {', '.join(choices)}")
         return choices[0]
     return str(value)
 
 
 def _bool(value: object, where: str, problems: list[str]) -> bool:
     if not isinstance(value, bool):
-        problems.append(f"{where}: expected true or false, got {value!r}")
+        problems.append(f"{where}: expected true or false, got {shown(value)}")
         return False
     return value
 
@@ -341,6 +358,9 @@ def _mirrors(value: object, problems: list[str]) -> list[Mirror]:
 
 def _mirror(item: object, where: str, problems: list[str]) -> Mirror | None:
     before = len(problems)
+    if not isinstance(item, dict):
+        problems.append(f"{where}: expected a mapping (endpoint, hosts, ...), got {_kind(item)}")
+        return None
     data = _mapping(item, where, problems, _MIRROR_KEYS)
     if "endpoint" not in data and isinstance(item, dict):
         problems.append(f"{where}: \"endpoint\" is required")
@@ -417,7 +437,7 @@ def _source_hosts(value: object, where: str, problems: list[str]) -> tuple[str, 
                 raise ReferenceError_("ErrRegistryHostInvalid", repr(item))
             parse_registry_host(item)
         except ReferenceError_:
-            problems.append(f"{where}[{index}]: {item!r} is not a registry host[:port] "
+            problems.append(f"{where}[{index}]: {shown(item)} is not a registry host[:port] "
                             "(no scheme, no path)")
             continue
         host = normalize_domain(item.lower())
@@ -438,7 +458,7 @@ def _patterns(value: object, problems: list[str]) -> list[str]:
         try:
             parse_registry_host(candidate)
         except ReferenceError_:
-            problems.append(f"security.allowedInsecureRegistries[{index}]: {item!r} is not "
+            problems.append(f"security.allowedInsecureRegistries[{index}]: {shown(item)} is not "
                             "host[:port] or *.domain[:port]")
             continue
         patterns.append(text)
@@ -452,7 +472,8 @@ def _namespaces(value: object, problems: list[str]) -> list[str]:
     names = []
     for index, item in enumerate(value):
         if not isinstance(item, str) or dns1123_label_errors(item):
-            problems.append(f"exclude.namespaces[{index}]: {item!r} is not a namespace name")
+            problems.append(f"exclude.namespaces[{index}]: {shown(item)} is not a namespace "
+                            "name")
         else:
             names.append(item)
     return names
@@ -469,6 +490,75 @@ def _cycles(mirrors: tuple[Mirror, ...]) -> list[str]:
                     f"mirrors[{j}].hosts; images rewritten to it would be rewritten again "
                     "(a cycle). Remove it from hosts")
     return problems
+
+
+def _shadowed_hosts(mirrors: tuple[Mirror, ...]) -> list[str]:
+    """A source host listed by two mirrors: the first that lists it serves it (webhook.images
+    asks them in order), so the later one is never used for it. Valid, but surely not
+    meant: a warning, not an error."""
+    first: dict[str, int] = {}
+    warnings = []
+    for index, mirror in enumerate(mirrors):
+        for host in mirror.hosts:
+            if host in first:
+                warnings.append(
+                    f"mirrors[{index}].hosts: {host} is also listed by mirrors[{first[host]}], "
+                    f"which serves it (the first mirror that lists a host does); "
+                    f"mirrors[{index}] is never used for {host}")
+            else:
+                first[host] = index
+    return warnings
+
+
+# --- YAML as a person reads it -----------------------------------------------------------
+
+_BaseLoader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class YamlLoader(_BaseLoader):
+    """The safe loader (libyaml's when PyYAML has it) that refuses a key written twice in
+    one mapping. YAML forbids it, and kubectl and the API server refuse such a manifest;
+    PyYAML alone would keep the last value and say nothing (a second `image:` silently
+    wins). Merge keys (`<<: *anchor`) overriding a merged value are not duplicates."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[tuple[str, str], yaml.Node] = {}
+            for key_node, _value in node.value:
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                    continue
+                identity = (key_node.tag, key_node.value)
+                if identity in seen:
+                    first = seen[identity].start_mark
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key_node.value!r} (first at line "
+                        f"{first.line + 1}): a key may appear once in a mapping; "
+                        "kubectl refuses it too", key_node.start_mark)
+                seen[identity] = key_node
+        return super().construct_mapping(node, deep=deep)
+
+
+def yaml_error_message(exc: yaml.YAMLError, name: str, source: str) -> str:
+    """`FILE:LINE:COL: problem (context at LINE:COL)`, 1-based as editors count; the
+    raw text of PyYAML's message is for programmers, with a copy of the line and a caret."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    if isinstance(exc, yaml.reader.ReaderError):
+        line = source.count("\n", 0, exc.position) + 1
+        column = exc.position - (source.rfind("\n", 0, exc.position) + 1) + 1
+        character = exc.character if isinstance(exc.character, int) else 0
+        return f"{name}:{line}:{column}: unacceptable character #x{character:04x}: {exc.reason}"
+    if not isinstance(exc, yaml.MarkedYAMLError) or mark is None:
+        return f"{name}: not valid YAML: {exc}"
+    text = exc.problem or exc.context or "cannot be read"
+    context = exc.context_mark
+    if exc.problem and exc.context:
+        text += f" ({exc.context}"
+        if context and (context.line, context.column) != (mark.line, mark.column):
+            text += f" at {context.line + 1}:{context.column + 1}"
+        text += ")"
+    if source[mark.index:mark.index + 1] == "\t":
+        text += "; a tab: YAML indents with spaces only"
+    return f"{name}:{mark.line + 1}:{mark.column + 1}: {text}"
 
 
 # --- the environment -------------------------------------------------------------------
@@ -553,7 +643,7 @@ def registry_allowed(registry: str, patterns: tuple[str, ...]) -> bool:
 
 __all__ = [
     "DEFAULT_WEBHOOK_TIMEOUT_SECONDS", "Config", "Defaults", "EnvironmentDefaults", "Mirror",
-    "RegistryKey", "budget_limit", "config_from_data", "environment_defaults", "load_config",
-    "mirror_keys", "parse_endpoint", "parse_webhook_timeout", "registry_allowed",
-    "registry_key",
+    "RegistryKey", "YamlLoader", "budget_limit", "config_from_data", "environment_defaults",
+    "load_config", "mirror_keys", "parse_endpoint", "parse_webhook_timeout", "registry_allowed",
+    "registry_key", "shown", "yaml_error_message",
 ]

@@ -6,7 +6,8 @@ line), and show an option's default only when asked in each help string. `HelpFo
 re-wraps each paragraph of a description or epilog to the terminal, keeps indented lines
 exactly as written (tables, examples), and ends the help of every option that has a
 default with `(default: VALUE)` — options without a help text too, so a default is never
-hidden. `epilog` builds the common "exit codes" (and "examples") block.
+hidden — after `(env: $VARIABLE)` when an environment variable sets that default
+(`from_environment`). `epilog` builds the common "exit codes" (and "examples") block.
 """
 
 from __future__ import annotations
@@ -19,6 +20,22 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 _TABLE_ROW = re.compile(r"(\s+\S+  )\S")  # "  2  bad arguments": wrapped under its text
+
+
+ENV_ATTRIBUTE = "environment_variable"
+_NO_TEXT = "\x00"
+
+
+def from_environment(action: argparse.Action, variable: str) -> argparse.Action:
+    """Mark an option whose default an environment variable sets (the caller reads it):
+    its help then names the variable, so `--help` and the docs' table of variables agree."""
+    setattr(action, ENV_ATTRIBUTE, variable)
+    return action
+
+
+def environment_variable(action: argparse.Action) -> str | None:
+    variable = getattr(action, ENV_ATTRIBUTE, None)
+    return variable if isinstance(variable, str) else None
 
 
 def shows_default(action: argparse.Action) -> bool:
@@ -66,15 +83,18 @@ class HelpFormatter(argparse.HelpFormatter):
         return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        text = action.help or ""
+        text = "" if action.help == _NO_TEXT else action.help or ""
+        variable = environment_variable(action)
+        if variable and f"${variable}" not in text:
+            text = f"{text} (env: ${variable})".strip()
         if shows_default(action) and "%(default)" not in text and "(default:" not in text:
             text = f"{text} (default: %(default)s)".strip()
         return text
 
     def _format_action(self, action: argparse.Action) -> str:
-        if not action.help and shows_default(action):
+        if not action.help and (shows_default(action) or environment_variable(action)):
             action = copy.copy(action)
-            action.help = "(default: %(default)s)"
+            action.help = _NO_TEXT      # argparse prints no help for an empty or blank one
         return super()._format_action(action)
 
 

@@ -1,6 +1,7 @@
 """Structured logs: one JSON object per line, for log pipelines; plain text for people.
 
-Admission lines carry the request's uid, namespace, pod name (or generateName), operation,
+Admission lines carry the request's uid, namespace, the object's `kind` and `object_name`
+(or generateName; a pod's name also as `pod`), operation,
 subresource (`ephemeralcontainers` for `kubectl debug`, empty for the pod itself), decision
 and duration as fields of their own (`extra=`), never whole bodies or secrets.
 """

@@ -42,6 +42,7 @@ class Decision:
     outcome: str                # mutated | unchanged | denied | skipped | error
     uid: str = ""
     namespace: str = ""
+    kind: str = ""              # of the object: Pod, or the workload /validate judged
     name: str = ""
     operation: str = ""
     sub_resource: str = ""
@@ -316,8 +317,8 @@ def _answer(request: Request, outcome: str, *, allowed: bool, message: str = "",
     body = orjson.dumps({"apiVersion": request.api_version, "kind": "AdmissionReview",
                          "response": response})
     return Decision(body=body, outcome=outcome, uid=request.uid, namespace=request.namespace,
-                    name=name, operation=request.operation, sub_resource=request.sub_resource,
-                    warnings=warnings, message=message)
+                    kind=request.kind, name=name, operation=request.operation,
+                    sub_resource=request.sub_resource, warnings=warnings, message=message)
 
 
 def errored(request_body: bytes, message: str) -> bytes:

@@ -319,6 +319,8 @@ async def watch_config(state: AppState, settings: Settings, interval: float = 2.
             await old_checker.retire()        # admissions that hold it finish on it first
         metrics.CONFIG_RELOADS.labels("success").inc()
         log.info("config reloaded from %s: %d mirror(s)", config.source, len(config.mirrors))
+        for warning in config.warnings:
+            log.warning("%s: %s", config.source, warning)
 
 
 def _snapshot(path: str | None, files: tuple[str, ...] = ()) -> tuple[bytes | None, bytes]:

@@ -204,6 +204,8 @@ def ensure_dev_certificates(directory: Path) -> tuple[Path, Path, Path]:
         if not report.problems:
             return cert, key, ca
         why = "; ".join(report.problems)
+    except FileNotFoundError:
+        why = ""                                   # the first start: nothing there yet
     except OSError as exc:
         why = f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)
     if (directory / "ca.key").exists():
@@ -213,7 +215,9 @@ def ensure_dev_certificates(directory: Path) -> tuple[Path, Path, Path]:
             f"{directory}: holds a CA key (ca.key, from `kci-webhook certs`) and its "
             f"certificates are not usable for development ({why}); pass --cert and --key, "
             "or --certs-dir a directory for development certificates")
-    log.info("writing development certificates in %s: %s", directory, why)
+    if why:
+        log.info("the development certificates in %s are not usable (%s): replacing them",
+                 directory, why)
     new_ca = generate_ca(common_name="kci-webhook-dev-ca", days=365)
     serving = generate_serving_cert(new_ca, dns_names=DEV_DNS_NAMES,
                                     ip_addresses=DEV_IP_ADDRESSES, days=90)

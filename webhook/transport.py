@@ -134,8 +134,12 @@ class AdmissionTransport:
 
 
 def _fields(endpoint: str, decision: Decision, seconds: float) -> dict[str, Any]:
+    # the object's kind and name (as object_name: "name" is a LogRecord attribute), since
+    # /validate judges Deployments, Jobs, ...; "pod" stays for pods, the field queries use
+    named = {"pod": decision.name} if decision.kind == "Pod" else {}
     return {"endpoint": endpoint, "uid": decision.uid, "namespace": decision.namespace,
-            "pod": decision.name, "operation": decision.operation,
+            "kind": decision.kind, "object_name": decision.name, **named,
+            "operation": decision.operation,
             "subresource": decision.sub_resource,
             "decision": decision.outcome, "duration_ms": round(seconds * 1000, 3)}
 

@@ -21,8 +21,13 @@ the path a node walks, from this machine, and stops at the first step a pull wou
 6. `manifest` with `--image`: `HEAD /v2/<repository>/manifests/<tag|digest>` with the
               manifest types containerd accepts, and the digest.
 
+REGISTRY may be written as a mirror endpoint is in the config (`https://host/v2/<ns>`:
+`--image` then names the source repository, under the namespace as the webhook rewrites
+it), and `--config FILE` checks every mirror of a config with its own files.
+
 Every failure names its fix in the vendor documentation's terms: the CA in the mirror's
-`caFile` or in a TkgServiceConfiguration's `additionalTrustedCAs` (`kci-webhook trust`),
+`caFile`, on the nodes (containerd's `hosts.toml` or the node's trust store; with
+`--nodes tanzu`, a TkgServiceConfiguration's `additionalTrustedCAs`, `kci-webhook trust`),
 and the KCI annotations `kci-insecure-registry`, `kci-http-registry`, `kci-host-aliases`,
 `kci-dns-config`. Exit code 0 only when a pull would work, 1 when it would not, 2 for a
 usage error. Like the presence check (registry.py), it never sends credentials over plain
@@ -62,6 +67,7 @@ from webhook.doctor.handshake import EXPIRY_WARNING
 from webhook.doctor.options import (
     Options,
     load_ca_file,
+    mirror_options,
     options_from_args,
     parse_host_aliases,
     parse_image,
@@ -75,6 +81,6 @@ __all__ = [
     "DEFAULT_TIMEOUT", "DOCKER_HUB_API", "EXIT_FAIL", "EXIT_OK", "EXIT_USAGE", "EXPIRY_WARNING",
     "STEPS", "USER_AGENT",
     "Doctor", "Options", "Step", "Target", "UsageError",
-    "add_parser", "load_ca_file", "options_from_args", "parse_host_aliases", "parse_image",
-    "parse_target", "print_report", "run",
+    "add_parser", "load_ca_file", "mirror_options", "options_from_args", "parse_host_aliases",
+    "parse_image", "parse_target", "print_report", "run",
 ]

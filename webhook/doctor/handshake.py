@@ -172,12 +172,27 @@ def _unknown_authority(s: Session, code: int, chain: list[x509.Certificate]
         f"trust {ca_source} where pulls are verified:",
         "1. for a mirror, give it as the mirror's caFile (the webhook's checks use it; "
         "check here with --ca CA.pem)",
-        "2. cluster-wide: kci-webhook trust CA.pem builds the TkgServiceConfiguration "
-        "section spec.trust.additionalTrustedCAs (nodes get it as "
-        "/etc/ssl/certs/tkg-<name>.pem at their next rolling update)",
+        f"2. {_node_trust(s.t.registry, tanzu=s.o.tanzu)}",
         f"3. last resort, no verification at all: {KCI_INSECURE_REGISTRY}: "
         f"{s.t.registry}"))
     return detail, fix, notes
+
+
+def _node_trust(registry: str, *, tanzu: bool) -> str:
+    """Where the nodes that pull learn the CA: the route that fits how they are managed
+    (--nodes). A Tanzu cluster's nodes are rebuilt from its TkgServiceConfiguration, so a
+    file put on them by hand is lost; plain containerd nodes read their registry hosts
+    directory, or the system store."""
+    if tanzu:
+        return ("on the nodes of a Tanzu (TKG) cluster: kci-webhook trust CA.pem builds the "
+                "TkgServiceConfiguration section spec.trust.additionalTrustedCAs (nodes get it "
+                "as /etc/ssl/certs/tkg-<name>.pem at their next rolling update)")
+    return (f"on the nodes (containerd): put it in /etc/containerd/certs.d/{registry}/ca.crt "
+            f"with a hosts.toml there naming it (ca = \"/etc/containerd/certs.d/{registry}/"
+            "ca.crt\"; config_path = \"/etc/containerd/certs.d\" in containerd's registry "
+            "config), or in the node's trust store (/usr/local/share/ca-certificates/, then "
+            "update-ca-certificates and restart containerd); for a Tanzu (TKG) cluster, see "
+            "--nodes tanzu")
 
 
 def _what_ca_holds(s: Session, top: x509.Certificate) -> str:

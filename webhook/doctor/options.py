@@ -19,6 +19,7 @@ from typing import Any
 from cryptography import x509
 
 from webhook.annotations import host_aliases_from_data, is_ip
+from webhook.config import Mirror
 from webhook.doctor.certs import _verifying_context
 from webhook.doctor.errors import UsageError
 from webhook.doctor.lazy import registry
@@ -38,6 +39,7 @@ class Options:
     repository: str | None
     reference: str | None
     timeout: float
+    tanzu: bool = False    # nodes of a Tanzu (TKG) cluster: their trust comes from the TKGS
 
 
 def parse_host_aliases(values: list[str]) -> dict[str, str]:
@@ -66,12 +68,12 @@ def parse_host_aliases(values: list[str]) -> dict[str, str]:
     return mapping
 
 
-def load_ca_file(path: str) -> tuple[x509.Certificate, ...]:
+def load_ca_file(path: str, *, flag: str = "--ca") -> tuple[x509.Certificate, ...]:
     """The certificates of a `--ca` PEM file; the base64-of-PEM pitfall is named."""
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
-        raise UsageError(f"--ca {path}: cannot read: {exc.strerror or exc}") from None
+        raise UsageError(f"{flag} {path}: cannot read: {exc.strerror or exc}") from None
     try:
         certs = x509.load_pem_x509_certificates(data)
     except ValueError:
@@ -81,7 +83,7 @@ def load_ca_file(path: str) -> tuple[x509.Certificate, ...]:
         if _is_base64_pem(data):
             hint = ("it holds base64 of a PEM certificate (what `kubectl get secret -o "
                     "jsonpath='{.data.ca\\.crt}'` prints): decode it first with base64 -d")
-        raise UsageError(f"--ca {path}: no PEM certificate in it; {hint}")
+        raise UsageError(f"{flag} {path}: no PEM certificate in it; {hint}")
     return tuple(certs)
 
 
@@ -111,6 +113,8 @@ def parse_image(image: str, target: Target) -> tuple[str, str]:
     path = ref.path
     if target.host == DOCKER_HUB_API and "/" not in path:
         path = f"library/{path}"
+    if target.namespace and not path.startswith(f"{target.namespace}/"):
+        path = f"{target.namespace}/{path}"      # as the webhook rewrites it to the mirror
     return path, registry.manifest_reference(ref)
 
 
@@ -120,23 +124,36 @@ def _image_text(repository: str, reference: str) -> str:
 
 
 def options_from_args(args: argparse.Namespace) -> Options:
-    target = parse_target(args.registry, http=args.http)
+    return _options(parse_target(args.registry, http=args.http), args, ca=args.ca,
+                    creds=args.creds)
+
+
+def mirror_options(mirror: Mirror, args: argparse.Namespace) -> Options:
+    """What to check for one mirror of a config: its endpoint as written there, its caFile
+    and pullCredentialConfigPath; --host-alias, --image and --timeout from the command."""
+    target = parse_target(mirror.endpoint, http=mirror.scheme == "http")
+    return _options(target, args, ca=mirror.ca_file, creds=mirror.pull_credential_config_path,
+                    ca_flag="caFile", creds_flag="pullCredentialConfigPath")
+
+
+def _options(target: Target, args: argparse.Namespace, *, ca: str | None, creds: str | None,
+             ca_flag: str = "--ca", creds_flag: str = "--creds") -> Options:
     aliases = parse_host_aliases(args.host_alias or [])
     ca_certs: tuple[x509.Certificate, ...] = ()
-    if args.ca:
-        ca_certs = load_ca_file(args.ca)
+    if ca:
+        ca_certs = load_ca_file(ca, flag=ca_flag)
         try:
-            _verifying_context(args.ca)
+            _verifying_context(ca)
         except ssl.SSLError as exc:
-            raise UsageError(f"--ca {args.ca}: cannot load: {exc.reason or exc}") from None
+            raise UsageError(f"{ca_flag} {ca}: cannot load: {exc.reason or exc}") from None
     credentials = None
-    if args.creds:
+    if creds:
         try:
-            credentials = registry.credentials_from_dockerconfig(args.creds, target.registry)
+            credentials = registry.credentials_from_dockerconfig(creds, target.registry)
         except registry.CredentialsError as exc:
-            raise UsageError(f"--creds {exc}") from None
+            raise UsageError(f"{creds_flag} {exc}") from None
     repository = reference = None
     if args.image:
         repository, reference = parse_image(args.image, target)
-    return Options(target, aliases, args.ca, ca_certs, args.creds, credentials, repository,
-                   reference, args.timeout)
+    return Options(target, aliases, ca, ca_certs, creds, credentials, repository, reference,
+                   args.timeout, tanzu=getattr(args, "nodes", "containerd") == "tanzu")

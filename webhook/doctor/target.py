@@ -7,7 +7,11 @@ from dataclasses import dataclass
 
 from webhook.doctor.errors import UsageError
 from webhook.errors import ReferenceError_
-from webhook.reference import normalize_domain, parse_registry_host
+from webhook.reference import (
+    is_path_component_sequence,
+    normalize_domain,
+    parse_registry_host,
+)
 
 DOCKER_HUB_API = "registry-1.docker.io"
 
@@ -15,12 +19,14 @@ DOCKER_HUB_API = "registry-1.docker.io"
 @dataclass(frozen=True)
 class Target:
     """`registry` is `host[:port]` as image references and the KCI annotations write it;
-    `host` the name or address dialled and verified (no brackets); `scheme` http(s)."""
+    `host` the name or address dialled and verified (no brackets); `scheme` http(s);
+    `namespace` the path a mirror endpoint serves its images under ("" for none)."""
 
     registry: str
     host: str
     port: int
     scheme: str
+    namespace: str = ""
 
     @property
     def is_ip(self) -> bool:
@@ -35,7 +41,9 @@ class Target:
 
 
 def parse_target(text: str, *, http: bool) -> Target:
-    """REGISTRY[:PORT], optionally written as a URL (`https://h:5000`, `http://h:5000/`)."""
+    """REGISTRY[:PORT], optionally written as a URL (`https://h:5000`, `http://h:5000/`),
+    or as a mirror endpoint is written in the config, with its namespace
+    (`https://h:5000/v2/ns`, `h:5000/ns`)."""
     raw = text.strip()
     scheme = "http" if http else "https"
     if "://" in raw:
@@ -46,12 +54,14 @@ def parse_target(text: str, *, http: bool) -> Target:
         if given == "https" and http:
             raise UsageError(f"REGISTRY {text!r} says https:// but --http asks for plain HTTP")
         scheme = given
-    raw = raw.rstrip("/")
-    if raw.endswith("/v2"):
-        raw = raw[:-3]
-    if "/" in raw:
-        raise UsageError(f"REGISTRY {text!r}: expected host[:port] with no path "
-                         f"(write {raw.split('/', 1)[0]})")
+    raw, _, path = raw.partition("/")
+    path = path.strip("/")
+    if path == "v2" or path.startswith("v2/"):
+        path = path[3:]
+    if path and not is_path_component_sequence(path):
+        raise UsageError(f"REGISTRY {text!r}: expected host[:port], or a mirror endpoint "
+                         f"with its namespace (https://{raw}/v2/<namespace>); {path!r} is "
+                         "not a namespace: lowercase components separated by '/'")
     try:
         host, port = parse_registry_host(raw.lower())
     except ReferenceError_:
@@ -60,7 +70,7 @@ def parse_target(text: str, *, http: bool) -> Target:
     bare = host[1:-1] if host.startswith("[") else host
     if normalize_domain(bare) == "docker.io":  # what docker.io images are pulled from
         bare = DOCKER_HUB_API
-    return Target(raw.lower(), bare, port or (443 if scheme == "https" else 80), scheme)
+    return Target(raw.lower(), bare, port or (443 if scheme == "https" else 80), scheme, path)
 
 
 def _is_ip(text: str) -> bool:

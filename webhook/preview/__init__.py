@@ -12,13 +12,15 @@ apply -f -`:
   (a YAML error as `FILE:LINE:COL: ...`).
 
 Documents the webhook does not change are printed exactly as written (comments too); a
-changed one is re-serialized in its place. `-o json` prints one object, or a `v1 List`
-of several, as `kubectl get -o json` does. `--diff` compares the file as written with
-that output.
+changed one is the smallest edit of its text (`edit`), or, where that cannot be made,
+re-serialized in its place. `-o json` prints one object, or a `v1 List` of several (an
+input List's items among them), as `kubectl get -o json` does. `--diff` compares the file
+as written with that output.
 
 Its modules, bottom up: `documents` (YAML in with positions, YAML/JSON out, splicing),
-`lint` (what admission would ignore without a word), `objects` (the mutation of each
-object, and the findings), `command` (arguments and exit codes).
+`edit` (a changed document as an edit of its text), `lint` (what admission would ignore
+without a word), `objects` (the mutation of each object, and the findings), `command`
+(arguments and exit codes).
 """
 
 from __future__ import annotations

@@ -11,10 +11,10 @@ from typing import Any
 
 import yaml
 
-from webhook.config import Config, environment_defaults, load_config
+from webhook.config import Config, environment_defaults, load_config, yaml_error_message
 from webhook.dialects import DIALECT_NAMES
 from webhook.errors import ConfigError
-from webhook.helpformat import HelpFormatter, epilog
+from webhook.helpformat import HelpFormatter, epilog, from_environment
 from webhook.preview.documents import (
     Document,
     InputError,
@@ -23,8 +23,10 @@ from webhook.preview.documents import (
     dump_json,
     dump_yaml,
     load,
+    plain,
     splice,
 )
+from webhook.preview.edit import edited
 from webhook.preview.objects import Preview, preview
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
@@ -63,9 +65,9 @@ def add_parser(commands: Any) -> None:
         epilog=epilog(EXIT_CODES, EXAMPLES), formatter_class=HelpFormatter)
     parser.add_argument("-f", "--filename", required=True, metavar="FILE",
                         help="manifest file, or - for stdin")
-    parser.add_argument("--config", default=os.environ.get("KCI_WEBHOOK_CONFIG"),
-                        help="the webhook's config file; $KCI_WEBHOOK_CONFIG when set, "
-                             "else built-in defaults")
+    from_environment(parser.add_argument(
+        "--config", default=os.environ.get("KCI_WEBHOOK_CONFIG"),
+        help="the webhook's config file; without one, built-in defaults"), "KCI_WEBHOOK_CONFIG")
     parser.add_argument("-n", "--namespace", default="default",
                         help="namespace of objects that name none")
     parser.add_argument("--namespace-annotations", metavar="JSON|FILE",
@@ -131,20 +133,48 @@ def _read(filename: str) -> str:
 
 def _render(text: str, documents: list[Document], result: Preview, output: str) -> str:
     if output == "json":
-        return dump_json([d for d in result.documents if d is not None])
-    return splice(text, [(doc, dump_yaml(new)) for doc, new, changed
-                         in zip(documents, result.documents, result.changed, strict=True)
-                         if changed])
+        return dump_json(_objects(result.documents))
+    replacements = []
+    for doc, new, changed in zip(documents, result.documents, result.changed, strict=True):
+        if changed:
+            exact = edited(text, doc.node, doc.start, doc.end, doc.data, new, plain=plain)
+            replacements.append((doc, dump_yaml(new), False) if exact is None
+                                else (doc, exact, True))
+    return splice(text, replacements)
+
+
+def _objects(documents: list[Any]) -> list[Any]:
+    """The objects to print: a `kind: List`'s items in its place (kubectl prints one flat
+    List, never a List in a List); empty documents dropped."""
+    objects: list[Any] = []
+    for document in documents:
+        if isinstance(document, dict) and document.get("kind") == "List" \
+                and isinstance(document.get("items"), list):
+            objects.extend(document["items"])
+        elif document is not None:
+            objects.append(document)
+    return objects
+
+
+NAMESPACE_ANNOTATIONS_EXPECTED = ('expected a JSON object of string values, such as '
+                                  '\'{"kci-webhook/mirrors": "off"}\', or a YAML or JSON file '
+                                  'holding one')
 
 
 def _namespace_annotations(value: str | None) -> dict[str, str]:
     if not value:
         return {}
-    text = value if value.lstrip().startswith("{") else Path(value).read_text()
+    if value.lstrip().startswith("{"):
+        text, where = value, "--namespace-annotations"
+    elif Path(value).is_file():
+        text, where = Path(value).read_text(), f"--namespace-annotations {value}"
+    else:
+        raise ValueError(f"--namespace-annotations: {value!r} is neither a file nor a JSON "
+                         f"object; {NAMESPACE_ANNOTATIONS_EXPECTED}")
     try:
         data = yaml.load(text, Loader=Loader)
     except yaml.YAMLError as exc:
-        raise ValueError(f"--namespace-annotations: not YAML or JSON: {exc}") from None
+        raise ValueError(yaml_error_message(exc, where, text)) from None
     if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
-        raise ValueError("--namespace-annotations: expected an object of string values")
+        raise ValueError(f"{where}: {NAMESPACE_ANNOTATIONS_EXPECTED}")
     return {str(k): v for k, v in data.items()}

@@ -13,13 +13,17 @@ decoder, reading refuses a document whose aliases expand beyond `MAX_EXPANDED_NO
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 import yaml
 
-Loader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+from webhook.config import YamlLoader, yaml_error_message
+
+# refuses a key written twice in one mapping, as kubectl does (webhook.config.YamlLoader)
+Loader: type[Any] = YamlLoader
 Dumper: type[Any] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 MAX_EXPANDED_NODES = 1_000_000  # far above any real manifest (a 25 KB pod is ~1,500 nodes)
@@ -38,6 +42,29 @@ class Document:
     column: int      # 0-based column of it
     start: int
     end: int
+    node: yaml.Node | None = field(default=None, compare=False, repr=False)
+
+    def line_of(self, path: Sequence[str | int]) -> int:
+        """The 1-based line of the value at `path` (mapping keys and list indexes): of its
+        key, for a mapping's entry, so a message about an annotation points at the line
+        that names it. Where the path leaves what was written, the deepest line found."""
+        node, line = self.node, self.line
+        for step in path:
+            if isinstance(node, yaml.SequenceNode) and isinstance(step, int) \
+                    and 0 <= step < len(node.value):
+                node = node.value[step]
+                line = node.start_mark.line + 1
+            elif isinstance(node, yaml.MappingNode):
+                # the last entry of a key wins, as the constructed mapping has it
+                match = [(k, v) for k, v in node.value
+                         if isinstance(k, yaml.ScalarNode) and k.value == step]
+                if not match:
+                    break
+                key, node = match[-1]
+                line = key.start_mark.line + 1
+            else:
+                break
+        return line
 
 
 def display_name(filename: str) -> str:
@@ -59,17 +86,9 @@ def load(text: str, filename: str) -> list[Document]:
                 end = _without_trailing_comments(text, start, end)
             documents.append(Document(loader.construct_document(node),
                                       node.start_mark.line + 1, node.start_mark.column,
-                                      start, end))
-    except yaml.MarkedYAMLError as exc:
-        raise InputError(_marked(exc, name, text)) from None
-    except yaml.reader.ReaderError as exc:      # a character YAML does not allow
-        line = text.count("\n", 0, exc.position) + 1
-        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
-        raise InputError(f"{name}:{line}:{column}: unacceptable character "
-                         f"#x{exc.character if isinstance(exc.character, int) else 0:04x}: "
-                         f"{exc.reason}") from None
+                                      start, end, node))
     except yaml.YAMLError as exc:
-        raise InputError(f"{name}: {exc}") from None
+        raise InputError(yaml_error_message(exc, name, text)) from None
     except RecursionError:
         raise InputError(f"{name}: nested too deeply to read") from None
     finally:
@@ -88,23 +107,6 @@ def _without_trailing_comments(text: str, start: int, end: int) -> int:
             break
         end = max(line_start, start)
     return end
-
-
-def _marked(exc: yaml.MarkedYAMLError, name: str, source: str) -> str:
-    """`FILE:LINE:COL: problem (context at LINE:COL)`, 1-based as editors count."""
-    mark = exc.problem_mark or exc.context_mark
-    if mark is None:
-        return f"{name}: {exc}"
-    text = exc.problem or exc.context or "cannot be read"
-    context = exc.context_mark
-    if exc.problem and exc.context:
-        text += f" ({exc.context}"
-        if context and (context.line, context.column) != (mark.line, mark.column):
-            text += f" at {context.line + 1}:{context.column + 1}"
-        text += ")"
-    if source[mark.index:mark.index + 1] == "\t":
-        text += "; a tab: YAML indents with spaces only"
-    return f"{name}:{mark.line + 1}:{mark.column + 1}: {text}"
 
 
 def _check_expansion(root: yaml.Node, name: str) -> None:
@@ -166,14 +168,19 @@ def dump_json(objects: list[Any]) -> str:
                         | orjson.OPT_NON_STR_KEYS).decode() + "\n"
 
 
-def splice(text: str, replacements: list[tuple[Document, str]]) -> str:
-    """`text` with each document's span replaced by new YAML text; the rest as written."""
+def splice(text: str, replacements: list[tuple[Document, str, bool]]) -> str:
+    """`text` with each document's span replaced by new YAML text; the rest as written.
+    An exact replacement (an edit of the span, webhook.preview.edit) goes in as it is; a
+    whole new serialization is fitted to the span (its line ending, its last break)."""
     parts: list[str] = []
     position = 0
-    for document, new in sorted(replacements, key=lambda item: item[0].start):
-        body = new if text[document.start:document.end].endswith("\n") else new.rstrip("\n")
-        if document.column:            # e.g. `--- {...}`: a block mapping starts a line
+    for document, new, exact in sorted(replacements, key=lambda item: item[0].start):
+        span = text[document.start:document.end]
+        body = new if exact or span.endswith("\n") else new.rstrip("\n")
+        if not exact and document.column:   # e.g. `--- {...}`: a block mapping starts a line
             body = "\n" + body
+        if not exact and "\r\n" in span:
+            body = body.replace("\n", "\r\n")
         parts += [text[position:document.start], body]
         position = document.end
     parts.append(text[position:])
