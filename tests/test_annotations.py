@@ -356,7 +356,7 @@ def test_a_hostname_given_a_second_address_is_refused() -> None:
     with pytest.raises(AnnotationError) as caught:
         parse_host_aliases(raw, level="pod")
     assert caught.value.problems == [
-        'k8s.ksyun.com/kci-host-aliases (pod): item 2: "hostnames"[2]: "b.io" is already '
+        'k8s.ksyun.com/kci-host-aliases (pod): item 2: "hostnames" item 2: "b.io" is already '
         "mapped to 1.1.1.1 by item 1: one hostname, one address (remove one of the mappings)"]
 
 

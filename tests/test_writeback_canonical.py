@@ -199,7 +199,7 @@ REPEATED = [
     ("kci-hostname-twice", "kci",
      {KCI_HOSTS: '[{"ip":"10.0.0.9","hostnames":["a.example"]},'
                  '{"ip":"6.6.6.6","hostnames":["a.example"]}]'},
-     'k8s.ksyun.com/kci-host-aliases (pod): item 2: "hostnames"[1]: "a.example" is already '
+     'k8s.ksyun.com/kci-host-aliases (pod): item 2: "hostnames" item 1: "a.example" is already '
      "mapped to 10.0.0.9 by item 1"),
     ("eci-host-twice", "eci",
      {ECI_HOSTS: '[{"host":"a.example","ip":"10.0.0.9"},{"host":"a.example","ip":"6.6.6.6"}]'},
