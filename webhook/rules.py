@@ -258,11 +258,11 @@ def foreign_alias_problems(annotations: Mapping[str, Any], pins: Mapping[str, st
     already in `exempt` (the stored pod's annotations, on UPDATE) are not judged again."""
     if not pins:
         return []
-    claims = foreign_host_claims(annotations, dialect, watched=pins.keys())
+    claims = foreign_host_claims(annotations, dialect)
     if not claims:
         return []
     before = {(key, name, ip_key(alias.ip))
-              for key, aliases in foreign_host_claims(exempt, dialect, watched=pins.keys())
+              for key, aliases in foreign_host_claims(exempt, dialect)
               for alias in aliases or () for name in alias.hostnames} if exempt else set()
     problems: list[str] = []
     for key, aliases in claims:

@@ -10,9 +10,7 @@ Pure, and precomputed at import: the hot path looks a dialect up in a dict.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
-
-import orjson
+from collections.abc import Mapping
 
 from webhook.annotations import HostAlias, Problems, quoted
 from webhook.dialects.base import ALL_REGISTRIES, Dialect, RegistryReader
@@ -117,16 +115,14 @@ def carries_foreign_hosts(annotations: Mapping[str, object], dialect: Dialect) -
     return any(key in annotations for key, _read in _FOREIGN_HOSTS_KEYS[dialect.name])
 
 
-def foreign_host_claims(annotations: Mapping[str, object], dialect: Dialect, *,
-                        watched: Collection[str] = ()
+def foreign_host_claims(annotations: Mapping[str, object], dialect: Dialect
                         ) -> list[tuple[str, tuple[HostAlias, ...] | None]]:
     """(key, host aliases) for each other dialect's hosts key the pod carries, read in that
     dialect; None when the value does not parse.
 
-    A reader folds a repeated hostname to its first mapping, but another vendor's virtual
-    kubelet may keep the last: when a `watched` name (a platform hostname) is mentioned
-    more than once, every mapping is read on its own, so a second mapping of it is seen
-    too. Otherwise the value is read once, as the webhook reads its own key."""
+    Every reader refuses a hostname given two different addresses (and a JSON key given
+    twice), so the folded view it returns cannot hide a second mapping that another
+    vendor's virtual kubelet might keep: such a value is unreadable, and refused."""
     if _FOREIGN[dialect.name].isdisjoint(annotations):
         return []
     claims: list[tuple[str, tuple[HostAlias, ...] | None]] = []
@@ -138,30 +134,10 @@ def foreign_host_claims(annotations: Mapping[str, object], dialect: Dialect, *,
             claims.append((key, None))
             continue
         try:
-            whole = read(raw, level="pod")     # the value must be one its dialect accepts
-            items = _items_naming_twice(raw, watched)
-            claims.append((key, whole if items is None else tuple(
-                alias for item in items for alias in read(item, level="pod"))))
+            claims.append((key, read(raw, level="pod")))
         except AnnotationError:
             claims.append((key, None))
     return claims
-
-
-def _items_naming_twice(raw: str, names: Collection[str]) -> list[str] | None:
-    """A JSON array's items, each as a one-item array, when one of `names` occurs more
-    than once in it (its decoded text: no escape hides a name); None otherwise."""
-    if not names:
-        return None
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(data, list):
-        return None
-    text = orjson.dumps(data).decode()
-    if all(text.count(name) < 2 for name in names):
-        return None
-    return [orjson.dumps([item]).decode() for item in data]
 
 
 def foreign_key_warnings(annotations: Mapping[str, object], dialect: Dialect) -> list[str]:
