@@ -314,7 +314,7 @@ def update(old: dict[str, Any], new: dict[str, Any], context: Context) -> dict[s
     result = copy.deepcopy(new)
     if "patch" in response:
         ops = orjson.loads(base64.b64decode(response["patch"]))
-        check_patch_scope(ops, "")
+        check_patch_scope(ops, "", old=old)
         result = jsonpatch.apply_patch(result, ops)
     response["result"] = result
     return response
@@ -606,25 +606,32 @@ def test_the_record_is_restored_through_a_reinvocation_as_well() -> None:
     assert second["allowed"] is True and "patch" not in second
 
 
-def test_the_patch_scope_admits_the_record_and_nothing_beside_it() -> None:
+def test_the_patch_scope_admits_the_stored_record_and_nothing_beside_it() -> None:
     path = "/metadata/annotations/kci-webhook~1original-images"
+    with_record = {"metadata": {"annotations": {ORIGINALS: "{}"}}}
     for op in ({"op": "replace", "path": path, "value": "{}"},
                {"op": "add", "path": path, "value": "{}"},
-               {"op": "remove", "path": path},
                {"op": "add", "path": "/metadata/annotations", "value": {ORIGINALS: "{}"}},
                {"op": "replace", "path": "/metadata/annotations", "value": {ORIGINALS: "{}"}}):
-        check_patch_scope([op], "")
-    for op, sub in [
-            ({"op": "replace", "path": path, "value": "{}"}, "ephemeralcontainers"),
+        check_patch_scope([op], "", old=with_record)
+    check_patch_scope([{"op": "remove", "path": path}], "", old={"metadata": {}})
+    for op, sub, old in [
+            ({"op": "replace", "path": path, "value": "{}"}, "ephemeralcontainers",
+             with_record),
+            ({"op": "replace", "path": path, "value": '{"c":"x"}'}, "", with_record),
+            ({"op": "add", "path": path, "value": "{}"}, "", {"metadata": {}}),
+            ({"op": "remove", "path": path}, "", with_record),
             ({"op": "add", "path": "/metadata/annotations",
-              "value": {ORIGINALS: "{}", "x": "y"}}, ""),
-            ({"op": "add", "path": "/metadata/annotations", "value": {ORIGINALS: 1}}, ""),
-            ({"op": "remove", "path": "/metadata/annotations"}, ""),
+              "value": {ORIGINALS: "{}", "x": "y"}}, "", with_record),
+            ({"op": "add", "path": "/metadata/annotations", "value": {ORIGINALS: 1}}, "",
+             with_record),
+            ({"op": "add", "path": "/metadata/annotations", "value": {}}, "", with_record),
+            ({"op": "remove", "path": "/metadata/annotations"}, "", with_record),
             ({"op": "replace", "path": "/metadata/annotations/k8s.ksyun.com~1kci-host-aliases",
-              "value": "[]"}, ""),
-            ({"op": "add", "path": "/metadata", "value": {}}, "")]:
+              "value": "[]"}, "", with_record),
+            ({"op": "add", "path": "/metadata", "value": {}}, "", with_record)]:
         with pytest.raises(PatchMismatch):
-            check_patch_scope([op], sub)
+            check_patch_scope([op], sub, old=old)
 
 
 def test_a_namespace_entry_naming_a_mirror_spelt_otherwise_is_dropped() -> None:

@@ -337,7 +337,11 @@ def test_invalid_annotation_added_under_warn_is_admitted_with_a_warning() -> Non
     assert response["allowed"] is True
     assert any(w.startswith("k8s.ksyun.com/kci-dns-config (pod)") and w.endswith("(ignored)")
                for w in response["warnings"])
-    assert images(patched(review, response), "containers") == [f"{MIRROR}/library/nginx:1.26"]
+    result = patched(review, response)
+    assert images(result, "containers") == [f"{MIRROR}/library/nginx:1.26"]
+    # the invalid text does not stay on the pod: the stored pod had no DNS config
+    assert result["metadata"]["annotations"] == review["request"]["oldObject"]["metadata"][
+        "annotations"]
 
 
 @pytest.mark.parametrize(("name", "review"), [
@@ -537,7 +541,8 @@ def test_odd_pull_secrets_in_the_stored_pod_count_as_none(name: str, secrets: An
 
 
 def test_patch_outside_what_an_update_may_change_is_refused() -> None:
-    check_patch_scope([{"op": "replace", "path": "/spec/containers/1/image", "value": "x"}], "")
+    check_patch_scope([{"op": "replace", "path": "/spec/containers/1/image", "value": "x"}], "",
+                      old={})
     for ops, sub in [
         ([{"op": "add", "path": "/spec/imagePullSecrets", "value": []}], ""),
         ([{"op": "add", "path": "/metadata/annotations/x", "value": "y"}], ""),
@@ -547,7 +552,7 @@ def test_patch_outside_what_an_update_may_change_is_refused() -> None:
         ([{"op": "replace", "path": "/spec/containers/0/image/x", "value": "x"}], ""),
     ]:
         with pytest.raises(PatchMismatch):
-            check_patch_scope(ops, sub)
+            check_patch_scope(ops, sub, old={})
 
 
 @pytest.mark.parametrize(("operation", "sub_resource", "labels"), [
@@ -613,7 +618,7 @@ def test_update_patches_stay_in_scope_and_a_second_pass_is_a_no_op(
     assert review == frozen                                  # the input is never modified
     result = patched(review, response)
     if "patch" in response:
-        check_patch_scope(orjson.loads(base64.b64decode(response["patch"])), sub)
+        check_patch_scope(orjson.loads(base64.b64decode(response["patch"])), sub, old=old)
     assert_api_server_accepts(review, result, schema=False)   # the table checks schemas
     again = copy.deepcopy(review)
     again["request"]["object"] = result

@@ -287,7 +287,7 @@ def _patched(request: Request, outcome: Outcome, name: str, *,
     ops = patch.diff(request.object, outcome.pod)
     patch.check(request.object, ops, outcome.pod)
     if scope is not None:
-        updates.check_patch_scope(ops, scope)
+        updates.check_patch_scope(ops, scope, old=request.old_object)
     audit = {}
     if outcome.rewritten:
         audit["original-images"] = orjson.dumps(

@@ -33,10 +33,17 @@ mirror needs a pull secret that the pod lacks, an HTTP / insecure setting that t
 own annotations (as they stand after this update) lack, or the platform's alias of its
 host where the pod's pulls resolve names (the dialect's hosts annotation after this
 update; with no such key, the stored `spec.hostAliases`), the image is kept as written
-with a warning that names the reason and the fix. The one annotation a plain UPDATE may
-patch is `kci-webhook/original-images`: a change to it is undone (`kept_record`), so the
-record written at creation cannot be forged later; the update's own rewrites are recorded
-in the response's audit annotation.
+with a warning that names the reason and the fix. The annotations a plain UPDATE may
+patch are those it puts back as the stored pod has them (`check_patch_scope` holds the
+patch to exactly that):
+- `kci-webhook/original-images`: a change to it is undone (`kept_record`), so the record
+  written at creation cannot be forged later; the update's own rewrites are recorded in the
+  response's audit annotation.
+- under `onInvalid: warn`, an annotation of the active dialect (or the mirror switch) that
+  the update sets to an invalid value (`kept_as_stored`): the virtual kubelet reads the
+  annotations, so the raw text that deny mode refuses is never left on the pod — the stored
+  pod's value is put back, or the key removed when the stored pod had none. The pod is
+  then judged with the value it keeps.
 
 Pure: the shell asks the `if-present` mirrors (`update_questions`) and passes the answers.
 """
@@ -98,12 +105,13 @@ EPHEMERAL_LIST = "ephemeralContainers"
 # What each kind of UPDATE may patch: the image fields the API server lets it change.
 _PATCHABLE = {"": re.compile(r"/spec/(?:initContainers|containers)/\d+/image"),
               EPHEMERAL: re.compile(r"/spec/ephemeralContainers/\d+/image")}
-# A plain UPDATE may also put back the record of original images (`kept_record`): that
-# annotation alone, or the annotations map holding nothing else when the update left none.
-_RECORD_PATH = "/metadata/annotations/" + escape(ORIGINAL_IMAGES)
-_ANNOTATIONS_PATH = "/metadata/annotations"
 # The annotations an UPDATE is judged on: every dialect's, the mirror switch, the record.
 _WATCHED = (*POD_KEYS, ORIGINAL_IMAGES)
+# A plain UPDATE may also put back what the stored pod has under those keys (the record,
+# `kept_record`; an invalid value under `onInvalid: warn`, `kept_as_stored`): one such
+# annotation, or the annotations map holding nothing else when the update left none.
+_ANNOTATIONS_PATH = "/metadata/annotations"
+_RESTORABLE = {f"{_ANNOTATIONS_PATH}/{escape(key)}": key for key in _WATCHED}
 DEBUG_COPY = ("use `kubectl debug {pod} --copy-to={pod}-debug` instead, which creates a new "
               "pod that the webhook mutates in full")
 
@@ -212,11 +220,15 @@ def mutate_update(pod: Pod, old: object, ctx: Context, *, sub_resource: str,
     before = _annotations(old)
     # The subresource keeps the stored pod's annotations, whatever the object says.
     annotations = before if ephemeral else _annotations(pod)
+    kept = None
     if not ephemeral:
-        denial = _annotation_changes(annotations, before, config, warnings, dialect,
-                                     environment=ctx.environment)
+        denial, invalid = _annotation_changes(annotations, before, config, warnings, dialect,
+                                              environment=ctx.environment)
         if denial:
             return Outcome(pod, denial=denial, warnings=warnings)
+        kept = kept_as_stored(annotations, before, keys=invalid, warnings=warnings)
+        if kept is not None:    # the pod as it will be: judged with the values it keeps
+            annotations = kept
     pod_layer = layer_from_annotations(annotations, level="pod", dialect=dialect)
     spec = pod["spec"]
     old_spec = old.get("spec") if isinstance(old, dict) else None
@@ -233,7 +245,8 @@ def mutate_update(pod: Pod, old: object, ctx: Context, *, sub_resource: str,
         denied = _dropped_pins(annotations, before, new_spec, pins, dialect)
         if denied:
             return Outcome(pod, denial="; ".join(denied), warnings=warnings)
-        new_annotations = kept_record(annotations, before, warnings)
+        record = kept_record(annotations, before, warnings)
+        new_annotations = kept if record is None else record
     if not lists and new_annotations is None:
         return Outcome(pod, warnings=warnings)
     new_pod = {**pod, "spec": new_spec} if lists else dict(pod)
@@ -307,18 +320,20 @@ def _dropped_pins(annotations: dict[str, Any], before: dict[str, Any], spec: Pod
 
 def _annotation_changes(annotations: dict[str, Any], before: dict[str, Any], config: Config,
                         warnings: list[str], dialect: Dialect, *,
-                        environment: EnvironmentDefaults) -> str | None:
+                        environment: EnvironmentDefaults
+                        ) -> tuple[str | None, tuple[str, ...]]:
     """Validate the KCI annotations this update adds or changes, as at CREATE; the security
     rules judge the registries and host aliases it adds, in every dialect's keys. Returns
-    the denial, if any."""
+    the denial, if any, and (`onInvalid: warn`) the keys whose new value is invalid and
+    ignored, which the patch puts back as the stored pod has them."""
     changed = {key: annotations[key] for key in POD_KEYS
                if key in annotations and annotations[key] != before.get(key)}
     if not changed:
-        return None
+        return None, ()
     layer = layer_from_annotations(changed, level="pod", dialect=dialect)
     if layer.problems:
         if config.on_invalid == "deny":
-            return "; ".join(layer.problems)
+            return "; ".join(layer.problems), ()
         warnings.extend(f"{p} (ignored)" for p in layer.problems)
     old_layer = layer_from_annotations(before, level="pod", dialect=dialect)
     old_aliases = {(name, alias.ip) for alias in old_layer.host_aliases or ()
@@ -338,13 +353,38 @@ def _annotation_changes(annotations: dict[str, Any], before: dict[str, Any], con
     denied += foreign_registry_problems(changed, config, dialect, exempt=before)
     denied += foreign_alias_problems(changed, pins, dialect, exempt=before)
     if denied:
-        return "; ".join(denied)
+        return "; ".join(denied), ()
     for key, value, field in ((dialect.hosts_key, layer.host_aliases, "spec.hostAliases"),
                               (dialect.dns_key, layer.dns_config, "spec.dnsConfig")):
         if value is not None:
             warnings.append(f"{key} (pod): changed after creation; {field} cannot change on "
                             "an existing pod, so the new value applies to pods created with it")
-    return None
+    return None, layer.invalid
+
+
+def kept_as_stored(annotations: Mapping[str, Any], before: Mapping[str, Any], *,
+                   keys: tuple[str, ...], warnings: list[str]) -> dict[str, Any] | None:
+    """`annotations` with each of `keys` put back as the stored pod (`before`) has it, or
+    removed when it has none; None when `keys` is empty.
+
+    Under `onInvalid: warn` an invalid value is ignored as if unset; on CREATE the
+    write-back replaces it, but an UPDATE writes nothing back, so its raw text would stay on
+    the pod for the virtual kubelet to read — what deny mode refuses. Put back rather than
+    refused, so the rest of the update (a label, a finalizer's removal) still goes
+    through, as warn mode promises."""
+    if not keys:
+        return None
+    kept = dict(annotations)
+    for key in keys:
+        if key in before:
+            kept[key] = before[key]
+            warnings.append(f"{key} (pod): the update's value is invalid, so the pod keeps "
+                            "the value it had")
+        else:
+            del kept[key]
+            warnings.append(f"{key} (pod): the update's value is invalid, so the annotation "
+                            "is removed (the pod had none)")
+    return kept
 
 
 def _unusable(mirror: Mirror, secrets: set[str | None], pod_layer: Layer,
@@ -405,29 +445,40 @@ def _pin_fix(mirror: Mirror, pin: HostAlias, dialect: Dialect, *, ephemeral: boo
             "update or before it) to use the mirror")
 
 
-def check_patch_scope(ops: list[Op], sub_resource: str) -> None:
+def check_patch_scope(ops: list[Op], sub_resource: str, *, old: object) -> None:
     """Every op of an UPDATE's patch must touch an image field that update may change, or
-    (a plain UPDATE) put back the record of original images: the API server would refuse
-    the whole update (or silently drop a change through the subresource) otherwise. A bug
-    here must never reach the cluster."""
+    (a plain UPDATE) put back exactly what the stored pod `old` has under one of the
+    annotations an UPDATE watches (the record of original images, a KCI annotation): the
+    API server would refuse the whole update (or silently drop a change through the
+    subresource) otherwise, and a patch may never give a pod an annotation value that its
+    author did not write or the webhook did not verify. A bug here must never reach the
+    cluster."""
     allowed = _PATCHABLE[sub_resource]
+    stored = _annotations(old) if sub_resource == "" else {}
     for op in ops:
         kind, path = op["op"], op["path"]
         if kind == "replace" and allowed.fullmatch(path):
             continue
-        if sub_resource == "" and (
-                (path == _RECORD_PATH and kind in ("add", "replace", "remove"))
-                or (path == _ANNOTATIONS_PATH and kind in ("add", "replace")
-                    and _only_the_record(op.get("value")))):
+        if sub_resource == "" and _puts_back(op, stored):
             continue
         raise PatchMismatch(f"an UPDATE ({sub_resource or 'pods'}) may not patch "
                             f"{kind} {path}")
 
 
-def _only_the_record(value: object) -> bool:
-    return (isinstance(value, dict) and list(value) == [ORIGINAL_IMAGES]
-            and isinstance(value[ORIGINAL_IMAGES], str))
+def _puts_back(op: Op, stored: Mapping[str, Any]) -> bool:
+    """Whether `op` restores a watched annotation to the stored pod's value (or removes one
+    the stored pod lacks), or adds the whole annotations map holding only such values."""
+    kind, path, value = op["op"], op["path"], op.get("value")
+    key = _RESTORABLE.get(path)
+    if key is not None:
+        if kind == "remove":
+            return key not in stored
+        return kind in ("add", "replace") and key in stored and stored[key] == value
+    return (path == _ANNOTATIONS_PATH and kind in ("add", "replace")
+            and isinstance(value, dict) and bool(value)
+            and all(key in _WATCHED and key in stored and stored[key] == item
+                    for key, item in value.items()))
 
 
 __all__ = ["EPHEMERAL", "SUBRESOURCES", "changes_nothing", "check_patch_scope",
-           "mutate_update", "targets", "update_questions"]
+           "kept_as_stored", "mutate_update", "targets", "update_questions"]
