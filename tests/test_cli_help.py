@@ -132,7 +132,7 @@ def test_no_option_states_its_default_twice(
 def documented_exit_codes() -> dict[str, dict[str, str]]:
     """The table of exit codes in docs/tools.md: command → code → meaning."""
     text = (ROOT / "docs" / "tools.md").read_text()
-    rows = re.findall(r"^\| `(\w+)` \| (.+) \|$", text, re.M)
+    rows = re.findall(r"^\| `([\w-]+)` \| (.+) \|$", text, re.M)
     return {command: {str(code): " ".join(cell.replace("`", "").split())
                       for code, cell in enumerate(cells.split("|")) if cell.strip()}
             for command, cells in rows}
