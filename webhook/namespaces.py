@@ -322,7 +322,8 @@ class NamespaceCache:
         layer = namespace_layer(name, dict(interest), self._dialect)
         for problem in layer.problems:
             log.warning("invalid namespace annotation, ignored: %s", problem)
-            self._on_invalid(name, problem.split(" ", 1)[0])
+            key = problem.split(" ", 1)[0]       # a label: only from the closed set
+            self._on_invalid(name, key if key in NAMESPACE_KEYS else "other")
         return layer
 
     def _set_state(self, state: str) -> None:

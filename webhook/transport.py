@@ -124,8 +124,8 @@ class AdmissionTransport:
         for _old, new in decision.rewritten.values():
             metrics.IMAGES_REWRITTEN.labels(new.split("/", 1)[0]).inc()
         if decision.outcome == "denied":
-            for problem in decision.message.split("; "):
-                metrics.DENIALS.labels(problem.split(" ", 1)[0].rstrip(":")).inc()
+            for reason in metrics.denial_reasons(decision.message):
+                metrics.DENIALS.labels(reason).inc()
             log.info("denied: %s", decision.message, extra=_fields(endpoint, decision, seconds))
         elif log.isEnabledFor(logging.DEBUG):
             log.debug("admission %s", decision.outcome, extra={
