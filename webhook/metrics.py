@@ -37,6 +37,18 @@ LATENCY = Histogram(
 REJECTED = Counter(
     "kci_webhook_requests_rejected_total", "Requests refused before admission (malformed, "
     "oversized, wrong content type), by HTTP status code.", ["code"], registry=REGISTRY)
+CONNECTIONS_CLOSED = Counter(
+    "kci_webhook_connections_closed_total", "Connections the server closed itself, by "
+    "reason: header-timeout (the request head did not arrive in time), body-timeout (nor "
+    "its body), over-limit (more connections open than --max-connections).", ["reason"],
+    registry=REGISTRY)
+BODY_BYTES_IN_USE = Gauge(
+    "kci_webhook_request_body_bytes_in_use", "Bytes of admission request bodies held now "
+    "(each worker within its --body-memory-bytes).", registry=REGISTRY,
+    multiprocess_mode="livesum")
+BODY_BYTES_PEAK = Gauge(
+    "kci_webhook_request_body_bytes_peak", "The most bytes of admission request bodies "
+    "one worker held at once since it started.", registry=REGISTRY, multiprocess_mode="max")
 IMAGES_REWRITTEN = Counter(
     "kci_webhook_images_rewritten_total", "Container images rewritten to a mirror, by mirror "
     "host.", ["mirror"], registry=REGISTRY)

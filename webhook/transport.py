@@ -11,14 +11,24 @@ without holding more than the cap), hands the bytes to a handler, and maps error
 place — `BadRequest` to a 4xx with a JSON reason, anything unexpected to an
 AdmissionReview that still carries the request's uid. While the server drains
 (`closing()`), every answer, its own and FastAPI's, says `Connection: close`.
+
+It also bounds what bodies cost (webhook.connections bounds the connections):
+- time: the body must arrive within `body_timeout` seconds of the head, else 408;
+- memory: the bodies of all requests held at once fit in a `ByteBudget`; a request
+  reserves its declared length before reading (a chunked one, each chunk as it comes)
+  and waits, within the same deadline, for others to finish; past it, 503;
+- the loop: a body above `OFF_LOOP_BYTES` is decoded and decided in a thread
+  (`off_loop`), so a large pod never stalls the answers to everyone else.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Any, ParamSpec, TypeVar, cast
 
 import orjson
 
@@ -35,16 +45,88 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 Handler = Callable[[bytes], Awaitable[Decision]]
 
 JSON_TYPES = {b"application/json", b"application/json-patch+json", b"*/*", b""}
+# Above this, a body is decoded and decided off the event loop. Below it, the work takes
+# about a millisecond at most, less than handing it to a thread costs.
+OFF_LOOP_BYTES = 256 * 1024
+
+P = ParamSpec("P")
+T = TypeVar("T")
+_large_body: contextvars.ContextVar[bool] = contextvars.ContextVar("kci_webhook_large_body",
+                                                                   default=False)
+
+
+async def off_loop(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """`fn(*args, **kwargs)`, in a worker thread when the request being answered has a
+    large body (see `OFF_LOOP_BYTES`), else right here. Handlers wrap their CPU-bound
+    steps (decode, decide) in it; the pure core is safe to run in a thread."""
+    if _large_body.get():
+        return await asyncio.to_thread(fn, *args, **kwargs)
+    return fn(*args, **kwargs)
+
+
+class RequestTimeout(BadRequest):
+    """The body did not arrive within the body timeout."""
+
+    status_code = 408
+
+
+class OverBudget(BadRequest):
+    """The bodies already held leave no room for this one within the deadline."""
+
+    status_code = 503
+
+
+class ByteBudget:
+    """At most `total` bytes of request bodies held at once (in one worker). Waiters are
+    served as bytes are released; a reservation never exceeds `total`."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.in_use = 0
+        self.peak = 0
+        self._released = asyncio.Condition()
+
+    async def acquire(self, size: int, deadline: float) -> bool:
+        """Reserve `size` bytes, waiting until `deadline` (loop time); False if not."""
+        if size > self.total:
+            return False
+        loop = asyncio.get_running_loop()
+        async with self._released:
+            while self.in_use + size > self.total:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return False
+                try:
+                    await asyncio.wait_for(self._released.wait(), remaining)
+                except TimeoutError:
+                    return False
+            self.in_use += size
+            if self.in_use > self.peak:
+                self.peak = self.in_use
+                metrics.BODY_BYTES_PEAK.set(self.peak)
+            metrics.BODY_BYTES_IN_USE.set(self.in_use)
+            return True
+
+    async def release(self, size: int) -> None:
+        if not size:
+            return
+        async with self._released:
+            self.in_use -= size
+            metrics.BODY_BYTES_IN_USE.set(self.in_use)
+            self._released.notify_all()
 
 
 class AdmissionTransport:
     """ASGI app: `routes` (path → handler) for POST, everything else to `fallback`."""
 
     def __init__(self, fallback: ASGIApp, routes: dict[str, Handler], *,
-                 max_body_bytes: int, closing: Callable[[], bool] = lambda: False) -> None:
+                 max_body_bytes: int, body_timeout: float, body_memory_bytes: int,
+                 closing: Callable[[], bool] = lambda: False) -> None:
         self.fallback = fallback
         self.routes = routes
         self.max_body_bytes = max_body_bytes
+        self.body_timeout = body_timeout
+        self.budget = ByteBudget(max(body_memory_bytes, max_body_bytes))
         self.closing = closing
         self._children: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
 
@@ -56,16 +138,23 @@ class AdmissionTransport:
         endpoint = scope["path"].lstrip("/")
         started = time.perf_counter()
         body = b""
+        held = [0]          # bytes reserved in the budget, released whatever happens
         try:
-            body = await self._read_body(scope, receive)
-            decision = await handler(body)
+            body = await self._read_body(scope, receive, held)
+            token = _large_body.set(len(body) > OFF_LOOP_BYTES)
+            try:
+                decision = await handler(body)
+            finally:
+                _large_body.reset(token)
         except BadRequest as exc:
             metrics.REJECTED.labels(str(exc.status_code)).inc()
+            if exc.status_code == 408:
+                metrics.CONNECTIONS_CLOSED.labels("body-timeout").inc()
             log.info("rejected request: %s", exc,
                      extra={"endpoint": endpoint, "code": exc.status_code})
             await _send(send, exc.status_code,
                         orjson.dumps({"error": str(exc), "code": exc.status_code}),
-                        close=exc.status_code == 413 or self.closing())
+                        close=exc.status_code in (408, 413, 503) or self.closing())
             return
         except Exception as exc:  # noqa: BLE001 - the one place a bug becomes an answer
             log.exception("admission failed", extra={"endpoint": endpoint})
@@ -73,11 +162,15 @@ class AdmissionTransport:
             await _send(send, 200, errored(body, f"internal error: {exc}"),
                         close=self.closing())
             return
+        finally:
+            del body
+            await self.budget.release(held[0])
         self._observe(endpoint, decision, time.perf_counter() - started)
         await _send(send, 200, decision.body, close=self.closing())
 
-    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
-        """Read at most the cap; refuse larger bodies without reading them whole."""
+    async def _read_body(self, scope: Scope, receive: Receive, held: list[int]) -> bytes:
+        """Read at most the cap within the body timeout, its bytes reserved in the budget
+        (`held[0]` says how many); refuse larger bodies without reading them whole."""
         content_type, declared = b"application/json", None
         for key, value in scope["headers"]:
             if key == b"content-type":
@@ -88,25 +181,49 @@ class AdmissionTransport:
             raise UnsupportedMediaType("content-type must be application/json, got "
                                        f"{content_type.decode('latin-1')!r}")
         limit = self.max_body_bytes
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.body_timeout
         if declared is not None:
             if not declared.isdigit():
                 raise BadRequest("invalid content-length header")
             if int(declared) > limit:
                 raise PayloadTooLarge(f"body of {declared.decode()} bytes exceeds the limit "
                                       f"of {limit} bytes")
-        body = bytearray()
+            await self._reserve(int(declared), deadline, held)
+        body = bytearray()          # handed on as it is: a copy would double the peak
+        size = 0
         while True:
-            message = await receive()
+            remaining = deadline - loop.time()
+            try:
+                if remaining <= 0:
+                    raise TimeoutError
+                message = await asyncio.wait_for(receive(), remaining)
+            except TimeoutError:
+                raise RequestTimeout(f"body not received within {self.body_timeout:g}s "
+                                     f"({size} bytes arrived)") from None
             if message["type"] == "http.disconnect":
                 raise BadRequest("client disconnected before sending the whole body")
-            body += message.get("body", b"")
-            if len(body) > limit:
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
                 raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes")
+            if size > held[0]:                # chunked, or longer than declared
+                await self._reserve(size - held[0], deadline, held)
+            body += chunk
             if not message.get("more_body"):
                 break
-        if not body:
+        if not size:
             raise BadRequest("empty body: expected an AdmissionReview")
-        return bytes(body)
+        # Handlers only parse it (orjson reads a bytearray as it reads bytes); a copy into
+        # bytes would hold the body twice at its largest (37 MiB each).
+        return cast(bytes, body)
+
+    async def _reserve(self, size: int, deadline: float, held: list[int]) -> None:
+        if not await self.budget.acquire(size, deadline):
+            raise OverBudget(f"request bodies in flight leave no room for {size} more bytes "
+                             f"within {self.body_timeout:g}s (--body-memory-bytes "
+                             f"{self.budget.total}); try again")
+        held[0] += size
 
     def _observe(self, endpoint: str, decision: Decision, seconds: float) -> None:
         """Metrics and logs for one answer: one line per admission at debug, denials at
