@@ -7,6 +7,7 @@ it before that bound), never a measure of speed.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import socket
 import ssl
@@ -19,7 +20,10 @@ import orjson
 import pytest
 
 from tests.conftest import RunningServer, eventually, pod_review, start_server, stop_server
-from webhook.review import DEFAULT_MAX_BODY_BYTES
+from webhook import cli
+from webhook.review import DEFAULT_MAX_BODY_BYTES, Decision
+from webhook.server import Settings
+from webhook.transport import OFF_LOOP_BYTES, AdmissionTransport, off_loop
 
 LIVENESS = 20.0        # seconds: a server that has not closed a connection by then never will
 API_LIMIT = 3 * 1024 * 1024   # the API server's request body limit
@@ -278,3 +282,85 @@ def test_a_pod_at_the_api_limit_full_of_escaped_characters_is_answered(
     assert reply.status_code == 200
     response = reply.json()["response"]
     assert response["uid"] == "uid-2" and response["allowed"] is True
+
+
+# --- the settings ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("flag", "env", "value", "expected"), [
+    ("--max-connections", "KCI_WEBHOOK_MAX_CONNECTIONS", "64", 64),
+    ("--header-timeout", "KCI_WEBHOOK_HEADER_TIMEOUT", "2.5", 2.5),
+    ("--body-timeout", "KCI_WEBHOOK_BODY_TIMEOUT", "3", 3.0),
+    ("--max-body-bytes", "KCI_WEBHOOK_MAX_BODY_BYTES", "1000", 1000),
+    ("--body-memory-bytes", "KCI_WEBHOOK_BODY_MEMORY_BYTES", "2000", 2000),
+])
+def test_each_limit_is_a_flag_with_an_environment_default(
+        monkeypatch: pytest.MonkeyPatch, flag: str, env: str, value: str,
+        expected: float) -> None:
+    dest = flag.removeprefix("--").replace("-", "_")
+    assert getattr(cli._parser().parse_args(["serve", flag, value]), dest) == expected
+    monkeypatch.setenv(env, value)
+    assert getattr(cli._parser().parse_args(["serve"]), dest) == expected
+    settings = Settings.from_environ({env: value})       # what each worker reads
+    read = {"max_body_bytes": settings.max_body_bytes,
+            "body_memory_bytes": settings.body_memory_bytes}.get(dest)
+    assert (getattr(settings.limits, dest) if read is None else read) == expected
+
+
+@pytest.mark.parametrize(("flag", "value"), [
+    ("--max-connections", "0"), ("--header-timeout", "0"), ("--body-timeout", "-1"),
+    ("--max-body-bytes", "lots"), ("--body-memory-bytes", "0"), ("--header-timeout", "nan"),
+])
+def test_a_bad_limit_is_refused_naming_its_flag(flag: str, value: str,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        cli._parser().parse_args(["serve", flag, value])
+    assert done.value.code == 2 and flag in capsys.readouterr().err
+
+
+def test_a_body_memory_budget_below_the_cap_stops_serve(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["serve", "--max-body-bytes", "2000", "--body-memory-bytes", "1000"]) == 2
+    assert "--body-memory-bytes (1000) must be at least --max-body-bytes (2000)" in (
+        capsys.readouterr().err)
+
+
+# --- off the loop ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("size", "off"), [(1000, False), (OFF_LOOP_BYTES + 1, True)])
+def test_a_large_body_is_decided_in_a_thread(size: int, off: bool) -> None:
+    """The transport as uvicorn calls it: the handler's `off_loop` steps run in another
+    thread exactly when the body is large, so the loop keeps answering meanwhile."""
+    seen: list[int] = []
+
+    def decide(body: bytes) -> Decision:
+        seen.append(threading.get_ident())
+        return Decision(body=b'{"ok":true}', outcome="skipped")
+
+    async def handler(body: bytes) -> Decision:
+        return await off_loop(decide, body)
+
+    async def fallback(*_args: Any) -> None:
+        raise AssertionError("not an admission route")
+
+    async def run() -> list[dict[str, Any]]:
+        app = AdmissionTransport(fallback, {"/mutate": handler}, max_body_bytes=10 ** 7,
+                                 body_timeout=5, body_memory_bytes=10 ** 7)
+        messages = [{"type": "http.request", "body": b" " * size, "more_body": False}]
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return messages.pop(0)
+
+        async def send(message: Any) -> None:
+            sent.append(message)
+
+        await app({"type": "http", "path": "/mutate", "method": "POST",
+                   "headers": [(b"content-length", str(size).encode())]}, receive, send)
+        assert app.budget.in_use == 0
+        return sent
+
+    sent = asyncio.run(run())
+    assert sent[0]["status"] == 200 and sent[1]["body"] == b'{"ok":true}'
+    assert (seen[0] != threading.get_ident()) is off
