@@ -8,7 +8,7 @@ served here, straight from the ASGI scope, throughput at 16 connections rose by 
 
 The transport never decides policy: it checks the body (content type, size cap, read
 without holding more than the cap), hands the bytes to a handler, and maps errors in one
-place — `BadRequest` to a 4xx with a JSON reason, anything unexpected to an
+place — `BadRequest` to a 4xx (503 for no room) with a JSON reason, anything unexpected to an
 AdmissionReview that still carries the request's uid. While the server drains
 (`closing()`), every answer, its own and FastAPI's, says `Connection: close`.
 
@@ -77,43 +77,40 @@ class OverBudget(BadRequest):
 
 
 class ByteBudget:
-    """At most `total` bytes of request bodies held at once (in one worker). Waiters are
-    served as bytes are released; a reservation never exceeds `total`."""
+    """At most `total` bytes of request bodies held at once (in one worker). A reservation
+    that fits is taken at once (the common case costs no await); one that does not waits
+    for releases, under its caller's deadline."""
 
     def __init__(self, total: int) -> None:
         self.total = total
         self.in_use = 0
         self.peak = 0
-        self._released = asyncio.Condition()
+        self._waiting = 0
+        self._released = asyncio.Event()
 
-    async def acquire(self, size: int, deadline: float) -> bool:
-        """Reserve `size` bytes, waiting until `deadline` (loop time); False if not."""
-        if size > self.total:
-            return False
-        loop = asyncio.get_running_loop()
-        async with self._released:
-            while self.in_use + size > self.total:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    return False
-                try:
-                    await asyncio.wait_for(self._released.wait(), remaining)
-                except TimeoutError:
-                    return False
-            self.in_use += size
-            if self.in_use > self.peak:
-                self.peak = self.in_use
-                metrics.BODY_BYTES_PEAK.set(self.peak)
-            metrics.BODY_BYTES_IN_USE.set(self.in_use)
-            return True
+    async def acquire(self, size: int) -> None:
+        """Reserve `size` bytes (at most `total`), waiting as long as it takes: the
+        caller bounds the wait (asyncio.timeout)."""
+        while self.in_use + size > self.total:
+            self._waiting += 1
+            try:
+                await self._released.wait()
+            finally:
+                self._waiting -= 1
+        self.in_use += size
+        if self.in_use > self.peak:
+            self.peak = self.in_use
+            metrics.BODY_BYTES_PEAK.set(self.peak)
+        metrics.BODY_BYTES_IN_USE.set(self.in_use)
 
-    async def release(self, size: int) -> None:
+    def release(self, size: int) -> None:
         if not size:
             return
-        async with self._released:
-            self.in_use -= size
-            metrics.BODY_BYTES_IN_USE.set(self.in_use)
-            self._released.notify_all()
+        self.in_use -= size
+        metrics.BODY_BYTES_IN_USE.set(self.in_use)
+        if self._waiting:            # wake every waiter; each checks whether it fits now
+            self._released.set()
+            self._released = asyncio.Event()
 
 
 class AdmissionTransport:
@@ -164,7 +161,7 @@ class AdmissionTransport:
             return
         finally:
             del body
-            await self.budget.release(held[0])
+            self.budget.release(held[0])
         self._observe(endpoint, decision, time.perf_counter() - started)
         await _send(send, 200, decision.body, close=self.closing())
 
@@ -181,49 +178,46 @@ class AdmissionTransport:
             raise UnsupportedMediaType("content-type must be application/json, got "
                                        f"{content_type.decode('latin-1')!r}")
         limit = self.max_body_bytes
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.body_timeout
         if declared is not None:
             if not declared.isdigit():
                 raise BadRequest("invalid content-length header")
             if int(declared) > limit:
                 raise PayloadTooLarge(f"body of {declared.decode()} bytes exceeds the limit "
                                       f"of {limit} bytes")
-            await self._reserve(int(declared), deadline, held)
         body = bytearray()          # handed on as it is: a copy would double the peak
-        size = 0
-        while True:
-            remaining = deadline - loop.time()
-            try:
-                if remaining <= 0:
-                    raise TimeoutError
-                message = await asyncio.wait_for(receive(), remaining)
-            except TimeoutError:
-                raise RequestTimeout(f"body not received within {self.body_timeout:g}s "
-                                     f"({size} bytes arrived)") from None
-            if message["type"] == "http.disconnect":
-                raise BadRequest("client disconnected before sending the whole body")
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes")
-            if size > held[0]:                # chunked, or longer than declared
-                await self._reserve(size - held[0], deadline, held)
-            body += chunk
-            if not message.get("more_body"):
-                break
-        if not size:
+        waiting_for = "room"        # what the deadline ran out on: room in the budget, or
+        try:                        # the body itself
+            async with asyncio.timeout(self.body_timeout):
+                if declared is not None:
+                    await self.budget.acquire(int(declared))
+                    held[0] = int(declared)
+                while True:
+                    waiting_for = "body"
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        raise BadRequest("client disconnected before sending the whole body")
+                    chunk = message.get("body", b"")
+                    if len(body) + len(chunk) > limit:
+                        raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes")
+                    if len(body) + len(chunk) > held[0]:     # chunked, or past its length
+                        waiting_for = "room"
+                        await self.budget.acquire(len(body) + len(chunk) - held[0])
+                        held[0] = len(body) + len(chunk)
+                    body += chunk
+                    if not message.get("more_body"):
+                        break
+        except TimeoutError:
+            if waiting_for == "room":
+                raise OverBudget(f"request bodies in flight left no room for this one within "
+                                 f"{self.body_timeout:g}s (--body-memory-bytes "
+                                 f"{self.budget.total}); try again") from None
+            raise RequestTimeout(f"body not received within {self.body_timeout:g}s "
+                                 f"({len(body)} bytes arrived)") from None
+        if not body:
             raise BadRequest("empty body: expected an AdmissionReview")
         # Handlers only parse it (orjson reads a bytearray as it reads bytes); a copy into
         # bytes would hold the body twice at its largest (37 MiB each).
         return cast(bytes, body)
-
-    async def _reserve(self, size: int, deadline: float, held: list[int]) -> None:
-        if not await self.budget.acquire(size, deadline):
-            raise OverBudget(f"request bodies in flight leave no room for {size} more bytes "
-                             f"within {self.body_timeout:g}s (--body-memory-bytes "
-                             f"{self.budget.total}); try again")
-        held[0] += size
 
     def _observe(self, endpoint: str, decision: Decision, seconds: float) -> None:
         """Metrics and logs for one answer: one line per admission at debug, denials at
