@@ -2,8 +2,8 @@
 
 There is no API server on this machine, so the real `kubernetes` client talks to this:
 real HTTP on loopback, real Namespace JSON, a chunked watch stream the test feeds event
-by event, bookmarks, `410 Gone` as the API server sends it (an ERROR event), a dropped
-connection, and failing lists.
+by event, bookmarks, `410 Gone` as the API server sends it (an ERROR event, or the watch
+request itself answered 410), a dropped connection, and failing lists.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ class StandIn:
         self.namespaces: dict[str, dict[str, Any]] = {}
         self.resource_version = 100
         self.list_status = 200
+        self.watch_gone_once = False   # answer the next watch request HTTP 410 itself
         self.requests: list[dict[str, Any]] = []
         self.watchers: list[queue.Queue[Any]] = []
         self.lock = threading.Lock()
@@ -104,6 +105,11 @@ def _handler(state: StandIn) -> type[BaseHTTPRequestHandler]:
             state.requests.append({"path": url.path, **query})
             if url.path != "/api/v1/namespaces":
                 self._json(404, {"kind": "Status", "code": 404})
+            elif query.get("watch") == ["true"] and state.watch_gone_once:
+                state.watch_gone_once = False
+                self._json(410, {"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                                 "message": "too old resource version: 1 (200)",
+                                 "reason": "Expired", "code": 410})
             elif query.get("watch") == ["true"]:
                 self._watch()
             elif state.list_status != 200:

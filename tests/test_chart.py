@@ -344,6 +344,69 @@ def test_service_monitor_scrapes_metrics_over_tls_with_the_webhooks_ca() -> None
     assert policy["spec"]["ingress"][0]["ports"] == [{"port": 8443, "protocol": "TCP"}]
 
 
+def _api_server_reaches_the_port(policy: dict[str, Any]) -> bool:
+    """Whether a source that is not a pod (the API server, on most CNIs) may reach 8443:
+    a rule for the port with no `from` (every source) or with an ipBlock peer."""
+    for rule in policy["spec"].get("ingress") or ():
+        ports = {p.get("port") for p in rule.get("ports") or ()}
+        if rule.get("ports") and 8443 not in ports:
+            continue
+        peers = rule.get("from")
+        if not peers or any("ipBlock" in peer for peer in peers):
+            return True
+    return False
+
+
+@pytest.mark.parametrize("path", CHART_MATRIX, ids=lambda p: p.name)
+def test_no_example_network_policy_blocks_the_api_servers_calls(path: Path) -> None:
+    """Every example values file, with the policy switched on: the webhook port stays
+    reachable by a source that no pod or namespace selector matches."""
+    values = chart_values(path)
+    values.setdefault("networkPolicy", {})["enabled"] = True
+    policy = one(chart.render(values), "NetworkPolicy")
+    assert _api_server_reaches_the_port(policy)
+
+
+def test_the_default_network_policy_leaves_the_webhook_port_open() -> None:
+    policy = one(chart.render({"networkPolicy": {"enabled": True}}), "NetworkPolicy")
+    assert policy["spec"]["ingress"] == [{"ports": [{"port": 8443, "protocol": "TCP"}]}]
+
+
+def test_a_selector_only_network_policy_is_refused() -> None:
+    """`from: namespaceSelector: monitoring` alone would drop the API server's calls on
+    most clusters (and with them every pod creation): the chart says so instead."""
+    monitoring = [{"namespaceSelector": {"matchLabels": {
+        "kubernetes.io/metadata.name": "monitoring"}}}]
+    with pytest.raises(helm.HelmRenderError, match="apiServerCIDRs"):
+        chart.render({"networkPolicy": {"enabled": True, "from": monitoring}})
+
+
+def test_api_server_addresses_narrow_the_port_with_the_other_peers() -> None:
+    monitoring = {"namespaceSelector": {"matchLabels": {
+        "kubernetes.io/metadata.name": "monitoring"}}}
+    policy = one(chart.render({"networkPolicy": {
+        "enabled": True, "apiServerCIDRs": ["10.0.0.10/32", "fd00::10/128"],
+        "from": [monitoring]}}), "NetworkPolicy")
+    (rule,) = policy["spec"]["ingress"]
+    assert rule["from"] == [{"ipBlock": {"cidr": "10.0.0.10/32"}},
+                            {"ipBlock": {"cidr": "fd00::10/128"}}, monitoring]
+    assert _api_server_reaches_the_port(policy)
+
+
+def test_serving_limits_reach_the_servers_args() -> None:
+    deployment = one(chart.render({"limits": {
+        "maxConnections": 64, "headerTimeoutSeconds": 3, "bodyTimeoutSeconds": 4,
+        "maxBodyBytes": 50_000_000, "bodyMemoryBytes": 60_000_000}}), "Deployment")
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert {"--max-connections=64", "--header-timeout=3", "--body-timeout=4",
+            "--max-body-bytes=50000000", "--body-memory-bytes=60000000"} <= set(args)
+
+
+def test_a_body_memory_budget_below_the_body_cap_is_refused() -> None:
+    with pytest.raises(helm.HelmRenderError, match="bodyMemoryBytes"):
+        chart.render({"limits": {"maxBodyBytes": 50_000_000, "bodyMemoryBytes": 1_000_000}})
+
+
 # --- certificates -----------------------------------------------------------------------------
 
 def _hooks(objects: Objects) -> list[dict[str, Any]]:

@@ -79,6 +79,60 @@ def test_410_gone_lists_again(standin: tuple[StandIn, client.CoreV1Api],
     assert state.wait_for_watchers(1) and cache.state == "synced"
 
 
+@pytest.mark.parametrize("how", ["error-event", "http-410"])
+def test_410_gone_is_an_expiry_never_degraded(standin: tuple[StandIn, client.CoreV1Api],
+                                              how: str, caplog: pytest.LogCaptureFixture
+                                              ) -> None:
+    """Every state the cache passes through and every error it records during an expiry,
+    not only the end state: a 410 (as an ERROR event on the stream, or as the watch
+    request's own answer) lists again without a pass through "degraded"."""
+    state, api = standin
+    state.set("team-a", TEAM_A)
+    states: list[str] = []
+    cache = NamespaceCache(api, on_state=lambda c: states.append(c.state))
+    caplog.set_level(logging.INFO, logger="kci-webhook.namespaces")
+    cache.start()
+    try:
+        assert state.wait_for_watchers(1)
+        with state.lock:        # a change the watch never sees: only a new list finds it
+            state.namespaces["team-c"] = {"metadata": {"name": "team-c",
+                                                       "annotations": TEAM_A}}
+        if how == "error-event":
+            state.gone()
+        else:                   # the stream ends; the next watch request is answered 410
+            state.watch_gone_once = True
+            state.broadcast(None)
+        assert eventually(lambda: cache.lists == 2)
+        assert eventually(lambda: ips(cache, "team-c") == ["10.0.0.2"])
+        assert state.wait_for_watchers(1)
+    finally:
+        cache.stop()
+    assert states == ["synced"] and cache.errors == 0 and cache.last_error is None
+    assert "degraded" not in caplog.text and "KeyError" not in caplog.text
+    assert any("410" in r.getMessage() and "listing again" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_other_watch_error_event_is_named_not_a_key_error(
+        standin: tuple[StandIn, client.CoreV1Api]) -> None:
+    """An ERROR event that is not an expiry degrades the cache with the API server's own
+    words, then the cache recovers by listing again."""
+    state, api = standin
+    cache = NamespaceCache(api)
+    cache.start()
+    try:
+        assert state.wait_for_watchers(1)
+        state.broadcast({"type": "ERROR", "object": {
+            "kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 500,
+            "reason": "InternalError", "message": "etcd leader changed"}})
+        assert eventually(lambda: cache.errors >= 1)
+        assert "etcd leader changed" in (cache.last_error or "")
+        assert "KeyError" not in (cache.last_error or "")
+        assert eventually(lambda: cache.state == "synced", timeout=15)
+    finally:
+        cache.stop()
+
+
 def test_dropped_connection_reconnects(standin: tuple[StandIn, client.CoreV1Api],
                                        cache: NamespaceCache) -> None:
     state, _ = standin

@@ -81,7 +81,7 @@ def test_counters_follow_a_scripted_sequence(server: RunningServer) -> None:
                  'outcome="skipped",subresource=""}') == 1
     assert moved('kci_webhook_requests_rejected_total{code="400"}') == 1
     assert moved('kci_webhook_images_rewritten_total{mirror="mirror.example:5000"}') == 1
-    assert moved('kci_webhook_denials_total{annotation="k8s.ksyun.com/kci-dns-config"}') == 1
+    assert moved('kci_webhook_denials_total{reason="invalid-annotation"}') == 1
     duration = ('kci_webhook_admission_duration_seconds_count{endpoint="mutate",'
                 'operation="%s",subresource=""}')
     assert moved(duration % "CREATE") == 3

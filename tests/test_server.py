@@ -31,6 +31,7 @@ from tests.conftest import (
     pod_review,
 )
 from tests.k8s_schema import schema_valid
+from webhook.review import DEFAULT_MAX_BODY_BYTES
 
 
 def answer(server: RunningServer, review: dict[str, Any]) -> dict[str, Any]:
@@ -225,21 +226,22 @@ def test_wrong_content_type_gets_415(webhook_server: RunningServer) -> None:
 
 
 def test_oversized_body_gets_413_from_its_declared_length(webhook_server: RunningServer) -> None:
-    """The cap applies before reading: a client that only announces 8 MiB gets 413 at once."""
+    """The cap applies before reading: a client that only announces more gets 413 at once."""
     context = ssl.create_default_context(cafile=str(webhook_server.ca))
     host, port = webhook_server.url.removeprefix("https://").split(":")
     with socket.create_connection((host, int(port)), timeout=5) as raw, \
             context.wrap_socket(raw, server_hostname="localhost") as tls:
         tls.sendall(b"POST /mutate HTTP/1.1\r\nHost: localhost\r\n"
                     b"Content-Type: application/json\r\n"
-                    + f"Content-Length: {8 * 1024 * 1024}\r\n\r\n".encode() + b"{" * 1024)
+                    + f"Content-Length: {DEFAULT_MAX_BODY_BYTES + 1}\r\n\r\n".encode()
+                    + b"{" * 1024)
         head = tls.recv(4096)
     assert head.startswith(b"HTTP/1.1 413")
 
 
 def test_oversized_chunked_body_gets_413(webhook_server: RunningServer) -> None:
     def chunks() -> Any:
-        for _ in range(8):
+        for _ in range(DEFAULT_MAX_BODY_BYTES // (1024 * 1024) + 1):
             yield b" " * (1024 * 1024)
 
     with webhook_server.client() as client:

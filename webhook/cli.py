@@ -18,6 +18,12 @@ from webhook.config import DEFAULT_WEBHOOK_TIMEOUT_SECONDS, parse_webhook_timeou
 from webhook.drain import DEFAULT_SHUTDOWN_DELAY
 from webhook.errors import ConfigError
 from webhook.helpformat import HelpFormatter, epilog, from_environment
+from webhook.limits import (
+    DEFAULT_BODY_MEMORY_BYTES,
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+)
 from webhook.logs import log_config
 from webhook.review import DEFAULT_MAX_BODY_BYTES
 
@@ -97,8 +103,34 @@ def _parser() -> argparse.ArgumentParser:
              "Connection: close, before finishing the requests in flight and exiting; longer "
              "than the endpoint removal takes to reach every balancer; 0 stops at once"),
         "KCI_WEBHOOK_SHUTDOWN_DELAY")
-    serve.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES,
-                       help="request bodies larger than this many bytes (7 MiB) get HTTP 413")
+    from_environment(serve.add_argument(
+        "--max-body-bytes", type=_positive_int, metavar="BYTES",
+        default=os.environ.get("KCI_WEBHOOK_MAX_BODY_BYTES", str(DEFAULT_MAX_BODY_BYTES)),
+        help="admission request bodies larger than this get HTTP 413 (37 MiB: an UPDATE's "
+             "two objects at the API server's 3 MiB limit, as it escapes them, plus the "
+             "envelope)"), "KCI_WEBHOOK_MAX_BODY_BYTES")
+    from_environment(serve.add_argument(
+        "--body-memory-bytes", type=_positive_int, metavar="BYTES",
+        default=os.environ.get("KCI_WEBHOOK_BODY_MEMORY_BYTES", str(DEFAULT_BODY_MEMORY_BYTES)),
+        help="admission request bodies held at once, per worker, at most this many bytes in "
+             "all (at least --max-body-bytes); a request waits for room within "
+             "--body-timeout, then gets HTTP 503"), "KCI_WEBHOOK_BODY_MEMORY_BYTES")
+    from_environment(serve.add_argument(
+        "--max-connections", type=_positive_int, metavar="N",
+        default=os.environ.get("KCI_WEBHOOK_MAX_CONNECTIONS", str(DEFAULT_MAX_CONNECTIONS)),
+        help="open connections per worker; one more is closed as soon as it is accepted"),
+        "KCI_WEBHOOK_MAX_CONNECTIONS")
+    from_environment(serve.add_argument(
+        "--header-timeout", type=_timeout, metavar="SECONDS",
+        default=os.environ.get("KCI_WEBHOOK_HEADER_TIMEOUT", f"{DEFAULT_HEADER_TIMEOUT:g}"),
+        help="a request's head must arrive within this long of the connection (or of its "
+             "first byte on a reused one), else the connection is closed"),
+        "KCI_WEBHOOK_HEADER_TIMEOUT")
+    from_environment(serve.add_argument(
+        "--body-timeout", type=_timeout, metavar="SECONDS",
+        default=os.environ.get("KCI_WEBHOOK_BODY_TIMEOUT", f"{DEFAULT_BODY_TIMEOUT:g}"),
+        help="a request's body must arrive within this long of its head, else HTTP 408 and "
+             "the connection is closed"), "KCI_WEBHOOK_BODY_TIMEOUT")
     from_environment(serve.add_argument(
         "--webhook-timeout", type=_webhook_timeout, metavar="SECONDS",
         default=os.environ.get("KCI_WEBHOOK_TIMEOUT_SECONDS",
@@ -131,6 +163,11 @@ def _serve(args: argparse.Namespace) -> int:
     log = logging.getLogger("kci-webhook")
     if bool(args.cert) != bool(args.key):
         print("kci-webhook serve: --cert and --key go together", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.body_memory_bytes < args.max_body_bytes:
+        print(f"kci-webhook serve: --body-memory-bytes ({args.body_memory_bytes}) must be at "
+              f"least --max-body-bytes ({args.max_body_bytes}): the largest body allowed "
+              "could never be read", file=sys.stderr)
         return EXIT_CONFIG
     config_path = args.config or os.environ.get("KCI_WEBHOOK_CONFIG") or ""
     settings = server.Settings(config_path=config_path or None, environ=dict(os.environ),
@@ -166,6 +203,10 @@ def _serve(args: argparse.Namespace) -> int:
         "KCI_WEBHOOK_TLS_CERT": str(cert.absolute()),
         "KCI_WEBHOOK_TLS_KEY": str(key.absolute()),
         "KCI_WEBHOOK_MAX_BODY_BYTES": str(args.max_body_bytes),
+        "KCI_WEBHOOK_BODY_MEMORY_BYTES": str(args.body_memory_bytes),
+        "KCI_WEBHOOK_MAX_CONNECTIONS": str(args.max_connections),
+        "KCI_WEBHOOK_HEADER_TIMEOUT": str(args.header_timeout),
+        "KCI_WEBHOOK_BODY_TIMEOUT": str(args.body_timeout),
         "KCI_WEBHOOK_KUBECONFIG": args.kubeconfig or "",
         "KCI_WEBHOOK_SHUTDOWN_DELAY": str(args.shutdown_delay),
         "KCI_WEBHOOK_TIMEOUT_SECONDS": str(args.webhook_timeout),
@@ -202,6 +243,24 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
     if not 0 <= value <= 3600:
         raise argparse.ArgumentTypeError(f"must be between 0 and 3600 seconds, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+def _timeout(text: str) -> float:
+    """A read deadline: more than 0 (0 would close every connection at once)."""
+    value = _seconds(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text}")
     return value
 
 

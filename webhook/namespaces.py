@@ -32,9 +32,10 @@ from typing import Any
 
 import orjson
 import yaml
-from kubernetes import client, watch
+from kubernetes import client
 from kubernetes import config as kube_config
 from kubernetes.client.rest import ApiException
+from kubernetes.watch.watch import iter_resp_lines
 
 from webhook.dialects import DEFAULT_DIALECT
 from webhook.errors import ConfigError
@@ -50,7 +51,12 @@ Interest = tuple[tuple[str, str], ...]
 
 
 class Gone(Exception):
-    """The watch's resourceVersion expired (HTTP 410): list again."""
+    """The watch's resourceVersion expired (HTTP 410): list again. Expected: the API
+    server keeps a few minutes of history, so a watch outliving it ends this way."""
+
+
+class WatchError(Exception):
+    """The watch ended with an error event other than an expiry."""
 
 
 # Where client-go and every Kubernetes tool find the service account's credentials.
@@ -158,7 +164,6 @@ class NamespaceCache:
         self._watch_timeout = watch_timeout
         self._stop = threading.Event()
         self._writing = threading.Lock()   # readers never take it: they see whole dicts
-        self._watch: watch.Watch | None = None
         self._thread: threading.Thread | None = None
         self.state = "disabled" if api is None else "starting"
         self.resource_version: str | None = None
@@ -194,8 +199,6 @@ class NamespaceCache:
 
     def stop(self, timeout: float = 2.0) -> None:
         self._stop.set()
-        if self._watch is not None:
-            self._watch.stop()
         if self._thread is not None:
             self._thread.join(timeout)
 
@@ -207,10 +210,13 @@ class NamespaceCache:
                 backoff = BACKOFF_INITIAL
                 while not self._stop.is_set():
                     self._watch_once()
-            except Gone:
-                log.info("namespace watch expired (410 Gone); listing again")
+            except Gone as exc:
+                log.info("namespace watch expired (%s: its resourceVersion %s is older than "
+                         "the API server keeps); listing again", exc, self.resource_version)
                 continue
             except Exception as exc:  # noqa: BLE001 - any failure: degrade, keep serving
+                if self._stop.is_set():
+                    break
                 self.errors += 1
                 self.last_error = _describe(exc)
                 self._set_state("degraded")
@@ -242,21 +248,35 @@ class NamespaceCache:
                  len(body.get("items") or ()), len(fresh_layers), self.resource_version)
 
     def _watch_once(self) -> None:
+        """One watch request, read line by line here (not through `watch.Watch`): with
+        `deserialize=False` the client's own loop looks for an ERROR event's object under
+        a key it never sets, so an expiry surfaced as `KeyError('raw_object')`. An ERROR
+        event or an HTTP error carrying 410 is the expected expiry (`Gone`); any other
+        ERROR event is raised as `WatchError` with the API server's own words."""
         assert self._api is not None
-        self._watch = watch.Watch()
-        stream = self._watch.stream(
-            self._api.list_namespace, resource_version=self.resource_version,
-            allow_watch_bookmarks=True, timeout_seconds=self._watch_timeout,
-            _request_timeout=(5, self._watch_timeout + READ_MARGIN_SECONDS), deserialize=False)
         try:
-            for event in stream:
-                self.apply(event)
+            response: Any = self._api.list_namespace(
+                watch=True, resource_version=self.resource_version, allow_watch_bookmarks=True,
+                timeout_seconds=self._watch_timeout, _preload_content=False,
+                _request_timeout=(5, self._watch_timeout + READ_MARGIN_SECONDS))
+        except ApiException as exc:       # the client raises for any non-2xx answer
+            if exc.status == 410:
+                raise Gone(f"HTTP 410 {exc.reason}") from None
+            raise
+        try:
+            for line in iter_resp_lines(response):
                 if self._stop.is_set():
                     break
-        except ApiException as exc:
-            if exc.status == 410:
-                raise Gone from exc
-            raise
+                if not line.strip():
+                    continue
+                event = orjson.loads(line)
+                if not isinstance(event, dict):
+                    raise WatchError(f"watch sent a line that is not an event: {line[:200]!r}")
+                if event.get("type") == "ERROR":
+                    raise _error_event(event.get("object"))
+                self.apply(event)
+        finally:
+            response.release_conn()
 
     def apply(self, event: Mapping[str, Any]) -> None:
         """Apply one watch event (ADDED, MODIFIED, DELETED, BOOKMARK) to the cache."""
@@ -302,7 +322,8 @@ class NamespaceCache:
         layer = namespace_layer(name, dict(interest), self._dialect)
         for problem in layer.problems:
             log.warning("invalid namespace annotation, ignored: %s", problem)
-            self._on_invalid(name, problem.split(" ", 1)[0])
+            key = problem.split(" ", 1)[0]       # a label: only from the closed set
+            self._on_invalid(name, key if key in NAMESPACE_KEYS else "other")
         return layer
 
     def _set_state(self, state: str) -> None:
@@ -323,6 +344,16 @@ def _interest_of(obj: Mapping[str, Any]) -> tuple[str, Interest]:
         return name, ()
     return name, tuple((key, annotations[key]) for key in NAMESPACE_KEYS
                        if isinstance(annotations.get(key), str))
+
+
+def _error_event(status: object) -> Exception:
+    """The exception an ERROR event's Status stands for: `Gone` for 410 (expired)."""
+    status = status if isinstance(status, Mapping) else {}
+    code, reason = status.get("code"), status.get("reason") or ""
+    message = str(status.get("message") or "")[:300]
+    if code == 410 or reason in ("Expired", "Gone"):
+        return Gone(f"410 {reason or 'Gone'}: {message}" if message else f"410 {reason}")
+    return WatchError(f"watch error event: {code} {reason}: {message}")
 
 
 def _describe(exc: BaseException) -> str:

@@ -27,8 +27,15 @@ from webhook.reference import Reference
 from webhook.workloads import TEMPLATE_PATHS, WORKLOAD_GROUPS, pod_template, template_as_pod
 
 API_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
-# Two objects of at most 3 MiB each (the API server's request limit) plus the envelope.
-DEFAULT_MAX_BODY_BYTES = 7 * 1024 * 1024
+# The largest review the API server can send for an object it accepts: an UPDATE carries
+# two objects (object and oldObject), each up to its request limit of 3 MiB. It writes
+# JSON with Go's encoding/json, which escapes `<`, `>` and `&` as `\u003c` (6 bytes for 1):
+# an object made of them grows six-fold on the way to us. 2 x 3 MiB x 6 = 36 MiB, plus
+# 1 MiB for the envelope (uid, kind, userInfo, options): 37 MiB. A smaller cap would
+# refuse a pod that can be created (1.24 MiB of `<` is 7.4 MiB escaped) or, worse, one
+# whose UPDATE could never pass again (finalizers stuck). Memory stays bounded by the
+# body budget (webhook.transport.ByteBudget), not by this cap.
+DEFAULT_MAX_BODY_BYTES = (2 * 3 * 6 + 1) * 1024 * 1024
 MAX_WARNINGS = 20          # the API server shows each one to the client; keep it readable
 MAX_WARNING_CHARS = 512
 MAX_MESSAGE_CHARS = 4096

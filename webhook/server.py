@@ -30,9 +30,11 @@ from fastapi.responses import Response
 
 from webhook import config as config_mod
 from webhook import metrics
+from webhook.connections import BoundedHttpToolsProtocol
 from webhook.drain import DEFAULT_SHUTDOWN_DELAY, Drain
 from webhook.errors import ConfigError
 from webhook.images import NO_ANSWER
+from webhook.limits import DEFAULT_BODY_MEMORY_BYTES, Limits
 from webhook.logs import log_config
 from webhook.mutate import Context
 from webhook.namespaces import NamespaceCache, api_for, choose_source
@@ -48,7 +50,7 @@ from webhook.review import (
     validate,
 )
 from webhook.tls import ReloadingContext
-from webhook.transport import AdmissionTransport
+from webhook.transport import AdmissionTransport, off_loop
 
 log = logging.getLogger("kci-webhook")
 
@@ -64,6 +66,8 @@ class Settings:
     cert_file: str = ""
     key_file: str = ""
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    body_memory_bytes: int = DEFAULT_BODY_MEMORY_BYTES
+    limits: Limits = field(default_factory=Limits)
     own_namespace: str | None = None
     kubeconfig: str | None = None
     shutdown_delay: float = DEFAULT_SHUTDOWN_DELAY
@@ -79,6 +83,9 @@ class Settings:
                    key_file=env.get("KCI_WEBHOOK_TLS_KEY", ""),
                    max_body_bytes=int(env.get("KCI_WEBHOOK_MAX_BODY_BYTES",
                                               DEFAULT_MAX_BODY_BYTES)),
+                   body_memory_bytes=int(env.get("KCI_WEBHOOK_BODY_MEMORY_BYTES",
+                                                 DEFAULT_BODY_MEMORY_BYTES)),
+                   limits=Limits.from_environ(env),
                    own_namespace=env.get("POD_NAMESPACE") or None,
                    kubeconfig=env.get("KCI_WEBHOOK_KUBECONFIG") or None,
                    shutdown_delay=float(env.get("KCI_WEBHOOK_SHUTDOWN_DELAY",
@@ -173,21 +180,23 @@ def create_app(settings: Settings, *,
 
     async def mutate_with_checks(body: bytes) -> Decision:
         """Decode; with `if-present` mirrors to ask, judge the pod first (a pod that will
-        be refused asks nothing), ask within the budget, then decide."""
-        review = decode(body)
+        be refused asks nothing), ask within the budget, then decide. A large body's
+        decoding and deciding run in a thread (`off_loop`), never on the loop."""
+        review = await off_loop(decode, body)
         ctx = state.context_for(review.namespace)
         asked = questions(review, ctx)
         if not asked:
-            return admit_request(review, ctx)
-        judged = judge(review, ctx, asked)
+            return await off_loop(admit_request, review, ctx)
+        judged = await off_loop(judge, review, ctx, asked)
         if isinstance(judged, Decision):
             return judged
         availability, notes = await ask_mirrors(state, ctx.config, judged,
                                                 dry_run=review.dry_run)
-        return admit_request(review, ctx, availability=availability, notes=notes)
+        return await off_loop(admit_request, review, ctx, availability=availability,
+                              notes=notes)
 
     async def validate_body(body: bytes) -> Decision:
-        return validate(body, context_for=state.context_for)
+        return await off_loop(validate, body, context_for=state.context_for)
 
     @app.get("/healthz")
     async def healthz() -> Response:
@@ -226,6 +235,8 @@ def create_app(settings: Settings, *,
 
     return AdmissionTransport(app, {"/mutate": mutate_with_checks, "/validate": validate_body},
                               max_body_bytes=settings.max_body_bytes,
+                              body_timeout=settings.limits.body_timeout,
+                              body_memory_bytes=settings.body_memory_bytes,
                               closing=lambda: drain.active)
 
 
@@ -379,7 +390,9 @@ def run(*, host: str, port: int, workers: int, log_level: str = "info",
         "webhook.server:app_from_environ", factory=True, ssl_context_factory=_ssl_context,
         host=host, port=port, workers=workers,
         # uvloop + httptools: the asyncio/h11 path stalls reused connections (Nagle, ~44 ms).
-        loop="uvloop", http="httptools", access_log=False, log_level=log_level,
+        # The httptools protocol with a connection limit and head/body deadlines
+        # (webhook.connections); it reads them from the environment, as workers do.
+        loop="uvloop", http=BoundedHttpToolsProtocol, access_log=False, log_level=log_level,
         log_config=log_config(log_level, log_format),
         # Keep-alive: the API server's Go client closes a connection idle for 90 s and
         # reuses idle ones without warning. A server that closes an idle connection
