@@ -15,7 +15,7 @@ from typing import Any
 
 from bench import inprocess, load, procs, sampling, updates
 from bench.samples import BENCH_DIR, TARGET_SAMPLE, context_factory, load_samples
-from webhook.review import admit
+from webhook.core.admission.review import admit
 
 RESULTS = BENCH_DIR / "results"
 
@@ -120,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
 
     lines += header(report)
     if "inprocess" in report:
-        lines += ["", "In-process, µs per admission: webhook.review.admit(body) with "
+        lines += ["", "In-process, µs per admission: "
+                  "webhook.core.admission.review.admit(body) with "
                   "bench/bench-config.yaml", "(timeit, GC on; admit: min and median of "
                   f"{3 if quick else 7} repeats; stages: medians inside the pipeline)", ""]
         lines += inprocess.table(report["inprocess"])

@@ -2,7 +2,8 @@
 
 - `static_app` reads the body and answers with fixed bytes (the answer `admit` gives for
   $BENCH_BODY): the cost of uvicorn, httptools, the event loop and the sockets alone.
-- `admit_app` reads the body and calls `webhook.review.admit` as the FastAPI route does.
+- `admit_app` reads the body and calls `webhook.core.admission.review.admit` as the
+  FastAPI route does.
 
 Both answer any GET (the harness's readiness probe) with a small JSON body.
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.samples import CONFIG_PATH, context_factory
-from webhook.review import admit
+from webhook.core.admission.review import admit
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]

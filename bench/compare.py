@@ -31,7 +31,7 @@ CHILD = r"""
 import gc, sys, timeit
 sys.path.insert(0, sys.argv[1])
 from bench.samples import context_factory, load_samples
-from webhook.review import admit
+from webhook.core.admission.review import admit
 context_for = context_factory()
 bodies = {s.key: s.body for s in load_samples()}
 print("ready", flush=True)

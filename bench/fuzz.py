@@ -20,12 +20,12 @@ import atheris
 import orjson
 
 with atheris.instrument_imports():
-    from webhook.config import EnvironmentDefaults, load_config
-    from webhook.errors import BadRequest
-    from webhook.layers import namespace_layer
-    from webhook.mutate import Context
-    from webhook.patch import apply
-    from webhook.review import admit, validate
+    from webhook.core.admission.patch import apply
+    from webhook.core.admission.review import admit, validate
+    from webhook.core.config import EnvironmentDefaults, load_config
+    from webhook.core.errors import BadRequest
+    from webhook.core.mutation.create import Context
+    from webhook.core.mutation.layers import namespace_layer
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = orjson.loads((ROOT / "tests" / "data" / "admission" /

@@ -1,5 +1,6 @@
-"""In-process cost of one admission: `webhook.review.admit(body, context_for=...)`, and
-the same work cut into its stages so a regression shows where it came from.
+"""In-process cost of one admission: `webhook.core.admission.review.admit(body,
+context_for=...)`, and the same work cut into its stages so a regression shows where it
+came from.
 
 Stages, timed inside the pipeline (a clock between them, medians; their sum is close to
 `admit`, the rest is the glue between them):
@@ -27,8 +28,8 @@ import orjson
 
 from bench.procs import machine_cpu_seconds, speed_probe
 from bench.samples import Sample
-from webhook import patch, review
-from webhook.mutate import Context, mutate
+from webhook.core.admission import patch, review
+from webhook.core.mutation.create import Context, mutate
 
 STAGES = ("decode", "mutate", "diff", "check", "encode")
 
@@ -81,7 +82,8 @@ def bench_sample(sample: Sample, context_for: Callable[[str], Context], *, repea
     patch.check(request.object, ops, outcome.pod)
     if _encode(request, outcome, ops) != decision.body:
         raise SystemExit(f"bench: the staged pipeline does not reproduce admit() for "
-                         f"{sample.key}; update bench/inprocess.py to follow webhook.review")
+                         f"{sample.key}; update bench/inprocess.py to follow "
+                         "webhook.core.admission.review")
 
     probe_before = speed_probe()
     (busy0, steal0), own0, wall0 = machine_cpu_seconds(), time.process_time(), time.monotonic()

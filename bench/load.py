@@ -28,7 +28,7 @@ from typing import Any
 
 from bench import procs
 from bench.samples import BENCH_DIR, CONFIG_PATH, REPO, Sample
-from webhook.tls import ensure_dev_certificates
+from webhook.adapters.tls import ensure_dev_certificates
 
 LUA = BENCH_DIR / "post.lua"
 
@@ -109,7 +109,7 @@ def uvicorn_server(workdir: Path, app: str, workers: int, *, tls: bool, factory:
         argv += ["--ssl-certfile", str(certs / "tls.crt"), "--ssl-keyfile", str(certs / "tls.key")]
     env = clean_env(KCI_WEBHOOK_CONFIG=str(CONFIG_PATH),
                     BENCH_BODY=str(body_path) if body_path else "")
-    if workers > 1:     # as `serve` does: metrics of all workers in files (webhook.metrics)
+    if workers > 1:     # as `serve` does: metrics of all workers in files (webhook.server.metrics)
         metrics_dir = workdir / f"metrics-{port}"
         metrics_dir.mkdir()
         env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
@@ -215,7 +215,7 @@ LAYERS = (
     # (label, uvicorn app, factory)
     ("bare ASGI, static answer", "bench.apps:static_app", False),
     ("bare ASGI + admit()", "bench.apps:admit_app", False),
-    ("FastAPI app (webhook.server)", "webhook.server:app_from_environ", True),
+    ("FastAPI app (webhook.server.app)", "webhook.server.app:app_from_environ", True),
 )
 
 
@@ -250,7 +250,7 @@ def nagle_canary(workdir: Path, sample: Sample, expected: bytes, duration: float
     body_path.write_bytes(sample.body)
     results = []
     for loop, http in (("asyncio", "h11"), ("uvloop", "httptools"))[:2 if both else 1]:
-        server = uvicorn_server(workdir, "webhook.server:app_from_environ", 2, tls=True,
+        server = uvicorn_server(workdir, "webhook.server.app:app_from_environ", 2, tls=True,
                                 factory=True, loop=loop, http=http, body_path=body_path)
         with procs.running(server, 2):
             verify(server, sample, expected)

@@ -18,10 +18,10 @@ from typing import Any
 import orjson
 
 from bench.samples import CONFIG_PATH, TARGET_SAMPLE, load_samples
-from webhook import config as config_mod
-from webhook.mutate import Context
-from webhook.namespaces import NamespaceCache
-from webhook.review import admit, decode
+from webhook.adapters.namespaces import NamespaceCache
+from webhook.core import config as config_mod
+from webhook.core.admission.review import admit, decode
+from webhook.core.mutation.create import Context
 
 
 def namespace_event(index: int) -> dict[str, Any]:
@@ -41,7 +41,7 @@ def per_admission_us(namespaces: int, body: bytes, repeats: int = 7) -> float:
     config = config_mod.load_config(CONFIG_PATH.read_bytes(), source=str(CONFIG_PATH))
     environment = config_mod.environment_defaults({})
 
-    def context_for(namespace: str) -> Context:        # as webhook.server.AppState does
+    def context_for(namespace: str) -> Context:        # as webhook.server.app.AppState does
         return Context(config=config, environment=environment, namespace=namespace,
                        namespace_layer=cache.get(namespace))
 

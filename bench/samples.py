@@ -24,12 +24,12 @@ from pathlib import Path
 
 import orjson
 
-from webhook import config as config_mod
-from webhook.annotations import DnsConfig, DnsOption, HostAlias, dns_config_to_spec
-from webhook.annotations import host_aliases_to_spec as aliases_to_spec
-from webhook.dialects import DIALECT_KEY, DIALECTS
-from webhook.layers import namespace_layer
-from webhook.mutate import Context
+from webhook.core import config as config_mod
+from webhook.core.annotations import DnsConfig, DnsOption, HostAlias, dns_config_to_spec
+from webhook.core.annotations import host_aliases_to_spec as aliases_to_spec
+from webhook.core.dialects import DIALECT_KEY, DIALECTS
+from webhook.core.mutation.create import Context
+from webhook.core.mutation.layers import namespace_layer
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -131,7 +131,7 @@ def load_samples() -> list[Sample]:
 
 
 def context_factory(config_path: Path = CONFIG_PATH) -> Callable[[str], Context]:
-    """`context_for` as the server builds it (`webhook.server.create_app`): the config and
+    """`context_for` as the server builds it (`webhook.server.app.create_app`): the config and
     the KCI_* environment parsed once, one Context per namespace. The benchmark serves and
     mutates with an empty KCI_* environment so in-process and server figures agree."""
     config = config_mod.load_config(config_path.read_bytes(), source=str(config_path))

@@ -29,7 +29,7 @@ import orjson
 from bench import procs
 from bench.load import clean_env
 from bench.samples import CONFIG_PATH, TARGET_SAMPLE, load_samples
-from webhook import tls
+from webhook.adapters import tls
 
 OTHER_CONFIG = CONFIG_PATH.read_text().replace("pullSecret:", "# pullSecret:", 1)
 

@@ -27,9 +27,9 @@ from typing import Any
 import orjson
 
 from bench.samples import Sample
-from webhook import patch
-from webhook.mutate import Context
-from webhook.review import admit, decode
+from webhook.core.admission import patch
+from webhook.core.admission.review import admit, decode
+from webhook.core.mutation.create import Context
 
 BASES = ("deploy-3", "kci-3")
 KINDS = ("create", "update-noop", "set-image", "debug")

@@ -2,7 +2,7 @@
 
 What it gives (every piece usable on its own, for presence checks and `doctor` alike):
 - `make_pki`: a CA and a serving certificate for localhost / 127.0.0.1 / ::1, made with
-  `webhook.tls` (the project's own certificate code);
+  `webhook.adapters.tls` (the project's own certificate code);
 - `write_htpasswd`: a bcrypt htpasswd file, as the registry's `htpasswd` auth reads it;
 - `start_registry(workdir, tls=, auth=, token_auth=)`: `docker-registry serve config.yml`
   on a free loopback port, waited for until `/v2/` answers; `Registry.stop()`, and it is
@@ -58,8 +58,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from tests.conftest import free_port, terminate
-from webhook.config import Mirror, config_from_data
-from webhook.tls import KeyPair, generate_ca, generate_serving_cert
+from webhook.adapters.tls import KeyPair, generate_ca, generate_serving_cert
+from webhook.core.config import Mirror, config_from_data
 
 REGISTRY_BINARY = Path("/usr/bin/docker-registry")
 SKOPEO = "skopeo"

@@ -27,7 +27,8 @@ import yaml
 from tests import chart_render as chart
 from tests.conftest import ROOT
 from tests.test_manifests import CHART_MATRIX, chart_values, handshake, one, render
-from webhook import config, tls
+from webhook.adapters import tls
+from webhook.core import config
 
 Objects = list[dict[str, Any]]
 SERVICE_NAMES = tls.service_dns_names("kci-webhook", "kci-webhook")

@@ -36,7 +36,10 @@ from kubernetes_validate.utils import all_versions
 
 from tests import chart_render as chart
 from tests.conftest import ROOT
-from webhook import cli, config, tls, workloads
+from webhook import cli
+from webhook.adapters import tls
+from webhook.core import config
+from webhook.core.admission import workloads
 
 MANIFESTS = ROOT / "manifests"
 # The oldest and the newest schema kubernetes-validate ships.

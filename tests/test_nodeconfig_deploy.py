@@ -91,7 +91,7 @@ def test_the_command_accepts_the_args_and_the_probe_hits_its_listener(
         daemonset: dict[str, Any]) -> None:
     (container,) = daemonset["spec"]["template"]["spec"]["containers"]
     args = parse(container["args"])
-    assert args.func.__module__ == "webhook.nodeconfig.command"
+    assert args.func.__module__ == "webhook.tools.nodeconfig.command"
     assert args.watch and args.config == "/etc/kci-webhook/config/config.yaml"
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert args.listen == ("0.0.0.0", ports["status"])

@@ -13,19 +13,20 @@ from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
-from webhook import certs, doctor, nodeconfig, preview, tls, trust
-from webhook.config import DEFAULT_WEBHOOK_TIMEOUT_SECONDS, parse_webhook_timeout
-from webhook.drain import DEFAULT_SHUTDOWN_DELAY
-from webhook.errors import ConfigError
-from webhook.helpformat import HelpFormatter, epilog, from_environment
-from webhook.limits import (
+from webhook.adapters import tls
+from webhook.core.admission.review import DEFAULT_MAX_BODY_BYTES
+from webhook.core.config import DEFAULT_WEBHOOK_TIMEOUT_SECONDS, parse_webhook_timeout
+from webhook.core.errors import ConfigError
+from webhook.server.drain import DEFAULT_SHUTDOWN_DELAY
+from webhook.server.limits import (
     DEFAULT_BODY_MEMORY_BYTES,
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
 )
-from webhook.logs import log_config
-from webhook.review import DEFAULT_MAX_BODY_BYTES
+from webhook.server.logs import log_config
+from webhook.tools import certs, doctor, nodeconfig, preview, trust
+from webhook.tools.helpformat import HelpFormatter, epilog, from_environment
 
 EXIT_CONFIG = 2
 EXIT_BROKEN_PIPE = 128 + 13   # 141: what a shell reports for a command ended by SIGPIPE
@@ -157,7 +158,8 @@ def _parser() -> argparse.ArgumentParser:
 def _serve(args: argparse.Namespace) -> int:
     # imported here: the web stack and the kubernetes client take ~2 s to import, which
     # the offline commands (mutate, trust, certs, doctor) should not pay
-    from webhook import namespaces, server
+    from webhook.adapters import namespaces
+    from webhook.server import app as server
 
     logging.config.dictConfig(log_config(args.log_level, args.log_format))
     log = logging.getLogger("kci-webhook")

@@ -1,0 +1,481 @@
+"""Certificates for the webhook port: generate, check, write, and reload without a restart.
+
+The only module of the package that imports `cryptography`. The API server trusts the
+webhook through the `caBundle` of the MutatingWebhookConfiguration and checks the serving
+certificate's SANs against the Service name it calls (`svc.ns.svc`), so everything here
+is about getting those two right and keeping them fresh:
+
+- `generate_ca` / `generate_serving_cert` / `make_service_certificates`: material for
+  `kci-webhook certs`; `ensure_dev_certificates` for `serve` with no certificate given.
+- `check_pair`: what is wrong with a pair, every problem named (for `certs --check`, doctor).
+- `ReloadingContext`: the SSLContext handed to uvicorn; cert-manager rotates the Secret,
+  the kubelet swaps the mounted files, and new handshakes get the new certificate.
+
+Errors: a broken pair given at start-up raises `ValueError` (fail fast); a broken pair
+seen at reload time is refused with a log line and the loaded one keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import ipaddress
+import logging
+import os
+import ssl
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import NamedTuple
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import (
+    CertificateIssuerPrivateKeyTypes,
+    PublicKeyTypes,
+)
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from webhook.core.errors import ConfigError
+
+log = logging.getLogger("kci-webhook.tls")
+
+# Nodes and the API server may run a few minutes ahead of the machine that signs.
+CLOCK_SKEW = timedelta(minutes=5)
+DEV_DNS_NAMES = ("localhost",)
+DEV_IP_ADDRESSES = ("127.0.0.1", "::1")
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    """A PEM certificate and its PEM private key (kept out of repr so logs never show it)."""
+
+    cert_pem: bytes
+    key_pem: bytes = field(repr=False)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _key_usage(*, ca: bool) -> x509.KeyUsage:
+    """A CA signs certificates and CRLs only; a leaf signs handshakes only (ECDSA)."""
+    return x509.KeyUsage(
+        digital_signature=not ca, content_commitment=False, key_encipherment=False,
+        data_encipherment=False, key_agreement=False, key_cert_sign=ca, crl_sign=ca,
+        encipher_only=False, decipher_only=False)
+
+
+def _issue(builder: x509.CertificateBuilder, key: ec.EllipticCurvePrivateKey,
+           signer: CertificateIssuerPrivateKeyTypes, *, not_after: datetime) -> KeyPair:
+    """Finish a certificate for `key`: a random serial (so rotations are told apart), a
+    notBefore CLOCK_SKEW in the past (or a day before an already past notAfter), SKI."""
+    not_before = min(_now() - CLOCK_SKEW, not_after - timedelta(days=1))
+    algorithm = None if isinstance(signer, ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey) \
+        else hashes.SHA256()
+    cert = (
+        builder.public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+        .sign(signer, algorithm)
+    )
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    return KeyPair(cert.public_bytes(serialization.Encoding.PEM), key_pem)
+
+
+def _cn(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def generate_ca(*, common_name: str = "kci-webhook-ca", days: int = 3650) -> KeyPair:
+    """A self-signed ECDSA P-256 CA that may sign leaf certificates only (pathlen 0)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_cn(common_name))
+        .issuer_name(_cn(common_name))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(_key_usage(ca=True), critical=True)
+    )
+    return _issue(builder, key, key, not_after=_now() + timedelta(days=days))
+
+
+def generate_serving_cert(
+    ca: KeyPair,
+    *,
+    dns_names: Sequence[str],
+    ip_addresses: Sequence[str] = (),
+    days: int = 365,
+    common_name: str | None = None,
+) -> KeyPair:
+    """An ECDSA P-256 server certificate signed by `ca`, its SANs the given names and IPs.
+
+    Verifiers look only at the SANs; the CN is informational. The expiry is capped at the
+    CA's, so `not_after` tells the truth about when verification will start failing.
+    `days` may be zero or negative (an already expired certificate, for tests and checks).
+    """
+    if not dns_names and not ip_addresses:
+        raise ValueError("a serving certificate needs at least one DNS name or IP address")
+    ca_cert = x509.load_pem_x509_certificate(ca.cert_pem)
+    ca_key = serialization.load_pem_private_key(ca.key_pem, password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+                      | ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey):
+        raise ValueError(f"CA key of type {type(ca_key).__name__} cannot sign certificates")
+    sans: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
+    sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ip_addresses]
+    cn = common_name or next((n for n in [*dns_names, *ip_addresses] if len(n) <= 64),
+                             "kci-webhook")
+    ca_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_cn(cn))
+        .issuer_name(ca_cert.subject)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_key_usage(ca=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
+                       critical=False)
+    )
+    not_after = min(_now() + timedelta(days=days), ca_cert.not_valid_after_utc)
+    return _issue(builder, ec.generate_private_key(ec.SECP256R1()), ca_key, not_after=not_after)
+
+
+def service_dns_names(service: str, namespace: str, cluster_domain: str = "cluster.local"
+                      ) -> list[str]:
+    """The names a Service is reached by; the API server calls `svc.ns.svc`."""
+    return [service, f"{service}.{namespace}", f"{service}.{namespace}.svc",
+            f"{service}.{namespace}.svc.{cluster_domain}"]
+
+
+def _write_atomic(path: Path, data: bytes, mode: int) -> None:
+    """Write via a temp file in the same directory + os.replace: readers (the reload
+    watcher, a second replica sharing a volume) never see a half-written file, and the
+    key's temp file is created 0600 so it is never briefly world-readable."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_pair(directory: Path, *, ca: KeyPair, serving: KeyPair,
+               write_ca_key: bool = False) -> None:
+    """Write ca.crt, tls.key, tls.crt (and ca.key only if `write_ca_key`).
+
+    The key is written before the certificate: a watcher polling in between sees a new
+    key with the old certificate, refuses the mismatch, and picks up the pair next poll.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    _write_atomic(directory / "ca.crt", ca.cert_pem, 0o644)
+    if write_ca_key:
+        _write_atomic(directory / "ca.key", ca.key_pem, 0o600)
+    _write_atomic(directory / "tls.key", serving.key_pem, 0o600)
+    _write_atomic(directory / "tls.crt", serving.cert_pem, 0o644)
+
+
+def ensure_dev_certificates(directory: Path) -> tuple[Path, Path, Path]:
+    """Certificates for `serve` with none given: reuse the ones in `directory` if they
+    are a matching pair from that CA, cover localhost, and stay valid for more than a day;
+    otherwise write a fresh CA and serving certificate. The dev CA's key is discarded, so
+    renewal regenerates everything (a client must re-trust ca.crt, which is fine in dev).
+    Returns (cert, key, ca) paths."""
+    cert, key, ca = directory / "tls.crt", directory / "tls.key", directory / "ca.crt"
+    try:
+        report = check_pair(cert.read_bytes(), key.read_bytes(), ca_pem=ca.read_bytes(),
+                            expected_names=[*DEV_DNS_NAMES, *DEV_IP_ADDRESSES],
+                            warn_within=timedelta(days=1))
+        if not report.problems:
+            return cert, key, ca
+        why = "; ".join(report.problems)
+    except FileNotFoundError:
+        why = ""                                   # the first start: nothing there yet
+    except OSError as exc:
+        why = f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)
+    if (directory / "ca.key").exists():
+        # A CA of `kci-webhook certs` lives here: replacing its ca.crt would orphan its key
+        # (and the caBundle a cluster trusts). Never touch it.
+        raise ConfigError(
+            f"{directory}: holds a CA key (ca.key, from `kci-webhook certs`) and its "
+            f"certificates are not usable for development ({why}); pass --cert and --key, "
+            "or --certs-dir a directory for development certificates")
+    if why:
+        log.info("the development certificates in %s are not usable (%s): replacing them",
+                 directory, why)
+    new_ca = generate_ca(common_name="kci-webhook-dev-ca", days=365)
+    serving = generate_serving_cert(new_ca, dns_names=DEV_DNS_NAMES,
+                                    ip_addresses=DEV_IP_ADDRESSES, days=90)
+    write_pair(directory, ca=new_ca, serving=serving)
+    log.info("created a development CA and serving certificate in %s", directory)
+    return cert, key, ca
+
+
+class ServiceCertificates(NamedTuple):
+    """What `make_service_certificates` wrote; `ca_reused` tells whether the caBundle
+    already in the cluster stays valid, `ca_notes` what is worth knowing about that CA."""
+
+    ca: KeyPair
+    serving: KeyPair
+    ca_reused: bool = False
+    ca_notes: tuple[str, ...] = ()
+
+
+def make_service_certificates(out_dir: Path, *, service: str, namespace: str, days: int = 365,
+                              ca_days: int = 3650, reuse_ca: bool = True
+                              ) -> ServiceCertificates:
+    """CA + serving certificate for the in-cluster Service; writes ca.crt, ca.key,
+    tls.crt, tls.key. Reusing the CA keeps the caBundle already in the cluster valid, so
+    re-issuing the serving certificate needs no change to the webhook configuration.
+    A CA pair that is present but unusable is an error, never silently replaced (that
+    would break the caBundle); pass reuse_ca=False to start a new CA."""
+    ca_crt, ca_key = out_dir / "ca.crt", out_dir / "ca.key"
+    notes: tuple[str, ...] = ()
+    reused = reuse_ca and ca_crt.exists() and ca_key.exists()
+    if reused:
+        ca = KeyPair(ca_crt.read_bytes(), ca_key.read_bytes())
+        report = check_pair(ca.cert_pem, ca.key_pem, warn_within=timedelta(days=days))
+        if not report.ok:
+            raise ValueError(f"cannot reuse the CA in {out_dir}: {'; '.join(report.problems)}"
+                             " (use a new CA instead)")
+        notes = tuple(f"the CA's {p}: the serving certificate ends with it" for p in
+                      report.problems)
+    else:
+        ca = generate_ca(days=ca_days)
+    serving = generate_serving_cert(ca, dns_names=service_dns_names(service, namespace),
+                                    days=days)
+    write_pair(out_dir, ca=ca, serving=serving, write_ca_key=True)
+    return ServiceCertificates(ca, serving, reused, notes)
+
+
+def certificate_summary(cert_pem: bytes) -> str:
+    """`CN=..., expires 2036-01-01T00:00:00+00:00`: enough to recognise a certificate."""
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    return f"{cert.subject.rfc4514_string()}, expires {cert.not_valid_after_utc.isoformat()}"
+
+
+def ca_bundle(ca_cert_pem: bytes) -> str:
+    """The `caBundle` field: base64 of the PEM text itself (not of the DER)."""
+    return base64.b64encode(ca_cert_pem).decode("ascii")
+
+
+@dataclass
+class CheckReport:
+    """`ok` is False on any error; expiring soon is listed in `problems` but keeps `ok`."""
+
+    ok: bool
+    problems: list[str]
+    not_after: datetime | None
+    sans: list[str]
+
+
+def _spki(public_key: PublicKeyTypes) -> bytes:
+    return public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def _parse_pair(cert_pem: bytes, key_pem: bytes) -> x509.Certificate:
+    """The leaf certificate (first of a chain), or ValueError saying what is wrong."""
+    try:
+        leaf = x509.load_pem_x509_certificates(cert_pem)[0]
+    except ValueError as e:
+        raise ValueError(f"certificate does not parse: {e}") from None
+    try:
+        key = serialization.load_pem_private_key(key_pem, password=None)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"private key does not parse: {e}") from None
+    if _spki(key.public_key()) != _spki(leaf.public_key()):
+        raise ValueError("private key does not match the certificate")
+    return leaf
+
+
+def _name_covered(name: str, dns: Sequence[str], ips: Sequence[object]) -> bool:
+    try:
+        return ipaddress.ip_address(name) in ips
+    except ValueError:
+        pass
+    name = name.lower().rstrip(".")
+    for san in (d.lower() for d in dns):
+        if san == name or (san.startswith("*.") and "." in name
+                           and name.split(".", 1)[1] == san[2:]):
+            return True
+    return False
+
+
+def check_pair(cert_pem: bytes, key_pem: bytes, *, ca_pem: bytes | None = None,
+               expected_names: Sequence[str] = (), now: datetime | None = None,
+               warn_within: timedelta = timedelta(days=30)) -> CheckReport:
+    """Every problem with a certificate/key pair, each named, instead of the first one."""
+    now = now or _now()
+    problems: list[str] = []
+    try:
+        leaf = x509.load_pem_x509_certificates(cert_pem)[0]
+    except ValueError as e:
+        return CheckReport(False, [f"certificate does not parse: {e}"], None, [])
+    try:
+        _parse_pair(cert_pem, key_pem)
+    except ValueError as e:
+        problems.append(str(e))
+    not_after, not_before = leaf.not_valid_after_utc, leaf.not_valid_before_utc
+    if now >= not_after:
+        problems.append(f"certificate expired on {not_after.isoformat()}")
+    elif now < not_before:
+        problems.append(f"certificate not yet valid: valid from {not_before.isoformat()}")
+    try:
+        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        dns, ips = san.get_values_for_type(x509.DNSName), san.get_values_for_type(x509.IPAddress)
+    except x509.ExtensionNotFound:
+        dns, ips = [], []
+    problems += [f"missing SAN {n!r}" for n in expected_names if not _name_covered(n, dns, ips)]
+    if ca_pem is not None:
+        try:
+            leaf.verify_directly_issued_by(x509.load_pem_x509_certificate(ca_pem))
+        except Exception as e:  # ValueError: CA unparsable or issuer name differs;
+            # InvalidSignature (empty message); TypeError: a CA key type it cannot check
+            problems.append(f"not signed by the given CA: {e or 'signature does not verify'}")
+    ok = not problems  # the expiry warning below is advice, not a reason to refuse the pair
+    if not_before <= now < not_after <= now + warn_within:
+        window = f"{warn_within.days} days" if warn_within.days else str(warn_within)
+        problems.append(f"certificate expires within {window}, on {not_after.isoformat()}")
+    return CheckReport(ok, problems, not_after, [*dns, *(str(ip) for ip in ips)])
+
+
+@contextlib.contextmanager
+def _pem_path(data: bytes) -> Iterator[str]:
+    """A path holding exactly `data`, for `load_cert_chain` (which takes only paths).
+
+    Loading from the bytes already validated, not from the watched paths, closes the race
+    where the Secret is swapped between validation and load. memfd needs no writable
+    filesystem (the Pod's root filesystem is read-only); a private temp dir otherwise."""
+    if hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd"):
+        fd = os.memfd_create("kci-webhook-tls")
+        try:
+            os.write(fd, data)
+            yield f"/proc/self/fd/{fd}"
+        finally:
+            os.close(fd)
+    else:  # pragma: no cover - non-Linux
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp, "pem")
+            path.write_bytes(data)
+            yield str(path)
+
+
+def _server_context() -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+def _load_chain(context: ssl.SSLContext, cert_pem: bytes, key_pem: bytes) -> None:
+    with _pem_path(cert_pem) as cert_path, _pem_path(key_pem) as key_path:
+        context.load_cert_chain(cert_path, key_path)
+
+
+class ReloadingContext:
+    """An ssl.SSLContext (PROTOCOL_TLS_SERVER, minimum TLS 1.2) whose certificate chain is
+    reloaded in place when the files change, so new connections get the new certificate
+    with no restart (existing ones keep theirs).
+
+    Why in place: uvicorn is handed one SSLContext; `load_cert_chain` on the same context
+    affects only new handshakes. Why content hashes, not mtimes or inotify: a mounted
+    Secret is updated by swapping a `..data` symlink, which file events and mtimes miss.
+    A new pair is loaded into a throwaway context first, so a pair OpenSSL rejects can
+    never leave the live context half-updated (new certificate, old key).
+    """
+
+    def __init__(self, cert_file: Path, key_file: Path) -> None:
+        self._cert_file, self._key_file = Path(cert_file), Path(key_file)
+        self._context = _server_context()
+        self._lock = threading.Lock()
+        self._rejected: bytes | None = None
+        try:
+            cert_pem, key_pem = self._cert_file.read_bytes(), self._key_file.read_bytes()
+        except OSError as e:
+            raise ValueError(f"cannot read TLS certificate/key: {e}") from None
+        try:
+            self._leaf = self._validate(cert_pem, key_pem)
+        except ValueError as e:
+            raise ValueError(f"TLS pair {self._cert_file} + {self._key_file}: {e}") from None
+        _load_chain(self._context, cert_pem, key_pem)
+        self._digest = self._hash(cert_pem, key_pem)
+
+    @property
+    def context(self) -> ssl.SSLContext:
+        return self._context
+
+    @property
+    def not_after(self) -> datetime:
+        """Expiry of the certificate new handshakes get (for an expiry metric)."""
+        return self._leaf.not_valid_after_utc
+
+    @staticmethod
+    def _hash(cert_pem: bytes, key_pem: bytes) -> bytes:
+        return hashlib.sha256(len(cert_pem).to_bytes(8, "big") + cert_pem + key_pem).digest()
+
+    @staticmethod
+    def _validate(cert_pem: bytes, key_pem: bytes) -> x509.Certificate:
+        leaf = _parse_pair(cert_pem, key_pem)
+        try:
+            _load_chain(_server_context(), cert_pem, key_pem)
+        except ssl.SSLError as e:
+            raise ValueError(f"OpenSSL refuses the pair: {e}") from None
+        return leaf
+
+    def maybe_reload(self) -> bool:
+        """Load the files if their content changed and they form a valid pair.
+
+        Returns True only when a new pair was loaded. A broken or half-written pair is
+        logged once per distinct content and the old pair keeps serving; the next change
+        (the second half of the write) is tried again."""
+        with self._lock:
+            try:
+                cert_pem, key_pem = self._cert_file.read_bytes(), self._key_file.read_bytes()
+            except OSError as e:  # mid-swap, or the Secret was removed: keep serving
+                digest = hashlib.sha256(str(e).encode()).digest()
+                if digest != self._rejected:
+                    log.warning("TLS reload skipped, cannot read files: %s", e)
+                    self._rejected = digest
+                return False
+            digest = self._hash(cert_pem, key_pem)
+            if digest in (self._digest, self._rejected):
+                return False
+            try:
+                leaf = self._validate(cert_pem, key_pem)
+                _load_chain(self._context, cert_pem, key_pem)
+            except (ValueError, ssl.SSLError) as e:
+                log.warning("TLS reload refused, still serving the certificate expiring %s:"
+                            " %s + %s: %s", self.not_after.isoformat(), self._cert_file,
+                            self._key_file, e)
+                self._rejected = digest
+                return False
+            self._leaf, self._digest, self._rejected = leaf, digest, None
+            log.info("TLS certificate reloaded: serial %x, expires %s", leaf.serial_number,
+                     leaf.not_valid_after_utc.isoformat())
+            return True
+
+    async def watch(self, interval: float = 2.0) -> None:
+        """Poll `maybe_reload` every `interval` seconds until cancelled. Any error is
+        logged and polling goes on (a watcher that dies would leave an expiring certificate
+        in place silently); cancellation propagates, as asyncio requires."""
+        while True:
+            try:
+                self.maybe_reload()
+            except Exception:
+                log.exception("TLS reload check failed")
+            await asyncio.sleep(interval)

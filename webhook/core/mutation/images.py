@@ -1,0 +1,210 @@
+"""Image references in a pod spec, and the mirrors they can be pulled from.
+
+For each image the plan is every mirror that serves its registry, in config order, with
+the rewritten reference; `policy: if-present` mirrors are used only when the shell's
+availability answers say they hold the image (containerd's fallback to upstream).
+Plans are remembered per config: the same few images recur on every pod.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from webhook.core.config import Config, Mirror, registry_key
+from webhook.core.errors import ReferenceError_
+from webhook.core.reference import Reference, parse_normalized
+
+Pod = dict[str, Any]
+CONTAINER_LISTS = ("initContainers", "containers")
+# (mirror endpoint, image) → (present, why not): the shell's answers to `questions`
+Availability = Mapping[tuple[str, str], tuple[bool, str]]
+# An answer with no reason: the image is kept and no warning names it (the shell says
+# once, for the whole pod, why it did not ask).
+NO_ANSWER: tuple[bool, str] = (False, "")
+
+
+@functools.lru_cache(maxsize=8192)
+def parse_image(image: str) -> Reference | ReferenceError_:
+    """Parsing is pure, and the same images recur across pods: remember recent results."""
+    try:
+        return parse_normalized(image)
+    except ReferenceError_ as exc:
+        return exc
+
+
+def rewrite_images(spec: Pod, config: Config, warnings: list[str],
+                    availability: Availability | None) -> dict[str, tuple[str, str]]:
+    """Point every image of a mirrored registry at its mirror, tag and digest untouched."""
+    rewritten: dict[str, tuple[str, str]] = {}
+    for list_name in CONTAINER_LISTS:
+        containers = spec.get(list_name)
+        if not containers:
+            continue
+        new_containers = list(containers)
+        for index, container in enumerate(containers):
+            image = container.get("image")
+            if not isinstance(image, str):
+                continue
+            where = container_where(container, list_name, index)
+            new_image = _mirrored(image, config, where, warnings, availability)
+            if new_image is not None:
+                new_containers[index] = {**container, "image": new_image}
+                rewritten[container_key(container, list_name, index)] = (image, new_image)
+        if new_containers != containers:
+            spec[list_name] = new_containers
+    return rewritten
+
+
+def container_key(container: dict[str, Any], list_name: str, index: int) -> str:
+    """How a container is named in the record of rewrites: by its name (unique in a pod),
+    else by its position."""
+    return str(container.get("name", f"{list_name}[{index}]"))
+
+
+def container_where(container: dict[str, Any], list_name: str, index: int) -> str:
+    """How warnings name a container: its field path, and its name when it has one."""
+    return f"spec.{list_name}[{index}] ({container.get('name', '?')})"
+
+
+def container_images(spec: Pod) -> dict[str, str]:
+    """Container → image, for the containers and init containers that have one, each
+    named by `container_key`, as `rewrite_images` names them."""
+    return {container_key(container, list_name, index): container["image"]
+            for list_name in CONTAINER_LISTS
+            for index, container in enumerate(spec.get(list_name) or ())
+            if isinstance(container.get("image"), str)}
+
+
+def rewrites_to(original: str, image: str, config: Config) -> bool:
+    """Whether this config rewrites `original` to exactly `image` (through any mirror that
+    serves it): what a record of the webhook's own earlier pass must satisfy."""
+    plan = _plan(original, config)
+    return not isinstance(plan, str) and any(new == image for _m, new, _p in plan)
+
+
+def _mirrored(image: str, config: Config, where: str, warnings: list[str],
+              availability: Availability | None) -> str | None:
+    chosen = choose_mirror(image, config, where, warnings, availability)
+    return chosen[1] if chosen else None
+
+
+def choose_mirror(image: str, config: Config, where: str, warnings: list[str],
+                  availability: Availability | None) -> tuple[Mirror, str] | None:
+    """The first mirror (in config order) that serves the image's registry and, for
+    `policy: if-present`, has the image, with the rewritten image; None keeps the
+    original (upstream fallback). `where` names the container in warnings."""
+    plan = _plan(image, config)
+    if isinstance(plan, str):
+        warnings.append(f"{where}: image {image[:300]!r} {plan}; left unchanged")
+        return None
+    misses = []
+    for mirror, new_image, problem in plan:
+        if mirror.policy == "if-present" and availability is not None:
+            present, detail = availability.get((mirror.endpoint, image), (False, "not asked"))
+            if not present:
+                if detail:
+                    misses.append(f"mirror {mirror.host}: {detail}")
+                continue
+        if problem or new_image is None:
+            warnings.append(f"{where}: image {image!r} {problem}; left unchanged")
+            return None
+        return mirror, new_image
+    if misses:
+        warnings.append(f"{where}: image {image!r} kept, pulled from its own registry "
+                        f"({'; '.join(misses)})")
+    return None
+
+
+Option = tuple[Mirror, str | None, str | None]   # mirror, rewritten image, problem
+
+
+def _plan(image: str, config: Config) -> tuple[Option, ...] | str:
+    """Every mirror that serves the image's registry, in order, with the rewritten image;
+    or why the image cannot be rewritten. Remembered per config: the same few images recur
+    on every pod, and the config is immutable."""
+    cache = config.rewrite_cache
+    planned = cache.get(image)
+    if planned is None:
+        if len(cache) >= 8192:
+            cache.clear()
+        planned = cache[image] = _plan_uncached(image, config.mirrors)
+    return planned
+
+
+def _plan_uncached(image: str, mirrors: tuple[Mirror, ...]) -> tuple[Option, ...] | str:
+    ref = parse_image(image)
+    if isinstance(ref, ReferenceError_):
+        return f"is not a valid reference ({ref.kind})" if mirrors else ()
+    options: list[Option] = []
+    for mirror in mirrors:
+        if mirror.serves(ref.domain):
+            try:
+                options.append((mirror, str(ref.with_name(mirror.host,
+                                                          mirror.repository(ref.path))), None))
+            except ReferenceError_ as exc:
+                options.append((mirror, None, f"on mirror {mirror.host} would be an invalid "
+                                              f"reference ({exc.kind})"))
+    return tuple(options)
+
+
+def image_refs(spec: Pod) -> list[Reference]:
+    """The valid image references of the pod's containers and init containers."""
+    refs = []
+    for list_name in CONTAINER_LISTS:
+        for container in spec.get(list_name) or ():
+            ref = parse_image(container.get("image") or "")
+            if isinstance(ref, Reference):
+                refs.append(ref)
+    return refs
+
+
+def mirrors_used(refs: list[Reference], mirrors: tuple[Mirror, ...]) -> list[Mirror]:
+    """Mirrors the pod pulls from now, whether we rewrote the image or its author did
+    (however the author spelt the mirror's host: `Mirror.is_host`)."""
+    used: list[Mirror] = []
+    for ref in refs:
+        key = registry_key(ref.domain)
+        for mirror in mirrors:
+            if key in mirror.keys and mirror not in used and (
+                    not mirror.namespace or ref.path.startswith(mirror.namespace + "/")):
+                used.append(mirror)
+    return used
+
+
+def questions(spec: Pod, config: Config) -> list[tuple[Mirror, Reference, str]]:
+    """(mirror, source reference, image) for each `if-present` mirror that would be
+    tried for an image of `spec`, up to the first `always` mirror; none without such
+    mirrors."""
+    return image_questions(_images_of(spec), config)
+
+
+def _images_of(spec: Pod) -> Iterator[str]:
+    """The image strings of the containers and init containers, read lazily: without an
+    `if-present` mirror nobody asks for them."""
+    for list_name in CONTAINER_LISTS:
+        containers = spec.get(list_name)
+        for container in containers if isinstance(containers, list) else ():
+            image = container.get("image") if isinstance(container, dict) else None
+            if isinstance(image, str):
+                yield image
+
+
+def image_questions(images: Iterable[str], config: Config
+                    ) -> list[tuple[Mirror, Reference, str]]:
+    """`questions` for a list of images: what a pod UPDATE asks about the images it
+    changes, and a CREATE about all of its own."""
+    if not any(m.policy == "if-present" for m in config.mirrors):
+        return []
+    asked: dict[tuple[str, str], tuple[Mirror, Reference, str]] = {}
+    for image in images:
+        plan, ref = _plan(image, config), parse_image(image)
+        if isinstance(plan, str) or not isinstance(ref, Reference):
+            continue
+        for mirror, new_image, _problem in plan:
+            if mirror.policy != "if-present":
+                break
+            if new_image:
+                asked[(mirror.endpoint, image)] = (mirror, ref, image)
+    return list(asked.values())

@@ -1,0 +1,444 @@
+"""Platform rules that nothing a pod author controls may switch off, and a record they
+cannot forge. Pure functions of the parsed values; `webhook.core.mutation.create` (CREATE) and
+`webhook.core.mutation.update` (UPDATE) apply them.
+
+- TLS may not be weakened (`kci-http-registry`, `kci-insecure-registry`) for a registry
+  that `security.allowedInsecureRegistries` does not allow, nor for a configured mirror's
+  host beyond what its config declares; another dialect's HTTP / insecure key on a pod is
+  held to the same rules (`foreign_registry_problems`). Registries are compared as
+  `webhook.core.config.registry_key`s, never as text.
+- The platform's hostnames (`webhook.core.mutation.layers.protected_hostnames`: the mirrors' hosts
+and
+  the names the config defaults or `KCI_HOST_ALIASES` alias) may not be aliased to
+  another address, in any dialect's hosts key or in `spec.hostAliases`; and an UPDATE may
+  not drop the platform's alias of a host the pod pulls from (`dropped_pins`).
+- `kci-webhook/original-images` holds what the webhook saw, whatever the pod arrived with
+  (`record_originals`), and an UPDATE cannot change it (`kept_record`).
+
+A pod that breaks a rule is refused whatever `onInvalid` says; a namespace loses only the
+entry that breaks it, with a warning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from types import MappingProxyType
+from typing import Any
+
+import orjson
+
+from webhook.core.annotations import (
+    KCI_HOST_ALIASES,
+    MAX_ANNOTATIONS_BYTES,
+    ORIGINAL_IMAGES,
+    HostAlias,
+    ip_key,
+)
+from webhook.core.config import Config, RegistryKey, mirror_keys, registry_allowed, registry_key
+from webhook.core.dialects import (
+    ALL_REGISTRIES,
+    Dialect,
+    foreign_host_claims,
+    foreign_registry_claims,
+)
+from webhook.core.mutation.images import Pod, container_images, rewrites_to
+from webhook.core.mutation.layers import Layer
+
+HTTP, INSECURE = "http", "insecure"   # the two ways a registry list weakens TLS
+# When nothing aliases a name, the platform's hostnames are not looked up: one shared value.
+NO_PINS: Mapping[str, str | None] = MappingProxyType({})
+
+
+# --- the rules ---------------------------------------------------------------------
+
+
+def restricted(layer: Layer, config: Config, pins: Mapping[str, str | None],
+               dialect: Dialect, *, remember: bool = True) -> tuple[Layer, list[str]]:
+    """The layer without the entries that would switch a platform rule off, and why each
+    went. A pod's problems refuse it; a namespace's entries are dropped one by one, so one
+    bad entry never costs its namespace the entries that are allowed.
+
+    The rules: TLS may not be weakened (http / insecure) for a registry that
+    `security.allowedInsecureRegistries` does not allow, nor for a configured mirror's
+    host beyond what its own config declares (its credentials go there); and a platform
+    hostname (see `protected_hostnames`) may not be aliased to another address.
+    Messages name the keys of `dialect`, the one the layer was read in. `remember`: the
+    layer recurs (a pod's or namespace's cached layer), so keep the result."""
+    patterns = config.allowed_insecure_registries
+    if not ((patterns or config.mirrors) and (layer.http_registries
+                                              or layer.insecure_registries)) and not (
+            pins and _names_a_pinned_host(layer.host_aliases, pins)):
+        return layer, []   # the common case: nothing a rule could refuse
+    if not remember:   # a layer built for one request only
+        return _judged(layer, config, pins, dialect)
+    # Pods of one workload carry the same annotations, hence the same (cached) layer:
+    # judge it once per config and platform hostnames. The memo holds the layer and the
+    # pins it was judged with, so their ids cannot be reused while it is there.
+    memo: dict[tuple[int, int], Any] = config.derived.setdefault("restricted", {})
+    seen = memo.get((id(layer), id(pins)))
+    if seen is not None and seen[0] is layer and seen[1] is pins and seen[2] is dialect:
+        return seen[3], list(seen[4])
+    if len(memo) >= 4096:
+        memo.clear()
+    judged, problems = _judged(layer, config, pins, dialect)
+    memo[(id(layer), id(pins))] = (layer, pins, dialect, judged, tuple(problems))
+    return judged, problems
+
+
+def _judged(layer: Layer, config: Config, pins: Mapping[str, str | None], dialect: Dialect
+            ) -> tuple[Layer, list[str]]:
+    problems: list[str] = []
+    patterns = config.allowed_insecure_registries
+    declared = _mirror_declarations(config)
+    http, insecure = (
+        _allowed_registries(entries, patterns, declared, kind, problems,
+                            f"{key or kind} ({layer.level})")
+        for kind, key, entries in (
+            (HTTP, dialect.http_key, layer.http_registries),
+            (INSECURE, dialect.insecure_key, layer.insecure_registries)))
+    aliases = layer.host_aliases
+    if pins and _names_a_pinned_host(aliases, pins):
+        kept = []
+        for alias in aliases or ():
+            names = tuple(n for n in alias.hostnames
+                          if not _repoints(n, alias.ip, pins, problems,
+                                           f"{dialect.hosts_key or KCI_HOST_ALIASES} "
+                                           f"({layer.level})"))
+            if names == alias.hostnames:
+                kept.append(alias)
+            elif names:
+                kept.append(HostAlias(ip=alias.ip, hostnames=names))
+        aliases = tuple(kept) or None
+    if not problems:
+        return layer, problems
+    return replace(layer, http_registries=http, insecure_registries=insecure,
+                   host_aliases=aliases), problems
+
+
+def _names_a_pinned_host(aliases: tuple[HostAlias, ...] | None,
+                         pins: Mapping[str, str | None]) -> bool:
+    for alias in aliases or ():
+        for hostname in alias.hostnames:
+            if hostname in pins:
+                return True
+    return False
+
+
+def _allowed_registries(registries: tuple[str, ...], patterns: tuple[str, ...],
+                        declared: Mapping[RegistryKey, _Declared], kind: str,
+                        problems: list[str], where: str) -> tuple[str, ...]:
+    if not registries or not (patterns or declared):
+        return registries
+    allowed = []
+    for registry in registries:
+        by_config = declared.get(registry_key(registry))
+        problem = (_all_problem(where, patterns, declared, kind) if registry == ALL_REGISTRIES
+                   else disallowed_registry(where, registry, patterns) if by_config is None
+                   else None if by_config.says(kind)
+                   else f"{where}: registry {registry!r} is a configured mirror's host "
+                        f"({by_config.host}), which the config does not declare so; TLS may "
+                        "not be weakened for it (its pull secret goes there)")
+        if problem:
+            problems.append(problem)
+        else:
+            allowed.append(registry)
+    return tuple(allowed)
+
+
+def disallowed_registry(where: str, registry: str, patterns: tuple[str, ...]) -> str | None:
+    """Why `registry` may not be declared HTTP / insecure (`where`: "KEY (level)"), or
+    None. "Every registry" is allowed only where nothing is restricted."""
+    if registry == ALL_REGISTRIES:
+        return (f"{where}: 'all' (every registry) is not allowed while "
+                "security.allowedInsecureRegistries restricts which registries TLS may be "
+                "weakened for") if patterns else None
+    if not registry_allowed(registry, patterns):
+        return (f"{where}: registry {registry!r} is not in security.allowedInsecureRegistries; "
+                "TLS may not be weakened for it")
+    return None
+
+
+def _all_problem(where: str, patterns: tuple[str, ...],
+                 declared: Mapping[RegistryKey, _Declared], kind: str) -> str | None:
+    """'all' weakens TLS for every registry, the configured mirrors included: allowed only
+    where nothing is restricted and every mirror's own config declares the same."""
+    problem = disallowed_registry(where, ALL_REGISTRIES, patterns)
+    if problem:
+        return problem
+    # Skipping verification means nothing for a mirror its config declares plain HTTP.
+    undeclared = sorted({by_config.host for by_config in declared.values()
+                         if not by_config.says(kind)
+                         and not (kind == INSECURE and by_config.http)})
+    if undeclared:
+        return (f"{where}: 'all' (every registry) would weaken TLS for the configured mirror "
+                f"{undeclared[0]!r} too, which the config does not declare so (its pull secret "
+                "goes there); list the registries instead")
+    return None
+
+
+@dataclass(slots=True)
+class _Declared:
+    """What the config declares of one mirror host (a canonical `registry_key`): plain
+    HTTP (its `http://` endpoint), TLS without verification (`insecureSkipVerify`)."""
+
+    host: str          # as the config spells it, for messages
+    http: bool = False
+    insecure: bool = False
+
+    def says(self, kind: str) -> bool:
+        return self.http if kind == HTTP else self.insecure
+
+
+def _mirror_declarations(config: Config) -> Mapping[RegistryKey, _Declared]:
+    """Each mirror host, under every key that names it (`mirror_keys`) → what its config
+    declares, as the webhook writes it into the pod. Derived once per config."""
+    declared: dict[RegistryKey, _Declared] | None = config.derived.get("mirror_declarations")
+    if declared is None:
+        declared = {}
+        for mirror in config.mirrors:
+            for key in mirror_keys(mirror):
+                entry = declared.setdefault(key, _Declared(mirror.host))
+                entry.http |= mirror.plain_http
+                entry.insecure |= mirror.skips_verification
+        config.derived["mirror_declarations"] = declared
+    return declared
+
+
+def declared_mirror_hosts(config: Config) -> tuple[frozenset[RegistryKey],
+                                                   frozenset[RegistryKey]]:
+    """The mirror hosts (as `registry_key`s) the config itself declares plain HTTP, and
+    those it declares TLS without verification: what the webhook writes into a pod's
+    lists, hence never the pod author's own declaration. Derived once per config."""
+    hosts: tuple[frozenset[RegistryKey], frozenset[RegistryKey]] | None = config.derived.get(
+        "declared_hosts")
+    if hosts is None:
+        declared = _mirror_declarations(config)
+        hosts = (frozenset(k for k, by_config in declared.items() if by_config.http),
+                 frozenset(k for k, by_config in declared.items() if by_config.insecure))
+        config.derived["declared_hosts"] = hosts
+    return hosts
+
+
+def foreign_registry_problems(annotations: Mapping[str, Any], config: Config,
+                              dialect: Dialect, *,
+                              exempt: Mapping[str, Any] | None = None) -> list[str]:
+    """Another dialect's HTTP / insecure key on the pod is held to the same rules as the
+    active dialect's (the allow-list, the mirrors' own declarations, 'all'): another
+    vendor's virtual kubelet would act on it, and which dialect is active (the Namespace's
+    annotation, perhaps not yet seen) must not decide what a pod may weaken. Entries
+    already in `exempt` (the stored pod's annotations, on UPDATE) are not judged again."""
+    patterns = config.allowed_insecure_registries
+    if not (patterns or config.mirrors):
+        return []            # no rule to hold them to (and the common case: no such key)
+    claims = foreign_registry_claims(annotations, dialect)
+    if not claims:
+        return []
+    before = {key: {registry_key(r) for r in registries or ()}
+              for key, _kind, registries in foreign_registry_claims(exempt, dialect)
+              } if exempt else {}
+    declared = _mirror_declarations(config)
+    problems: list[str] = []
+    for key, kind, registries in claims:
+        where = f"{key} (pod)"
+        if registries is None:
+            problems.append(f"{where}: another dialect's registry list that cannot be read, "
+                            "so it cannot be held to the rules on weakening TLS")
+            continue
+        old = before.get(key, set())
+        _allowed_registries(tuple(r for r in registries if registry_key(r) not in old),
+                            patterns, declared, kind, problems, where)
+    return problems
+
+
+def foreign_alias_problems(annotations: Mapping[str, Any], pins: Mapping[str, str | None],
+                           dialect: Dialect, *,
+                           exempt: Mapping[str, Any] | None = None) -> list[str]:
+    """Another dialect's hosts key on the pod may not re-point a platform hostname either:
+    that vendor's virtual kubelet would write it into the instance's hosts file. Mappings
+    already in `exempt` (the stored pod's annotations, on UPDATE) are not judged again."""
+    if not pins:
+        return []
+    claims = foreign_host_claims(annotations, dialect)
+    if not claims:
+        return []
+    before = {(key, name, ip_key(alias.ip))
+              for key, aliases in foreign_host_claims(exempt, dialect)
+              for alias in aliases or () for name in alias.hostnames} if exempt else set()
+    problems: list[str] = []
+    for key, aliases in claims:
+        where = f"{key} (pod)"
+        if aliases is None:
+            problems.append(f"{where}: another dialect's host entries that cannot be read, "
+                            "so they cannot be held to the platform's hostnames")
+            continue
+        for alias in aliases:
+            for name in alias.hostnames:
+                if (key, name, ip_key(alias.ip)) not in before:
+                    _repoints(name, alias.ip, pins, problems, where)
+    return problems
+
+
+def declared_by_author(layer: Layer, config: Config, *, besides: Layer | None) -> Layer:
+    """A pod's registry lists without the entries the platform puts there itself: those of
+    `besides` (the namespace's, already held to the rules; on UPDATE, the stored pod's,
+    judged when it was admitted) and the hosts of mirrors configured as HTTP or insecure.
+    Reinvocation hands the webhook its own output, whose lists carry those entries written
+    back: they are neither the author's typo nor the author weakening TLS. Everything else
+    in the lists is held to the rules, whoever wrote it."""
+    if not (layer.http_registries or layer.insecure_registries):
+        return layer
+    http, insecure = declared_mirror_hosts(config)
+    if besides is not None:
+        http = http.union(map(registry_key, besides.http_registries))
+        insecure = insecure.union(map(registry_key, besides.insecure_registries))
+    own_http = tuple(r for r in layer.http_registries if registry_key(r) not in http)
+    own_insecure = tuple(r for r in layer.insecure_registries
+                         if registry_key(r) not in insecure)
+    if (len(own_http), len(own_insecure)) == (len(layer.http_registries),
+                                              len(layer.insecure_registries)):
+        return layer        # all the author's own (the first pass, usually)
+    return replace(layer, http_registries=own_http, insecure_registries=own_insecure)
+
+
+def repointed_in_spec(spec: Pod, pins: Mapping[str, str | None]) -> list[str]:
+    """The pod's own spec.hostAliases are kept and win in the container; a pod author
+    writes them as freely as the annotation, so they may not re-point a platform name."""
+    problems: list[str] = []
+    for index, alias in enumerate(spec.get("hostAliases") or ()):
+        hostnames = alias.get("hostnames")
+        for name in hostnames if isinstance(hostnames, list) else ():
+            if isinstance(name, str):
+                _repoints(name.lower(), str(alias.get("ip")), pins, problems,
+                          f"spec.hostAliases[{index}]")
+    return problems
+
+
+def _repoints(hostname: str, ip: str, pins: Mapping[str, str | None], problems: list[str],
+              where: str) -> bool:
+    """Whether aliasing `hostname` to `ip` moves a platform name; if so, say so."""
+    if hostname not in pins:
+        return False
+    pinned = pins[hostname]
+    if pinned is not None and ip_key(pinned) == ip_key(ip):
+        return False
+    owner = (f"is aliased by the platform to {pinned}" if pinned is not None
+             else "is a registry mirror's host")
+    problems.append(f"{where}: hostname {hostname!r} {owner}; it may not be pointed at {ip} "
+                    "(images are pulled from it, with the mirror's credentials)")
+    return True
+
+
+def carries_pin(aliases: tuple[HostAlias, ...] | None, hostname: str, ip: str) -> bool:
+    """Whether `aliases` give `hostname` the address `ip` (however it is spelt)."""
+    return any(hostname in alias.hostnames and ip_key(alias.ip) == ip_key(ip)
+               for alias in aliases or ())
+
+
+def dropped_pins(before: tuple[HostAlias, ...] | None, after: tuple[HostAlias, ...] | None,
+                 pulled: tuple[HostAlias, ...], where: str) -> list[str]:
+    """An UPDATE of a pod's hosts annotation may not drop the platform's alias of a
+    hostname the pod, as it will be after the update, pulls from (`pulled`: see
+    `webhook.core.mutation.layers.pulled_pins`): the name would be left to the pod's own resolver,
+    which the same or a later update can set. `where`: "KEY (pod)"."""
+    problems = []
+    for alias in pulled:
+        for name in alias.hostnames:
+            if carries_pin(before, name, alias.ip) and not carries_pin(after, name, alias.ip):
+                problems.append(
+                    f"{where}: this update drops hostname {name!r}, which the platform "
+                    f"aliases to {alias.ip}; the pod pulls images from it (with the "
+                    "mirror's credentials), so its alias must stay")
+    return problems
+
+
+def spec_host_aliases(spec: Pod) -> tuple[HostAlias, ...]:
+    """`spec.hostAliases` as `HostAlias`es, leaving out whatever is not shaped as the API
+    has it (the API server validated the stored pod's)."""
+    aliases = []
+    for alias in spec.get("hostAliases") or ():
+        ip, names = alias.get("ip"), alias.get("hostnames")
+        if isinstance(ip, str) and isinstance(names, list):
+            aliases.append(HostAlias(ip=ip, hostnames=tuple(
+                n.lower() for n in names if isinstance(n, str))))
+    return tuple(aliases)
+
+
+# --- the record of original images -------------------------------------------------
+
+
+def record_originals(annotations: dict[str, Any], seen: Pod,
+                      rewritten: dict[str, tuple[str, str]], config: Config,
+                      warnings: list[str]) -> None:
+    """Record each rewritten container's image as the webhook saw it.
+
+    A pod may arrive with this annotation already: the webhook's own, when it is called
+    again on its output, or one its author wrote. Only an entry that this config's
+    rewrite of it gives exactly the container's current image is the webhook's own and
+    is kept (re-invocation must not forget the true original); any other entry is
+    replaced by the image seen, or dropped when it names no container."""
+    if ORIGINAL_IMAGES not in annotations:   # the first pass, usually: nothing claimed
+        annotations[ORIGINAL_IMAGES] = orjson.dumps(
+            {name: old for name, (old, _new) in rewritten.items()}).decode()
+        return
+    claimed = _claimed_originals(annotations[ORIGINAL_IMAGES], warnings)
+    images_seen = container_images(seen) if claimed else {}
+    originals: dict[str, str] = {}
+    for name, original in claimed.items():
+        image = images_seen.get(name)
+        if image is None:
+            warnings.append(f"{ORIGINAL_IMAGES}: no container {name[:100]!r}; entry dropped")
+        elif original == image or rewrites_to(original, image, config):
+            originals[name] = original
+        else:
+            warnings.append(f"{ORIGINAL_IMAGES}: container {name[:100]!r} was not rewritten "
+                            f"from {original[:300]!r}; recorded as seen")
+            originals[name] = image
+    for name, (old, _new) in rewritten.items():
+        originals[name] = old
+    if originals:
+        annotations[ORIGINAL_IMAGES] = orjson.dumps(originals).decode()
+    else:
+        annotations.pop(ORIGINAL_IMAGES, None)
+
+
+def kept_record(annotations: Mapping[str, Any], before: Mapping[str, Any],
+                warnings: list[str]) -> dict[str, Any] | None:
+    """On UPDATE: `annotations` with the stored pod's record of original images put back
+    (or the record dropped, if the stored pod had none), or None when the update leaves
+    it as it was. The record was verified at creation; `kubectl annotate` may not
+    rewrite history afterwards. Restored rather than refused, so the rest of the update
+    (a label, a finalizer's removal) still goes through."""
+    old, new = before.get(ORIGINAL_IMAGES), annotations.get(ORIGINAL_IMAGES)
+    if new == old:
+        return None
+    kept = dict(annotations)
+    if old is None:
+        del kept[ORIGINAL_IMAGES]
+    else:
+        kept[ORIGINAL_IMAGES] = old
+    warnings.append(f"{ORIGINAL_IMAGES}: recorded by the webhook when the pod was created; "
+                    "an update may not change it (kept as it was)")
+    return kept
+
+
+def _claimed_originals(value: object, warnings: list[str]) -> dict[str, str]:
+    """The incoming record as container → image, or nothing (with a warning) when it is
+    not the JSON object of strings the webhook writes. A record longer than the API
+    server lets all annotations be cannot come from a pod it admitted."""
+    if isinstance(value, str) and len(value) <= MAX_ANNOTATIONS_BYTES:
+        try:
+            decoded = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            decoded = None
+        if isinstance(decoded, dict) and all(isinstance(v, str) for v in decoded.values()):
+            return decoded
+    warnings.append(f"{ORIGINAL_IMAGES}: not a JSON object of container name to image; "
+                    "replaced")
+    return {}
+
+
+__all__ = ["NO_PINS", "carries_pin", "declared_by_author", "declared_mirror_hosts",
+           "disallowed_registry", "dropped_pins", "foreign_alias_problems",
+           "foreign_registry_problems", "kept_record", "record_originals",
+           "repointed_in_spec", "restricted", "spec_host_aliases"]

@@ -1,0 +1,162 @@
+"""What the mutation writes into a pod, so the API server and the virtual kubelet accept it.
+
+Pure functions of data, used by `webhook.core.mutation.create`:
+
+- **spec.hostAliases is a list-map keyed on `ip`**: hostnames are added to the entry of
+  their IP (`add_by_ip`), never as a second entry for one IP.
+- **The written-back values are read off the final spec**, so the virtual kubelet (which
+  reads the annotations) and the container (which gets the spec) cannot disagree:
+  `resolved` is what /etc/hosts answers, `as_merged` the DNS options the spec ends up with.
+- **What is written back is what the webhook's own parser accepts**, so the next pass
+  (reinvocation) reads it as the value judged: an IP from the pod's spec.hostAliases
+  is written as Kubernetes reads it (`written_ip`); a DNS option the dialect's format
+  cannot carry is never written into it (`writable_options`).
+- **256 KiB**: the API server refuses an object whose annotations total more than
+  256 KiB (len(key) + len(value) in UTF-8 bytes over all of them,
+  TotalAnnotationSizeLimitB). A pod under the limit can pass it once the values are
+  written back; `annotations_size_problem` refuses it first, with the numbers, where the
+  API server's message would not say why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any
+
+from webhook.core.annotations import (
+    MAX_ANNOTATIONS_BYTES,
+    DnsConfig,
+    DnsOption,
+    ip_key,
+    is_ip,
+    quoted,
+    spec_ip,
+)
+
+
+def resolved(entries: list[Any]) -> dict[str, str]:
+    """hostname → IP as /etc/hosts answers it: the kubelet writes the entries in order and
+    the resolver takes the first line that names the host."""
+    ip_of: dict[str, str] = {}
+    for entry in entries:
+        ip = entry.get("ip")
+        names = entry.get("hostnames")
+        if isinstance(ip, str) and isinstance(names, list):
+            for name in names:
+                if isinstance(name, str):
+                    ip_of.setdefault(name, ip)
+    return ip_of
+
+
+def add_by_ip(entries: list[Any], pairs: list[tuple[str, str]]) -> list[Any]:
+    """`entries` with each (hostname, ip) added to the entry for its IP, else to a new one.
+
+    Two entries for one IP are refused by server-side apply (the list-map key) and make two
+    /etc/hosts lines. The same address written two ways (`fd00::1`, `fd00:0::1`) is one
+    key here. Entries are copied where they change; the received pod is never modified.
+    """
+    result = list(entries)
+    index: dict[object, int] = {}
+    for i, entry in enumerate(result):
+        ip = entry.get("ip")
+        if isinstance(ip, str) and isinstance(entry.get("hostnames", []), list):
+            index.setdefault(ip_key(ip), i)
+    copied: set[int] = set()
+    for name, ip in pairs:
+        at = index.get(ip_key(ip))
+        if at is None:
+            index[ip_key(ip)] = len(result)
+            copied.add(len(result))
+            result.append({"ip": ip, "hostnames": [name]})
+            continue
+        if at not in copied:
+            copied.add(at)
+            result[at] = {**result[at], "hostnames": list(result[at].get("hostnames") or [])}
+        result[at]["hostnames"].append(name)
+    return result
+
+
+def as_merged(dns: DnsConfig, merged: DnsConfig) -> DnsConfig:
+    """`dns`'s entries with the values the merged spec gives them: an option the spec sets
+    is the spec's (the kubelet applies options in order, so the last of a name wins)."""
+    value_of = {option.name: option for option in merged.options}
+    options = tuple(dict.fromkeys(value_of[option.name] for option in dns.options))
+    return replace(dns, options=options)
+
+
+def written_ip(ip: str, name: str, key: str, warnings: list[str]) -> str | None:
+    """The text to write for `ip`, taken from the pod's spec.hostAliases for `name`; None
+    when it is no address at all (the API server refuses such a pod).
+
+    1.24 accepts spellings the annotation parsers refuse (`spec_ip`): they are written as
+    the address Kubernetes reads, with a warning, since resolvers differ on them (some read
+    `010.0.0.1` as octal, some skip the line)."""
+    if is_ip(ip):
+        return spec_ip(ip)   # `FD00:0::1` → `fd00::1`, as the parsers write it
+    canonical = spec_ip(ip)
+    if canonical is not None:
+        warnings.append(f"spec.hostAliases: {quoted(ip)} (hostname {name!r}) is written to "
+                        f"{key} as {canonical}, the address Kubernetes reads; write "
+                        f"{canonical} in the spec too: newer API servers refuse this form for "
+                        "a new pod, and resolvers differ on it")
+    return canonical
+
+
+def writable_options(dns: DnsConfig, spec_dns: object, *, key: str, level: str,
+                     check: Callable[[DnsOption], str | None],
+                     warnings: list[str]) -> DnsConfig | str:
+    """`dns` as it can be written into `key` (a text format, the eks dialect's
+    resolv-conf), or the denial when it cannot.
+
+    An option whose value the pod's own spec.dnsConfig gives (the spec's win) is the pod
+    author's: one the format cannot carry refuses the pod, whatever onInvalid says, since
+    written it would read back as other options or lines, and left out the annotation would
+    disagree with the spec. One from a platform default (JSON, any text) is left out of the
+    written value, with a warning."""
+    bad = [(option, why) for option in dns.options if (why := check(option))]
+    if not bad:
+        return dns
+    spec_options = (spec_dns.get("options") if isinstance(spec_dns, dict) else None) or []
+    in_spec = {o.get("name"): i for i, o in enumerate(spec_options) if isinstance(o, dict)}
+    for option, why in bad:
+        if option.name in in_spec:
+            return (f"spec.dnsConfig.options[{in_spec[option.name]}]: {quoted(option.name)}"
+                    f"{'' if option.value is None else '=' + quoted(option.value)} cannot be "
+                    f"written into {key}: {why}")
+    for option, why in bad:
+        warnings.append(f"{key}: option {quoted(option.name)} from the {level} defaults "
+                        f"cannot be written into it ({why}); left out of {key}")
+    dropped = {option for option, _why in bad}
+    return replace(dns, options=tuple(o for o in dns.options if o not in dropped))
+
+
+def annotations_bytes(annotations: Mapping[str, Any]) -> int:
+    """What the API server counts: UTF-8 bytes of every key and value."""
+    return sum(_bytes(key) + _bytes(value) for key, value in annotations.items())
+
+
+def _bytes(text: object) -> int:
+    if not isinstance(text, str):
+        return 0
+    # str.isascii() is O(1) in CPython: the common case costs no encoding.
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def annotations_size_problem(before: Mapping[str, Any], after: Mapping[str, Any]) -> str | None:
+    """Why the annotations after the write-back would be refused, or None."""
+    try:
+        chars = sum(map(len, after)) + sum(map(len, after.values()))
+    except TypeError:       # a value that is no string: count exactly
+        chars = MAX_ANNOTATIONS_BYTES
+    if chars * 4 <= MAX_ANNOTATIONS_BYTES:      # UTF-8 spends at most 4 bytes a character
+        return None
+    total = annotations_bytes(after)
+    if total <= MAX_ANNOTATIONS_BYTES:
+        return None
+    changed = [key for key, value in after.items() if before.get(key) != value]
+    return (f"metadata.annotations: {total} bytes once the webhook writes back "
+            f"{', '.join(changed)}; the API server refuses a pod whose annotations (keys and "
+            f"values) total more than {MAX_ANNOTATIONS_BYTES} bytes. Shorten the pod's "
+            f"annotations ({annotations_bytes(before)} bytes as received) or the defaults "
+            "its namespace or the platform sets")
