@@ -25,9 +25,9 @@ from pathlib import Path
 import orjson
 
 from webhook.core import config as config_mod
-from webhook.core.annotations import DnsConfig, DnsOption, HostAlias, dns_config_to_spec
-from webhook.core.annotations import host_aliases_to_spec as aliases_to_spec
 from webhook.core.dialects import DIALECT_KEY, DIALECTS
+from webhook.core.model import DnsConfig, DnsOption, HostAlias, dns_config_to_spec
+from webhook.core.model import host_aliases_to_spec as aliases_to_spec
 from webhook.core.mutation.create import Context
 from webhook.core.mutation.layers import namespace_layer
 

@@ -1,4 +1,5 @@
-"""webhook.core.annotations: the KCI annotation values, their validation messages and rendering."""
+"""webhook.core.values and the KCI grammar (webhook.core.dialects.kci): the KCI annotation
+values, their validation messages and rendering."""
 
 from __future__ import annotations
 
@@ -10,37 +11,40 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from webhook.core.annotations import (
+from webhook.core.dialects.kci import (
+    dns_config_from_data,
+    dns_config_json,
+    host_aliases_from_data,
+    host_aliases_json,
+    parse_dns_config,
+    parse_host_aliases,
+)
+from webhook.core.errors import AnnotationError
+from webhook.core.model import (
+    DnsConfig,
+    DnsOption,
+    HostAlias,
+    dns_config_from_spec,
+    dns_config_to_spec,
+    host_aliases_to_spec,
+)
+from webhook.core.values.checks import dns_limit_problems, ip_key, is_dns1123_subdomain, is_ip
+from webhook.core.values.keys import (
     IMAGE_PULL_SECRETS,
     KCI_DNS_CONFIG,
     KCI_HOST_ALIASES,
     KCI_HTTP_REGISTRY,
     KCI_INSECURE_REGISTRY,
-    MAX_PROBLEMS,
-    MAX_VALUE_BYTES,
     MIRRORS_SWITCH,
-    DnsConfig,
-    DnsOption,
-    HostAlias,
-    dns_config_from_data,
-    dns_config_from_spec,
-    dns_config_json,
-    dns_config_to_spec,
-    dns_limit_problems,
-    host_aliases_from_data,
-    host_aliases_json,
-    host_aliases_to_spec,
-    ip_key,
-    is_dns1123_subdomain,
-    is_ip,
-    parse_dns_config,
-    parse_host_aliases,
+)
+from webhook.core.values.lists import (
     parse_mirrors_switch,
     parse_name_list,
     parse_registry_list,
     registry_list_text,
 )
-from webhook.core.errors import AnnotationError
+from webhook.core.values.problems import MAX_PROBLEMS
+from webhook.core.values.size import MAX_VALUE_BYTES
 
 # The values exactly as the Kingsoft KCI document ("使用自建仓库") shows them.
 DOC_DNS = ('{"nameservers":["1.1.1.1"],"options":[{"name":"ndots","value":"2"},'
@@ -621,7 +625,7 @@ def test_ip_key_identifies_an_address_however_written(a: str, b: str, same: bool
 
 
 def test_ip_key_remembers_no_text_too_long_to_be_an_address() -> None:
-    from webhook.core.annotations import _ip_key
+    from webhook.core.values.checks import _ip_key
 
     before = _ip_key.cache_info().currsize
     ip_key("1" * 10_000)

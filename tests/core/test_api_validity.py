@@ -17,9 +17,9 @@ import pytest
 
 from tests.core.test_mutate import DNS, DOC_ALIASES, HOST_ALIASES, HTTP, INSECURE, ctx, pod
 from tests.k8s_schema import accepted, api_server_problems
-from webhook.core.annotations import MAX_ANNOTATIONS_BYTES
 from webhook.core.mutation.create import Context, Outcome, mutate
 from webhook.core.mutation.writeback import annotations_bytes
+from webhook.core.values.size import MAX_ANNOTATIONS_BYTES
 
 MIRRORS = "kci-webhook/mirrors"
 QUAY_HTTP_MIRROR = "mirrors:\n  - endpoint: http://10.0.0.9:5000\n    hosts: [quay.io]\n"

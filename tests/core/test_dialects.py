@@ -34,12 +34,12 @@ from tests.core.test_properties import (
 )
 from tests.core.test_properties import pods as property_pods
 from webhook.adapters.namespaces import NamespaceCache
-from webhook.core.annotations import DnsConfig, DnsOption, HostAlias
 from webhook.core.config import EnvironmentDefaults, load_config
 from webhook.core.dialects import ALL_REGISTRIES, DIALECTS, foreign_key_warnings
 from webhook.core.dialects.eci import custom_hosts_json, parse_custom_hosts
 from webhook.core.dialects.eks import parse_resolv_conf, registries_text, resolv_conf_text
 from webhook.core.errors import AnnotationError, ConfigError
+from webhook.core.model import DnsConfig, DnsOption, HostAlias
 from webhook.core.mutation.create import Context, Outcome, dialect_of, mutate
 from webhook.core.mutation.layers import layer_from_annotations, namespace_layer, namespace_layer_as
 from webhook.core.mutation.update import mutate_update

@@ -20,20 +20,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.core.test_properties import PROPERTY_SETTINGS
-from webhook.core.annotations import (
-    KCI_HOST_ALIASES,
-    DnsConfig,
-    DnsOption,
-    Problems,
-    load_json,
-    spec_ip,
-)
 from webhook.core.config import EnvironmentDefaults, environment_defaults, load_config
 from webhook.core.dialects import DIALECTS
 from webhook.core.dialects.eks import parse_resolv_conf, resolv_conf_text, unwritable_option
 from webhook.core.errors import AnnotationError, ConfigError
+from webhook.core.model import DnsConfig, DnsOption
 from webhook.core.mutation.create import Context, Outcome, mutate
 from webhook.core.mutation.layers import layer_from_annotations, namespace_layer
+from webhook.core.values.checks import spec_ip
+from webhook.core.values.jsontext import load_json
+from webhook.core.values.keys import KCI_HOST_ALIASES
+from webhook.core.values.problems import Problems
 
 KCI_HTTP = "k8s.ksyun.com/kci-http-registry"
 KCI_INSECURE = "k8s.ksyun.com/kci-insecure-registry"

@@ -9,8 +9,8 @@ import orjson
 import pytest
 
 from tests.conftest import RunningServer, pod_review
-from webhook.core.annotations import MAX_ANNOTATIONS_BYTES
 from webhook.core.mutation.writeback import annotations_bytes
+from webhook.core.values.size import MAX_ANNOTATIONS_BYTES
 
 BAD_ALIASES = '[{"ip":"1.2.3","hostnames":["www.privaterepo1.com"]}]'
 POD_MESSAGE = ('k8s.ksyun.com/kci-host-aliases (pod): item 1: "ip": "1.2.3" is not an IPv4 or '

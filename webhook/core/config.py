@@ -16,19 +16,18 @@ from typing import Any
 
 import yaml
 
-from webhook.core.annotations import (
-    DnsConfig,
-    HostAlias,
+from webhook.core.dialects import DEFAULT_DIALECT, DIALECT_NAMES
+from webhook.core.dialects.kci import (
     dns_config_from_data,
     host_aliases_from_data,
-    is_dns1123_subdomain,
     parse_dns_config,
     parse_host_aliases,
 )
-from webhook.core.dialects import DEFAULT_DIALECT, DIALECT_NAMES
 from webhook.core.errors import AnnotationError, ConfigError, ReferenceError_
+from webhook.core.model import DnsConfig, HostAlias
 from webhook.core.names import dns1123_label_errors
 from webhook.core.reference import is_path_component_sequence, normalize_domain, parse_registry_host
+from webhook.core.values.checks import is_dns1123_subdomain
 
 ON_INVALID = ("deny", "warn")
 SCOPES = ("all", "virtual-kubelet")

@@ -99,7 +99,7 @@ _SECURITY = ("security.allowedInsecureRegistries", "TLS may not be weakened",
              "would weaken TLS for the configured mirror", "is aliased by the platform to",
              "is a registry mirror's host", "is a configured mirror's host",
              "another dialect's registry list that cannot be read")
-# "KEY (level): ..." — how every annotation problem begins (webhook.core.annotations).
+# "KEY (level): ..." — how every annotation problem begins (webhook.core.values.problems).
 _ANNOTATION = re.compile(r"[a-z0-9.-]+/[a-z0-9.-]+ \((pod|namespace|environment|config)\): ")
 _SPEC_ALIAS = re.compile(r"spec\.hostAliases\[\d+\]: ")
 _TOO_LARGE = re.compile(r"metadata\.annotations: \d+ bytes once the webhook writes back ")

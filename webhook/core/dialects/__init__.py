@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from webhook.core.annotations import HostAlias, Problems, quoted
 from webhook.core.dialects.base import ALL_REGISTRIES, Dialect, RegistryReader
 from webhook.core.dialects.cci import CCI
 from webhook.core.dialects.eci import ECI
 from webhook.core.dialects.eks import EKS
 from webhook.core.dialects.kci import KCI
 from webhook.core.errors import AnnotationError
+from webhook.core.model import HostAlias
+from webhook.core.values.problems import Problems, quoted
 
 DIALECT_KEY = "kci-webhook/dialect"
 DEFAULT_DIALECT = KCI.name

@@ -13,13 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from webhook.core.annotations import (
-    DnsConfig,
-    DnsOption,
-    HostAlias,
-    parse_registry_list,
-    registry_list_text,
-)
+from webhook.core.model import DnsConfig, DnsOption, HostAlias
+from webhook.core.values.lists import parse_registry_list, registry_list_text
 
 # "Every registry" (Tencent's `all`, the only vendor word for it). No registry host can be
 # spelt `*`, so the token cannot be confused with an entry a dialect without `all` accepts.

@@ -19,20 +19,17 @@ from functools import partial
 
 import orjson
 
-from webhook.core.annotations import (
-    HostAlias,
-    Problems,
-    expected_string,
+from webhook.core.dialects.base import Dialect
+from webhook.core.model import HostAlias
+from webhook.core.values.checks import (
     is_dns1123_subdomain,
     is_ip,
-    json_object,
-    kind_of,
-    load_json,
     mapped_twice,
     not_an_ip,
     not_dns1123,
 )
-from webhook.core.dialects.base import Dialect
+from webhook.core.values.jsontext import json_object, load_json
+from webhook.core.values.problems import Problems, expected_string, kind_of
 
 ECI_PLAIN_HTTP_REGISTRY = "k8s.aliyun.com/plain-http-registry"
 ECI_INSECURE_REGISTRY = "k8s.aliyun.com/insecure-registry"

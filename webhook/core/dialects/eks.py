@@ -21,20 +21,18 @@ from __future__ import annotations
 
 import re
 
-from webhook.core.annotations import (
-    DnsConfig,
-    DnsOption,
-    Problems,
+from webhook.core.dialects.base import ALL_REGISTRIES, Dialect
+from webhook.core.model import DnsConfig, DnsOption
+from webhook.core.values.checks import (
     check_dns_limits,
-    check_size,
     is_ip,
     is_search_domain,
     not_an_ip,
     not_search_domain,
-    parse_registry_list,
-    quoted,
 )
-from webhook.core.dialects.base import ALL_REGISTRIES, Dialect
+from webhook.core.values.lists import parse_registry_list
+from webhook.core.values.problems import Problems, quoted
+from webhook.core.values.size import check_size
 
 EKS_HTTP_ENDPOINT = "eks.tke.cloud.tencent.com/registry-http-endpoint"
 EKS_INSECURE_SKIP_VERIFY = "eks.tke.cloud.tencent.com/registry-insecure-skip-verify"

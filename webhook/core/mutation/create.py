@@ -11,17 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from webhook.core.annotations import (
-    KCI_DNS_CONFIG,
-    ORIGINAL_IMAGES,
-    DnsConfig,
-    DnsOption,
-    dns_config_from_spec,
-    dns_config_to_spec,
-    dns_limit_problems,
-    host_aliases_to_spec,
-    quoted,
-)
 from webhook.core.config import Config, EnvironmentDefaults, Mirror, registry_key
 from webhook.core.dialects import (
     ALL_REGISTRIES,
@@ -31,6 +20,13 @@ from webhook.core.dialects import (
     foreign_key_warnings,
 )
 from webhook.core.errors import InvalidInput
+from webhook.core.model import (
+    DnsConfig,
+    DnsOption,
+    dns_config_from_spec,
+    dns_config_to_spec,
+    host_aliases_to_spec,
+)
 from webhook.core.mutation.images import (
     CONTAINER_LISTS,
     Availability,
@@ -72,6 +68,9 @@ from webhook.core.mutation.writeback import (
     written_ip,
 )
 from webhook.core.reference import Reference
+from webhook.core.values.checks import dns_limit_problems
+from webhook.core.values.keys import KCI_DNS_CONFIG, ORIGINAL_IMAGES
+from webhook.core.values.problems import quoted
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,14 +26,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 
-from webhook.core.annotations import (
-    IMAGE_PULL_SECRETS,
-    MIRRORS_SWITCH,
-    DnsConfig,
-    HostAlias,
-    parse_mirrors_switch,
-    parse_name_list,
-)
 from webhook.core.config import Config, Defaults, EnvironmentDefaults, registry_key
 from webhook.core.dialects import (
     ALL_KEYS,
@@ -46,6 +38,9 @@ from webhook.core.dialects import (
     parse_dialect,
 )
 from webhook.core.errors import AnnotationError
+from webhook.core.model import DnsConfig, HostAlias
+from webhook.core.values.keys import IMAGE_PULL_SECRETS, MIRRORS_SWITCH
+from webhook.core.values.lists import parse_mirrors_switch, parse_name_list
 
 EMPTY_VALUE = "is empty; remove the annotation or give a value"
 

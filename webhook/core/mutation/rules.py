@@ -28,13 +28,6 @@ from typing import Any
 
 import orjson
 
-from webhook.core.annotations import (
-    KCI_HOST_ALIASES,
-    MAX_ANNOTATIONS_BYTES,
-    ORIGINAL_IMAGES,
-    HostAlias,
-    ip_key,
-)
 from webhook.core.config import Config, RegistryKey, mirror_keys, registry_allowed, registry_key
 from webhook.core.dialects import (
     ALL_REGISTRIES,
@@ -42,8 +35,12 @@ from webhook.core.dialects import (
     foreign_host_claims,
     foreign_registry_claims,
 )
+from webhook.core.model import HostAlias
 from webhook.core.mutation.images import Pod, container_images, rewrites_to
 from webhook.core.mutation.layers import Layer
+from webhook.core.values.checks import ip_key
+from webhook.core.values.keys import KCI_HOST_ALIASES, ORIGINAL_IMAGES
+from webhook.core.values.size import MAX_ANNOTATIONS_BYTES
 
 HTTP, INSECURE = "http", "insecure"   # the two ways a registry list weakens TLS
 # When nothing aliases a name, the platform's hostnames are not looked up: one shared value.

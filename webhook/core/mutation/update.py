@@ -54,9 +54,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from typing import Any
 
-from webhook.core.annotations import ORIGINAL_IMAGES, HostAlias
 from webhook.core.config import Config, EnvironmentDefaults, Mirror
 from webhook.core.dialects import ALL_REGISTRIES, Dialect, carries_foreign_hosts
+from webhook.core.model import HostAlias
 from webhook.core.mutation.create import (
     Context,
     Outcome,
@@ -94,6 +94,7 @@ from webhook.core.mutation.rules import (
     spec_host_aliases,
 )
 from webhook.core.reference import Reference
+from webhook.core.values.keys import ORIGINAL_IMAGES
 
 EPHEMERAL = "ephemeralcontainers"
 SUBRESOURCES = ("", EPHEMERAL)          # the UPDATEs we patch; `status` and the rest never

@@ -24,15 +24,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from webhook.core.annotations import (
-    MAX_ANNOTATIONS_BYTES,
-    DnsConfig,
-    DnsOption,
-    ip_key,
-    is_ip,
-    quoted,
-    spec_ip,
-)
+from webhook.core.model import DnsConfig, DnsOption
+from webhook.core.values.checks import ip_key, is_ip, spec_ip
+from webhook.core.values.problems import quoted
+from webhook.core.values.size import MAX_ANNOTATIONS_BYTES
 
 
 def resolved(entries: list[Any]) -> dict[str, str]:

@@ -7,7 +7,7 @@ http://, to the registry or to its token service.
 
 from __future__ import annotations
 
-from webhook.core.annotations import KCI_INSECURE_REGISTRY
+from webhook.core.values.keys import KCI_INSECURE_REGISTRY
 from webhook.tools.doctor.lazy import httpx, registry
 from webhook.tools.doctor.report import Step, _Fail
 from webhook.tools.doctor.session import Session, _error_codes

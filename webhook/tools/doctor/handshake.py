@@ -15,13 +15,9 @@ from typing import Any
 
 from cryptography import x509
 
-from webhook.core.annotations import (
-    KCI_HOST_ALIASES,
-    KCI_HTTP_REGISTRY,
-    KCI_INSECURE_REGISTRY,
-    HostAlias,
-    host_aliases_json,
-)
+from webhook.core.dialects.kci import host_aliases_json
+from webhook.core.model import HostAlias
+from webhook.core.values.keys import KCI_HOST_ALIASES, KCI_HTTP_REGISTRY, KCI_INSECURE_REGISTRY
 from webhook.tools.doctor.certs import (
     _cert_facts,
     _chain,

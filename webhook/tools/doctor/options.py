@@ -18,10 +18,11 @@ from typing import Any
 
 from cryptography import x509
 
-from webhook.core.annotations import host_aliases_from_data, is_ip
 from webhook.core.config import Mirror
+from webhook.core.dialects.kci import host_aliases_from_data
 from webhook.core.errors import AnnotationError, ReferenceError_
 from webhook.core.reference import parse
+from webhook.core.values.checks import is_ip
 from webhook.tools.doctor.certs import _verifying_context
 from webhook.tools.doctor.errors import UsageError
 from webhook.tools.doctor.lazy import registry

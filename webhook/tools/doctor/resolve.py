@@ -12,7 +12,9 @@ import socket
 import threading
 from typing import Any
 
-from webhook.core.annotations import KCI_DNS_CONFIG, KCI_HOST_ALIASES, HostAlias, host_aliases_json
+from webhook.core.dialects.kci import host_aliases_json
+from webhook.core.model import HostAlias
+from webhook.core.values.keys import KCI_DNS_CONFIG, KCI_HOST_ALIASES
 from webhook.tools.doctor.report import Step, _Fail
 from webhook.tools.doctor.session import Session
 

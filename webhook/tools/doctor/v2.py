@@ -13,7 +13,7 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
-from webhook.core.annotations import KCI_HTTP_REGISTRY
+from webhook.core.values.keys import KCI_HTTP_REGISTRY
 from webhook.tools.doctor.certs import _unverified_context
 from webhook.tools.doctor.lazy import httpx, registry
 from webhook.tools.doctor.report import Step, _Fail

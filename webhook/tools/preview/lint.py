@@ -13,9 +13,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from webhook.core.admission.workloads import TEMPLATE_PATHS
-from webhook.core.annotations import IMAGE_PULL_SECRETS, ORIGINAL_IMAGES
 from webhook.core.dialects import DIALECT_KEY
 from webhook.core.mutation.layers import NAMESPACE_KEYS, POD_KEYS
+from webhook.core.values.keys import IMAGE_PULL_SECRETS, ORIGINAL_IMAGES
 
 KCI_PREFIX = "k8s.ksyun.com/kci-"
 WEBHOOK_PREFIX = "kci-webhook/"
