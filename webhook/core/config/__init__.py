@@ -31,9 +31,10 @@ from webhook.core.config.model import (
 )
 from webhook.core.config.registries import RegistryKey, registry_allowed, registry_key
 from webhook.core.config.yamltext import YamlLoader, yaml_error_message
+from webhook.core.errors import ConfigError  # what loading raises
 
 __all__ = [
-    "DEFAULT_WEBHOOK_TIMEOUT_SECONDS", "WEBHOOK_TIMEOUT_RANGE", "Config", "Defaults",
+    "DEFAULT_WEBHOOK_TIMEOUT_SECONDS", "WEBHOOK_TIMEOUT_RANGE", "Config", "ConfigError", "Defaults",
     "EnvironmentDefaults", "Mirror", "MirrorChecks", "RegistryKey", "YamlLoader",
     "budget_limit", "config_from_data", "environment_defaults", "load_config", "mirror_keys",
     "parse_endpoint", "parse_webhook_timeout", "registry_allowed", "registry_key", "shown",
