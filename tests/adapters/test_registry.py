@@ -29,16 +29,14 @@ from tests.registry_support import (
     start_registry,
     token_registry_fixture,  # noqa: F401 - the `token_registry` fixture
 )
-from webhook.adapters.registry import (
-    MANIFEST_ACCEPT,
+from webhook.adapters.registry.credentials import (
     Credentials,
     CredentialsError,
-    Presence,
-    PresenceChecker,
     credentials_from_dockerconfig,
-    manifest_reference,
 )
-from webhook.adapters.tls import generate_serving_cert
+from webhook.adapters.registry.manifest import MANIFEST_ACCEPT, Presence, manifest_reference
+from webhook.adapters.registry.presence import PresenceChecker
+from webhook.adapters.tls.issue import generate_serving_cert
 from webhook.core.config import Mirror, config_from_data
 from webhook.core.reference import parse_normalized
 

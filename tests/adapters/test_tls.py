@@ -20,7 +20,18 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from webhook.adapters import tls
+from webhook.adapters.tls.check import check_pair
+from webhook.adapters.tls.issue import (
+    KeyPair,
+    ca_bundle,
+    ensure_dev_certificates,
+    generate_ca,
+    generate_serving_cert,
+    make_service_certificates,
+    service_dns_names,
+    write_pair,
+)
+from webhook.adapters.tls.reload import ReloadingContext
 from webhook.core.errors import ConfigError
 
 TIMEOUT = 5.0
@@ -98,7 +109,7 @@ def peer_serial(conn: ssl.SSLSocket) -> int:
     return x509.load_der_x509_certificate(der).serial_number
 
 
-def serial(pair: tls.KeyPair) -> int:
+def serial(pair: KeyPair) -> int:
     return x509.load_pem_x509_certificate(pair.cert_pem).serial_number
 
 
@@ -107,27 +118,27 @@ def echo(conn: ssl.SSLSocket, data: bytes = b"ping") -> bytes:
     return conn.recv(1024)
 
 
-def dev_pair(ca: tls.KeyPair, days: int = 365) -> tls.KeyPair:
-    return tls.generate_serving_cert(ca, dns_names=["localhost"], ip_addresses=["127.0.0.1"],
-                                     days=days)
+def dev_pair(ca: KeyPair, days: int = 365) -> KeyPair:
+    return generate_serving_cert(ca, dns_names=["localhost"], ip_addresses=["127.0.0.1"],
+                                 days=days)
 
 
 # --- generation and the Service names ---------------------------------------------------
 
-SERVICE_NAMES = tls.service_dns_names("kci-webhook", "kci-system")
+SERVICE_NAMES = service_dns_names("kci-webhook", "kci-system")
 
 
 def test_service_dns_names_are_the_four_forms() -> None:
     assert SERVICE_NAMES == ["kci-webhook", "kci-webhook.kci-system", "kci-webhook.kci-system.svc",
                              "kci-webhook.kci-system.svc.cluster.local"]
-    assert tls.service_dns_names("a", "b", "corp")[-1] == "a.b.svc.corp"
+    assert service_dns_names("a", "b", "corp")[-1] == "a.b.svc.corp"
 
 
 @pytest.fixture(scope="module")
-def service_pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, tls.KeyPair]:
+def service_pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, KeyPair]:
     """Module-scoped: one CA + serving pair is enough for the whole hostname table."""
     out = tmp_path_factory.mktemp("certs")
-    ca, *_ = tls.make_service_certificates(out, service="kci-webhook", namespace="kci-system")
+    ca, *_ = make_service_certificates(out, service="kci-webhook", namespace="kci-system")
     return out, ca
 
 
@@ -139,11 +150,11 @@ def service_pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, tls.Key
        ("localhost", False)],
 )
 def test_service_certificate_verifies_through_handshake(
-    service_pki: tuple[Path, tls.KeyPair], serve: type[EchoServer], hostname: str,
+    service_pki: tuple[Path, KeyPair], serve: type[EchoServer], hostname: str,
     accepted: bool,
 ) -> None:
     out, ca = service_pki
-    server = serve(tls.ReloadingContext(out / "tls.crt", out / "tls.key").context)
+    server = serve(ReloadingContext(out / "tls.crt", out / "tls.key").context)
     if accepted:
         with connect(server.port, ca.cert_pem, hostname) as conn:
             assert echo(conn) == b"ping"
@@ -153,61 +164,61 @@ def test_service_certificate_verifies_through_handshake(
 
 
 def test_service_certificates_written_with_modes_and_ca_reused(tmp_path: Path) -> None:
-    ca1, leaf1, reused1, _ = tls.make_service_certificates(tmp_path, service="s", namespace="n")
+    ca1, leaf1, reused1, _ = make_service_certificates(tmp_path, service="s", namespace="n")
     assert {p.name for p in tmp_path.iterdir()} == {"ca.crt", "ca.key", "tls.crt", "tls.key"}
     for name in ("ca.key", "tls.key"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600
-    ca2, leaf2, reused2, _ = tls.make_service_certificates(tmp_path, service="s", namespace="n")
+    ca2, leaf2, reused2, _ = make_service_certificates(tmp_path, service="s", namespace="n")
     assert ca2 == ca1 and serial(leaf2) != serial(leaf1)  # same caBundle, new serving cert
     assert (reused1, reused2) == (False, True)
-    report = tls.check_pair(leaf2.cert_pem, leaf2.key_pem, ca_pem=ca1.cert_pem,
-                            expected_names=tls.service_dns_names("s", "n"))
+    report = check_pair(leaf2.cert_pem, leaf2.key_pem, ca_pem=ca1.cert_pem,
+                        expected_names=service_dns_names("s", "n"))
     assert report.ok and report.problems == []
-    ca3, _, reused3, _ = tls.make_service_certificates(tmp_path, service="s", namespace="n",
+    ca3, _, reused3, _ = make_service_certificates(tmp_path, service="s", namespace="n",
                                                     reuse_ca=False)
     assert ca3.cert_pem != ca1.cert_pem and not reused3
 
 
 def test_unusable_ca_is_refused_not_replaced(tmp_path: Path) -> None:
-    tls.make_service_certificates(tmp_path, service="s", namespace="n")
-    (tmp_path / "ca.key").write_bytes(tls.generate_ca().key_pem)  # key of another CA
+    make_service_certificates(tmp_path, service="s", namespace="n")
+    (tmp_path / "ca.key").write_bytes(generate_ca().key_pem)  # key of another CA
     with pytest.raises(ValueError, match="cannot reuse the CA.*does not match"):
-        tls.make_service_certificates(tmp_path, service="s", namespace="n")
+        make_service_certificates(tmp_path, service="s", namespace="n")
 
 
 def test_ca_extensions_and_bundle() -> None:
-    ca = tls.generate_ca()
+    ca = generate_ca()
     cert = x509.load_pem_x509_certificate(ca.cert_pem)
     bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
     ku = cert.extensions.get_extension_for_class(x509.KeyUsage).value
     assert bc.ca and bc.path_length == 0 and ku.key_cert_sign and ku.crl_sign
     assert "key_pem" not in repr(ca) and ca.key_pem.splitlines()[1][:20].decode() not in repr(ca)
-    assert base64.b64decode(tls.ca_bundle(ca.cert_pem)) == ca.cert_pem
+    assert base64.b64decode(ca_bundle(ca.cert_pem)) == ca.cert_pem
 
 
 def test_serving_cert_backdated_for_clock_skew_and_capped_at_ca() -> None:
-    ca = tls.generate_ca(days=30)
+    ca = generate_ca(days=30)
     cert = x509.load_pem_x509_certificate(dev_pair(ca, days=365).cert_pem)
     now = datetime.now(UTC)
     assert now - timedelta(minutes=6) < cert.not_valid_before_utc <= now - timedelta(minutes=4)
     ca_cert = x509.load_pem_x509_certificate(ca.cert_pem)
     assert cert.not_valid_after_utc == ca_cert.not_valid_after_utc
     with pytest.raises(ValueError, match="at least one"):
-        tls.generate_serving_cert(ca, dns_names=[])
+        generate_serving_cert(ca, dns_names=[])
 
 
 # --- check_pair ---------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def ca() -> tls.KeyPair:
+def ca() -> KeyPair:
     """Module-scoped: the CA is read-only in every test that uses it."""
-    return tls.generate_ca()
+    return generate_ca()
 
 
-def test_check_pair_good(ca: tls.KeyPair) -> None:
+def test_check_pair_good(ca: KeyPair) -> None:
     pair = dev_pair(ca)
-    report = tls.check_pair(pair.cert_pem, pair.key_pem, ca_pem=ca.cert_pem,
-                            expected_names=["localhost", "127.0.0.1"])
+    report = check_pair(pair.cert_pem, pair.key_pem, ca_pem=ca.cert_pem,
+                        expected_names=["localhost", "127.0.0.1"])
     assert report.ok and report.problems == []
     assert report.sans == ["localhost", "127.0.0.1"]
     assert report.not_after is not None and report.not_after > datetime.now(UTC)
@@ -226,7 +237,7 @@ def test_check_pair_good(ca: tls.KeyPair) -> None:
         ("garbage_ca", "not signed by the given CA: "),
     ],
 )
-def test_check_pair_names_each_problem(ca: tls.KeyPair, case: str, expected: str) -> None:
+def test_check_pair_names_each_problem(ca: KeyPair, case: str, expected: str) -> None:
     pair = dev_pair(ca, days=-1 if case == "expired" else 365)
     key = pair.key_pem
     kwargs: dict = {"ca_pem": ca.cert_pem}
@@ -241,30 +252,30 @@ def test_check_pair_names_each_problem(ca: tls.KeyPair, case: str, expected: str
     elif case == "ip_missing":
         kwargs["expected_names"] = ["127.0.0.1", "::1"]
     elif case == "other_ca":
-        kwargs["ca_pem"] = tls.generate_ca().cert_pem
+        kwargs["ca_pem"] = generate_ca().cert_pem
     elif case == "garbage_ca":
         kwargs["ca_pem"] = b"not a certificate"
-    report = tls.check_pair(pair.cert_pem, key, **kwargs)
+    report = check_pair(pair.cert_pem, key, **kwargs)
     assert not report.ok
     assert len(report.problems) == 1 and report.problems[0].startswith(expected), report.problems
 
 
-def test_check_pair_expiring_soon_is_a_warning_not_an_error(ca: tls.KeyPair) -> None:
+def test_check_pair_expiring_soon_is_a_warning_not_an_error(ca: KeyPair) -> None:
     pair = dev_pair(ca, days=10)
-    report = tls.check_pair(pair.cert_pem, pair.key_pem, ca_pem=ca.cert_pem)
+    report = check_pair(pair.cert_pem, pair.key_pem, ca_pem=ca.cert_pem)
     assert report.ok and len(report.problems) == 1
     assert report.problems[0].startswith("certificate expires within 30 days")
-    assert tls.check_pair(pair.cert_pem, pair.key_pem, warn_within=timedelta(days=5)).problems == []
-    both = tls.check_pair(pair.cert_pem, pair.key_pem, expected_names=["nope"])
+    assert check_pair(pair.cert_pem, pair.key_pem, warn_within=timedelta(days=5)).problems == []
+    both = check_pair(pair.cert_pem, pair.key_pem, expected_names=["nope"])
     assert not both.ok and len(both.problems) == 2  # an error and the expiry advice
 
 
-def test_check_pair_collects_every_problem_and_survives_garbage(ca: tls.KeyPair) -> None:
+def test_check_pair_collects_every_problem_and_survives_garbage(ca: KeyPair) -> None:
     pair = dev_pair(ca, days=-1)
-    report = tls.check_pair(pair.cert_pem, dev_pair(ca).key_pem, expected_names=["x", "y"],
-                            ca_pem=tls.generate_ca().cert_pem)
+    report = check_pair(pair.cert_pem, dev_pair(ca).key_pem, expected_names=["x", "y"],
+                        ca_pem=generate_ca().cert_pem)
     assert len(report.problems) == 5 and not report.ok
-    bad = tls.check_pair(b"junk", b"junk")
+    bad = check_pair(b"junk", b"junk")
     assert not bad.ok and bad.problems[0].startswith("certificate does not parse")
     assert bad.not_after is None
 
@@ -273,14 +284,14 @@ def test_check_pair_collects_every_problem_and_survives_garbage(ca: tls.KeyPair)
 
 def test_dev_certificates_created_then_reused(tmp_path: Path, serve: type[EchoServer]) -> None:
     d = tmp_path / "certs"
-    cert, key, ca = tls.ensure_dev_certificates(d)
+    cert, key, ca = ensure_dev_certificates(d)
     assert (cert, key, ca) == (d / "tls.crt", d / "tls.key", d / "ca.crt")
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     assert not (d / "ca.key").exists()  # the dev CA's key is never kept
     before = [p.read_bytes() for p in (cert, key, ca)]
-    assert tls.ensure_dev_certificates(d) == (cert, key, ca)
+    assert ensure_dev_certificates(d) == (cert, key, ca)
     assert [p.read_bytes() for p in (cert, key, ca)] == before
-    server = serve(tls.ReloadingContext(cert, key).context)
+    server = serve(ReloadingContext(cert, key).context)
     for host in ("localhost", "127.0.0.1", "::1"):
         with connect(server.port, ca.read_bytes(), host) as conn:
             assert echo(conn) == b"ping"
@@ -290,13 +301,13 @@ def test_dev_certificates_first_made_are_not_reported_as_an_error(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A first start finds no files: that is the normal case, not a problem to report."""
     with caplog.at_level(logging.INFO, logger="kci-webhook.tls"):
-        tls.ensure_dev_certificates(tmp_path / "certs")
+        ensure_dev_certificates(tmp_path / "certs")
     said = [record.getMessage() for record in caplog.records]
     assert said == [f"created a development CA and serving certificate in {tmp_path / 'certs'}"]
     (tmp_path / "certs" / "tls.key").write_bytes(b"garbage")
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="kci-webhook.tls"):
-        tls.ensure_dev_certificates(tmp_path / "certs")
+        ensure_dev_certificates(tmp_path / "certs")
     assert caplog.records[0].getMessage().startswith(
         f"the development certificates in {tmp_path / 'certs'} are not usable (")
     assert caplog.records[0].getMessage().endswith("): replacing them")
@@ -305,30 +316,30 @@ def test_dev_certificates_first_made_are_not_reported_as_an_error(
 @pytest.mark.parametrize("damage", ["expires_today", "garbage_key", "wrong_key", "missing_ca",
                                     "other_ca", "no_localhost"])
 def test_dev_certificates_replaced_when_unusable(tmp_path: Path, damage: str) -> None:
-    cert, key, ca = tls.ensure_dev_certificates(tmp_path)
-    ca_pair = tls.KeyPair(ca.read_bytes(), b"")
+    cert, key, ca = ensure_dev_certificates(tmp_path)
+    ca_pair = KeyPair(ca.read_bytes(), b"")
     if damage == "expires_today":  # valid, but for less than a day: renew now
-        other = tls.generate_ca()
-        pair = tls.generate_serving_cert(other, dns_names=["localhost"],
-                                         ip_addresses=["127.0.0.1", "::1"], days=1)
-        tls.write_pair(tmp_path, ca=other, serving=pair)
+        other = generate_ca()
+        pair = generate_serving_cert(other, dns_names=["localhost"],
+                                     ip_addresses=["127.0.0.1", "::1"], days=1)
+        write_pair(tmp_path, ca=other, serving=pair)
     elif damage == "garbage_key":
         key.write_bytes(b"garbage")
     elif damage == "wrong_key":
-        key.write_bytes(tls.generate_ca().key_pem)
+        key.write_bytes(generate_ca().key_pem)
     elif damage == "missing_ca":
         ca.unlink()
     elif damage == "other_ca":
-        ca.write_bytes(tls.generate_ca().cert_pem)
+        ca.write_bytes(generate_ca().cert_pem)
     elif damage == "no_localhost":
-        other = tls.generate_ca()
-        tls.write_pair(tmp_path, ca=other,
-                       serving=tls.generate_serving_cert(other, dns_names=["example.com"]))
+        other = generate_ca()
+        write_pair(tmp_path, ca=other,
+                   serving=generate_serving_cert(other, dns_names=["example.com"]))
     before = cert.read_bytes()
-    tls.ensure_dev_certificates(tmp_path)
+    ensure_dev_certificates(tmp_path)
     assert cert.read_bytes() != before and ca.read_bytes() != ca_pair.cert_pem
-    report = tls.check_pair(cert.read_bytes(), key.read_bytes(), ca_pem=ca.read_bytes(),
-                            expected_names=["localhost", "127.0.0.1", "::1"])
+    report = check_pair(cert.read_bytes(), key.read_bytes(), ca_pem=ca.read_bytes(),
+                        expected_names=["localhost", "127.0.0.1", "::1"])
     assert report.ok and report.problems == []
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
 
@@ -338,35 +349,35 @@ def test_dev_certificates_never_replace_a_ca_of_kci_webhook_certs(tmp_path: Path
                                                                   state: str) -> None:
     # `kci-webhook certs --out DIR` leaves ca.key beside ca.crt; serve on the same DIR must
     # not orphan that key by writing a CA certificate of its own.
-    tls.make_service_certificates(tmp_path, service="kci-webhook", namespace="kci-webhook")
+    make_service_certificates(tmp_path, service="kci-webhook", namespace="kci-webhook")
     if state == "ca-only":
         (tmp_path / "tls.crt").unlink()
     elif state == "ca-crt-missing":
         (tmp_path / "ca.crt").unlink()
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     with pytest.raises(ConfigError, match=r"holds a CA key \(ca\.key"):
-        tls.ensure_dev_certificates(tmp_path)
+        ensure_dev_certificates(tmp_path)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
 # --- ReloadingContext --------------------------------------------------------------------
 
-def test_reloading_context_refuses_broken_pair_at_start(tmp_path: Path, ca: tls.KeyPair) -> None:
+def test_reloading_context_refuses_broken_pair_at_start(tmp_path: Path, ca: KeyPair) -> None:
     a, b = dev_pair(ca), dev_pair(ca)
-    tls.write_pair(tmp_path, ca=ca, serving=a)
+    write_pair(tmp_path, ca=ca, serving=a)
     (tmp_path / "tls.key").write_bytes(b.key_pem)
     with pytest.raises(ValueError, match="does not match"):
-        tls.ReloadingContext(tmp_path / "tls.crt", tmp_path / "tls.key")
+        ReloadingContext(tmp_path / "tls.crt", tmp_path / "tls.key")
     with pytest.raises(ValueError, match="cannot read"):
-        tls.ReloadingContext(tmp_path / "nope.crt", tmp_path / "tls.key")
+        ReloadingContext(tmp_path / "nope.crt", tmp_path / "tls.key")
 
 
 def test_reload_new_handshakes_get_new_cert_old_connections_keep_theirs(
-    tmp_path: Path, ca: tls.KeyPair, serve: type[EchoServer], caplog: pytest.LogCaptureFixture,
+    tmp_path: Path, ca: KeyPair, serve: type[EchoServer], caplog: pytest.LogCaptureFixture,
 ) -> None:
     a, b = dev_pair(ca, days=100), dev_pair(ca, days=200)
-    tls.write_pair(tmp_path, ca=ca, serving=a)
-    rc = tls.ReloadingContext(tmp_path / "tls.crt", tmp_path / "tls.key")
+    write_pair(tmp_path, ca=ca, serving=a)
+    rc = ReloadingContext(tmp_path / "tls.crt", tmp_path / "tls.key")
     ctx = rc.context
     assert ctx.minimum_version >= ssl.TLSVersion.TLSv1_2
     server = serve(ctx)
@@ -374,7 +385,7 @@ def test_reload_new_handshakes_get_new_cert_old_connections_keep_theirs(
     old = connect(server.port, ca.cert_pem)
     try:
         assert peer_serial(old) == serial(a)
-        tls.write_pair(tmp_path, ca=ca, serving=b)
+        write_pair(tmp_path, ca=ca, serving=b)
         assert rc.maybe_reload() is True
         assert rc.context is ctx  # reloaded in place: the server keeps the same object
         assert rc.not_after == x509.load_pem_x509_certificate(b.cert_pem).not_valid_after_utc
@@ -401,7 +412,7 @@ def test_reload_new_handshakes_get_new_cert_old_connections_keep_theirs(
         # files vanish mid-swap: keep serving
         (tmp_path / "tls.key").unlink()
         assert rc.maybe_reload() is False
-        tls.write_pair(tmp_path, ca=ca, serving=a)  # and a good pair again is picked up
+        write_pair(tmp_path, ca=ca, serving=a)  # and a good pair again is picked up
         assert rc.maybe_reload() is True
         with connect(server.port, ca.cert_pem) as conn:
             assert peer_serial(conn) == serial(a)
@@ -410,17 +421,17 @@ def test_reload_new_handshakes_get_new_cert_old_connections_keep_theirs(
 
 
 def test_reload_follows_symlink_swap_like_a_mounted_secret(
-    tmp_path: Path, ca: tls.KeyPair, serve: type[EchoServer],
+    tmp_path: Path, ca: KeyPair, serve: type[EchoServer],
 ) -> None:
     """The kubelet updates a Secret volume by re-pointing `..data`; mtimes of the visible
     paths do not change, so only a content hash notices."""
     a, b = dev_pair(ca), dev_pair(ca)
-    tls.write_pair(tmp_path / "v1", ca=ca, serving=a)
-    tls.write_pair(tmp_path / "v2", ca=ca, serving=b)
+    write_pair(tmp_path / "v1", ca=ca, serving=a)
+    write_pair(tmp_path / "v2", ca=ca, serving=b)
     (tmp_path / "..data").symlink_to("v1")
     for name in ("tls.crt", "tls.key"):
         (tmp_path / name).symlink_to(Path("..data", name))
-    rc = tls.ReloadingContext(tmp_path / "tls.crt", tmp_path / "tls.key")
+    rc = ReloadingContext(tmp_path / "tls.crt", tmp_path / "tls.key")
     server = serve(rc.context)
     (tmp_path / "..data_tmp").symlink_to("v2")
     (tmp_path / "..data_tmp").replace(tmp_path / "..data")
@@ -429,17 +440,17 @@ def test_reload_follows_symlink_swap_like_a_mounted_secret(
         assert peer_serial(conn) == serial(b)
 
 
-def test_watch_reloads_and_stops_on_cancel(tmp_path: Path, ca: tls.KeyPair) -> None:
+def test_watch_reloads_and_stops_on_cancel(tmp_path: Path, ca: KeyPair) -> None:
     a, b = dev_pair(ca, days=100), dev_pair(ca, days=200)
-    tls.write_pair(tmp_path, ca=ca, serving=a)
-    rc = tls.ReloadingContext(tmp_path / "tls.crt", tmp_path / "tls.key")
+    write_pair(tmp_path, ca=ca, serving=a)
+    rc = ReloadingContext(tmp_path / "tls.crt", tmp_path / "tls.key")
     before = rc.not_after
 
     async def scenario() -> None:
         task = asyncio.create_task(rc.watch(interval=0.01))
         (tmp_path / "tls.key").write_bytes(b"junk")  # a broken pair must not kill the loop
         await asyncio.sleep(0.05)
-        tls.write_pair(tmp_path, ca=ca, serving=b)
+        write_pair(tmp_path, ca=ca, serving=b)
         for _ in range(200):
             if rc.not_after != before:
                 break
@@ -455,10 +466,10 @@ def test_watch_reloads_and_stops_on_cancel(tmp_path: Path, ca: tls.KeyPair) -> N
 
 @pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning")
 def test_tls_1_1_client_is_refused(
-    tmp_path: Path, ca: tls.KeyPair, serve: type[EchoServer],
+    tmp_path: Path, ca: KeyPair, serve: type[EchoServer],
 ) -> None:
-    tls.write_pair(tmp_path, ca=ca, serving=dev_pair(ca))
-    rc = tls.ReloadingContext(tmp_path / "tls.crt", tmp_path / "tls.key")
+    write_pair(tmp_path, ca=ca, serving=dev_pair(ca))
+    rc = ReloadingContext(tmp_path / "tls.crt", tmp_path / "tls.key")
     assert rc.context.minimum_version >= ssl.TLSVersion.TLSv1_2
 
     def old_client() -> ssl.SSLContext:
