@@ -28,7 +28,7 @@ from typing import Any
 
 from bench import procs
 from bench.samples import BENCH_DIR, CONFIG_PATH, REPO, Sample
-from webhook.adapters.tls import ensure_dev_certificates
+from webhook.adapters.tls.issue import ensure_dev_certificates
 
 LUA = BENCH_DIR / "post.lua"
 

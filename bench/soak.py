@@ -29,7 +29,7 @@ import orjson
 from bench import procs
 from bench.load import clean_env
 from bench.samples import CONFIG_PATH, TARGET_SAMPLE, load_samples
-from webhook.adapters import tls
+from webhook.adapters.tls.issue import KeyPair, generate_ca, generate_serving_cert, write_pair
 
 OTHER_CONFIG = CONFIG_PATH.read_text().replace("pullSecret:", "# pullSecret:", 1)
 
@@ -41,9 +41,9 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-def write_certs(directory: Path, ca: tls.KeyPair) -> None:
-    serving = tls.generate_serving_cert(ca, dns_names=["localhost"], ip_addresses=["127.0.0.1"])
-    tls.write_pair(directory, ca=ca, serving=serving)
+def write_certs(directory: Path, ca: KeyPair) -> None:
+    serving = generate_serving_cert(ca, dns_names=["localhost"], ip_addresses=["127.0.0.1"])
+    write_pair(directory, ca=ca, serving=serving)
 
 
 async def client(url: str, ca_file: Path, body: bytes, rate: float, until: float,
@@ -69,7 +69,7 @@ async def client(url: str, ca_file: Path, body: bytes, rate: float, until: float
                 await asyncio.sleep(max(0.0, 1 / rate - (time.monotonic() - started)))
 
 
-async def rotate(workdir: Path, ca: tls.KeyPair, config: Path, every: float, until: float,
+async def rotate(workdir: Path, ca: KeyPair, config: Path, every: float, until: float,
                  counts: dict[str, int]) -> None:
     texts = [OTHER_CONFIG, CONFIG_PATH.read_text()]
     while True:
@@ -92,7 +92,7 @@ async def soak(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="kci-soak-") as tmp:
         workdir = Path(tmp)
         (workdir / "certs").mkdir()
-        ca = tls.generate_ca()
+        ca = generate_ca()
         write_certs(workdir / "certs", ca)
         config = workdir / "config.yaml"
         config.write_text(CONFIG_PATH.read_text())

@@ -58,7 +58,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from tests.conftest import free_port, terminate
-from webhook.adapters.tls import KeyPair, generate_ca, generate_serving_cert
+from webhook.adapters.tls.issue import KeyPair, generate_ca, generate_serving_cert
 from webhook.core.config import Mirror, config_from_data
 
 REGISTRY_BINARY = Path("/usr/bin/docker-registry")

@@ -27,11 +27,12 @@ import yaml
 from tests import chart_render as chart
 from tests.conftest import ROOT
 from tests.test_manifests import CHART_MATRIX, chart_values, handshake, one, render
-from webhook.adapters import tls
+from webhook.adapters.tls.issue import service_dns_names
+from webhook.adapters.tls.reload import ReloadingContext
 from webhook.core import config
 
 Objects = list[dict[str, Any]]
-SERVICE_NAMES = tls.service_dns_names("kci-webhook", "kci-webhook")
+SERVICE_NAMES = service_dns_names("kci-webhook", "kci-webhook")
 
 
 def lint_findings(values: dict[str, Any], **options: Any) -> list[str]:
@@ -464,7 +465,7 @@ def test_generated_certificate_serves_each_service_name_under_the_ca_bundle(
     for hook in _hooks(objects):
         assert hook["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
     ca_pem = base64.b64decode(secret["data"]["ca.crt"]).decode()
-    server_context = tls.ReloadingContext(tmp_path / "tls.crt", tmp_path / "tls.key").context
+    server_context = ReloadingContext(tmp_path / "tls.crt", tmp_path / "tls.key").context
     handshake(server_context, ssl.create_default_context(cadata=ca_pem), hostname)
 
 

@@ -37,7 +37,15 @@ from kubernetes_validate.utils import all_versions
 from tests import chart_render as chart
 from tests.conftest import ROOT
 from webhook import cli
-from webhook.adapters import tls
+from webhook.adapters.tls.issue import (
+    KeyPair,
+    ca_bundle,
+    generate_ca,
+    generate_serving_cert,
+    service_dns_names,
+    write_pair,
+)
+from webhook.adapters.tls.reload import ReloadingContext
 from webhook.core import config
 from webhook.core.admission import workloads
 
@@ -634,7 +642,7 @@ def test_cert_manager_injects_the_ca_of_a_certificate_for_the_service_names(
     assert serving["metadata"]["namespace"] == namespace == NAMESPACE
     spec = serving["spec"]
     assert spec["secretName"] == TLS_SECRET
-    assert spec["dnsNames"] == tls.service_dns_names(SERVICE, NAMESPACE)
+    assert spec["dnsNames"] == service_dns_names(SERVICE, NAMESPACE)
     assert spec["privateKey"]["rotationPolicy"] == "Always"
     assert "server auth" in spec["usages"] and not spec.get("isCA")
     # The chain: serving <- CA Issuer <- CA Certificate <- self-signed Issuer.
@@ -708,7 +716,7 @@ def static_certs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Object
     out = copy / "overlays" / "static-certs" / "certs"
     done = subprocess.run([sys.executable, "-m", "webhook", "certs", "--out", str(out)],
                           capture_output=True, text=True, timeout=60, check=True)
-    assert done.stdout.strip() == tls.ca_bundle((out / "ca.crt").read_bytes())
+    assert done.stdout.strip() == ca_bundle((out / "ca.crt").read_bytes())
     return out, render(copy / "overlays" / "static-certs")
 
 
@@ -725,11 +733,11 @@ def test_static_certs_overlay_carries_the_cli_output(static_certs: tuple[Path, O
     for kind in WEBHOOK_CONFIGURATIONS:
         (hook,) = one(objects, kind)["webhooks"]
         bundle = re.sub(r"\s", "", hook["clientConfig"]["caBundle"])
-        assert bundle == tls.ca_bundle((out / "ca.crt").read_bytes()), kind
+        assert bundle == ca_bundle((out / "ca.crt").read_bytes()), kind
 
 
 @pytest.mark.parametrize(("hostname", "accepted"),
-                         [(name, True) for name in tls.service_dns_names(SERVICE, NAMESPACE)]
+                         [(name, True) for name in service_dns_names(SERVICE, NAMESPACE)]
                          + [("kci-webhook.other.svc", False), ("other.kci-webhook.svc", False)])
 def test_rendered_secret_verifies_against_the_rendered_ca_bundle_for_each_service_name(
     static_certs: tuple[Path, Objects], tmp_path: Path, hostname: str, accepted: bool,
@@ -741,7 +749,7 @@ def test_rendered_secret_verifies_against_the_rendered_ca_bundle_for_each_servic
         (tmp_path / name).write_bytes(base64.b64decode(secret["data"][name]))
     (hook,) = one(objects, "MutatingWebhookConfiguration")["webhooks"]
     ca_pem = base64.b64decode(hook["clientConfig"]["caBundle"])
-    server_context = tls.ReloadingContext(tmp_path / "tls.crt", tmp_path / "tls.key").context
+    server_context = ReloadingContext(tmp_path / "tls.crt", tmp_path / "tls.key").context
     client_context = ssl.create_default_context(cadata=ca_pem.decode())
     if accepted:
         handshake(server_context, client_context, hostname)
@@ -761,14 +769,14 @@ def run_certs(*args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
 def test_certs_prints_the_ca_bundle_or_writes_it(tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run_certs("--out", str(tmp_path / "a"), capsys=capsys)
-    assert code == 0 and out == tls.ca_bundle((tmp_path / "a" / "ca.crt").read_bytes()) + "\n"
+    assert code == 0 and out == ca_bundle((tmp_path / "a" / "ca.crt").read_bytes()) + "\n"
     assert "kci-webhook.kci-webhook.svc" in err
     bundle_file = tmp_path / "bundle.txt"
     code, out, err = run_certs("--out", str(tmp_path / "a"), "--ca-bundle-out", str(bundle_file),
                                capsys=capsys)
     assert code == 0 and out == ""
     # The CA was reused: the bundle already in the cluster stays valid.
-    assert bundle_file.read_text().strip() == tls.ca_bundle(
+    assert bundle_file.read_text().strip() == ca_bundle(
         (tmp_path / "a" / "ca.crt").read_bytes())
     assert base64.b64decode(bundle_file.read_text()).startswith(b"-----BEGIN CERTIFICATE-----")
 
@@ -777,35 +785,35 @@ Damage = Callable[[Path], None]
 
 
 def _other_key(d: Path) -> None:
-    other = tls.generate_serving_cert(tls.generate_ca(), dns_names=["x"])
+    other = generate_serving_cert(generate_ca(), dns_names=["x"])
     (d / "tls.key").write_bytes(other.key_pem)
 
 
 def _other_ca(d: Path) -> None:
-    (d / "ca.crt").write_bytes(tls.generate_ca().cert_pem)
+    (d / "ca.crt").write_bytes(generate_ca().cert_pem)
     (d / "ca.key").unlink()
 
 
 def _expired(d: Path) -> None:
-    ca = tls.KeyPair((d / "ca.crt").read_bytes(), (d / "ca.key").read_bytes())
-    pair = tls.generate_serving_cert(ca, dns_names=tls.service_dns_names(SERVICE, NAMESPACE),
-                                     days=-1)
-    tls.write_pair(d, ca=ca, serving=pair, write_ca_key=True)
+    ca = KeyPair((d / "ca.crt").read_bytes(), (d / "ca.key").read_bytes())
+    pair = generate_serving_cert(ca, dns_names=service_dns_names(SERVICE, NAMESPACE),
+                                 days=-1)
+    write_pair(d, ca=ca, serving=pair, write_ca_key=True)
 
 
 def _expiring(d: Path) -> None:
-    ca = tls.KeyPair((d / "ca.crt").read_bytes(), (d / "ca.key").read_bytes())
-    pair = tls.generate_serving_cert(ca, dns_names=tls.service_dns_names(SERVICE, NAMESPACE),
-                                     days=10)
-    tls.write_pair(d, ca=ca, serving=pair, write_ca_key=True)
+    ca = KeyPair((d / "ca.crt").read_bytes(), (d / "ca.key").read_bytes())
+    pair = generate_serving_cert(ca, dns_names=service_dns_names(SERVICE, NAMESPACE),
+                                 days=10)
+    write_pair(d, ca=ca, serving=pair, write_ca_key=True)
 
 
 def _expired_ca_of_a_cert_manager_secret(d: Path) -> None:
     """cert-manager's Secret has ca.crt but no ca.key: the CA's own expiry still counts."""
-    ca = tls.generate_ca(days=-1)
+    ca = generate_ca(days=-1)
     # signed "yesterday": issue with the CA, both already expired
-    pair = tls.generate_serving_cert(ca, dns_names=tls.service_dns_names(SERVICE, NAMESPACE))
-    tls.write_pair(d, ca=ca, serving=pair)
+    pair = generate_serving_cert(ca, dns_names=service_dns_names(SERVICE, NAMESPACE))
+    write_pair(d, ca=ca, serving=pair)
     (d / "ca.key").unlink()
 
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
-from webhook.adapters import tls
+from webhook.adapters.tls.issue import ensure_dev_certificates
 from webhook.core.admission.review import DEFAULT_MAX_BODY_BYTES
 from webhook.core.config import DEFAULT_WEBHOOK_TIMEOUT_SECONDS, parse_webhook_timeout
 from webhook.core.errors import ConfigError
@@ -191,7 +191,7 @@ def _serve(args: argparse.Namespace) -> int:
         cert, key = Path(args.cert), Path(args.key)
     else:
         try:
-            cert, key, ca = tls.ensure_dev_certificates(Path(args.certs_dir))
+            cert, key, ca = ensure_dev_certificates(Path(args.certs_dir))
         except ConfigError as exc:
             print(f"kci-webhook: {exc}", file=sys.stderr)
             return EXIT_CONFIG

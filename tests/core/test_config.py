@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from tests.conftest import EXAMPLES, ROOT
-from webhook.adapters.registry import check_config_files, config_files
-from webhook.adapters.tls import ensure_dev_certificates
+from webhook.adapters.registry.files import check_config_files, config_files
+from webhook.adapters.tls.issue import ensure_dev_certificates
 from webhook.core.config import (
     DEFAULT_WEBHOOK_TIMEOUT_SECONDS,
     Config,

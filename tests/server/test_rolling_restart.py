@@ -38,7 +38,7 @@ import orjson
 import pytest
 
 from tests.conftest import RunningServer, free_port, pod_review, start_server, terminate
-from webhook.adapters import tls
+from webhook.adapters.tls.issue import KeyPair, generate_ca, generate_serving_cert
 
 TIMEOUT = 10.0              # the longest any single wait in this module may take
 SHUTDOWN_DELAY = 3.0        # --shutdown-delay: well above the balancer's check period
@@ -189,7 +189,7 @@ def send_admissions(client: httpx.Client, name: str, stop: threading.Event,
 
 # --- the replicas -------------------------------------------------------------------------
 
-def replica(workdir: Path, ca: tls.KeyPair, pair: tls.KeyPair) -> RunningServer:
+def replica(workdir: Path, ca: KeyPair, pair: KeyPair) -> RunningServer:
     """`kci-webhook serve` with the shared serving pair (one CA for the client to trust)."""
     certs = workdir / "certs"
     certs.mkdir(parents=True, exist_ok=True)
@@ -215,8 +215,8 @@ def port_of(server: RunningServer) -> int:
 
 def test_rolling_restart_of_two_replicas_fails_no_admission(
         tmp_path: Path, processes: list[RunningServer]) -> None:
-    ca = tls.generate_ca()
-    pair = tls.generate_serving_cert(ca, dns_names=["localhost"], ip_addresses=["127.0.0.1"])
+    ca = generate_ca()
+    pair = generate_serving_cert(ca, dns_names=["localhost"], ip_addresses=["127.0.0.1"])
     replicas = [replica(tmp_path / f"replica-{i}", ca, pair) for i in (1, 2)]
     processes.extend(replicas)
     balancer = Balancer(replicas[0].ca)

@@ -29,7 +29,7 @@ import pytest
 from cryptography import x509
 
 from tests.conftest import TEST_CONFIG, RunningServer, pod_review, start_server, stop_server
-from webhook.adapters import tls
+from webhook.adapters.tls.issue import KeyPair, generate_ca, generate_serving_cert
 
 TIMEOUT = 10.0          # the longest any single wait in this module may take
 RELOAD_WITHIN = 8.0     # the server polls the files every 2 s (ReloadingContext.watch)
@@ -47,13 +47,13 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = TIMEOUT)
     return time.monotonic() - start
 
 
-def serial_of(pair: tls.KeyPair) -> int:
+def serial_of(pair: KeyPair) -> int:
     return x509.load_pem_x509_certificate(pair.cert_pem).serial_number
 
 
-def local_pair(ca: tls.KeyPair) -> tls.KeyPair:
+def local_pair(ca: KeyPair) -> KeyPair:
     """A serving pair for the test client, which connects to 127.0.0.1."""
-    return tls.generate_serving_cert(ca, dns_names=["localhost"], ip_addresses=["127.0.0.1"])
+    return generate_serving_cert(ca, dns_names=["localhost"], ip_addresses=["127.0.0.1"])
 
 
 class SecretVolume:
@@ -196,7 +196,7 @@ def running() -> Iterator[list[RunningServer]]:
 def test_rotation_new_connections_get_the_new_certificate_and_no_request_fails(
     tmp_path: Path, running: list[RunningServer],
 ) -> None:
-    ca = tls.generate_ca()
+    ca = generate_ca()
     a, b = local_pair(ca), local_pair(ca)
     # start_server waits for <workdir>/certs/ca.crt: the Secret volume is that directory.
     volume = SecretVolume(tmp_path / "certs")

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from webhook import cli
-from webhook.adapters import tls
+from webhook.adapters.tls.issue import generate_ca
 from webhook.core import names
 
 DNS1035_ERROR = (
@@ -60,7 +60,7 @@ def test_a_rerun_says_it_wrote_only_the_serving_pair(tmp_path: Path,
 
 def test_a_reused_ca_that_ends_before_the_serving_certificate_is_a_warning(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    ca = tls.generate_ca(days=20)
+    ca = generate_ca(days=20)
     (tmp_path / "ca.crt").write_bytes(ca.cert_pem)
     (tmp_path / "ca.key").write_bytes(ca.key_pem)
     code, _, err = certs(capsys, "--out", str(tmp_path), "--days", "90")

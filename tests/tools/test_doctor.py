@@ -38,7 +38,7 @@ from tests.registry_support import (
     start_registry,
     token_registry_fixture,  # noqa: F401 - the `token_registry` fixture
 )
-from webhook.adapters.tls import KeyPair, generate_ca, generate_serving_cert
+from webhook.adapters.tls.issue import KeyPair, generate_ca, generate_serving_cert
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMAND = [sys.executable, "-m", "webhook", "doctor"]

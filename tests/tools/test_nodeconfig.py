@@ -20,7 +20,7 @@ import pytest
 
 from tests.conftest import eventually, free_port
 from webhook import cli
-from webhook.adapters.tls import generate_ca
+from webhook.adapters.tls.issue import generate_ca
 from webhook.core.config import Config, config_from_data
 from webhook.core.errors import ConfigError
 from webhook.tools.nodeconfig import (

@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.conftest import ROOT
-from webhook.adapters import tls
+from webhook.adapters.tls.issue import KeyPair, generate_ca, generate_serving_cert
 from webhook.tools import trust
 
 # The Tanzu documentation's example (Harbor deployed with helm, its CA read with
@@ -86,7 +86,7 @@ def b64b64(data: bytes) -> str:
 
 
 def self_signed(*, not_before: datetime, not_after: datetime, ca: bool,
-                common_name: str) -> tls.KeyPair:
+                common_name: str) -> KeyPair:
     """A self-signed certificate with any validity window (webhook.adapters.tls makes CAs from
     now)."""
     key = ec.generate_private_key(ec.SECP256R1())
@@ -100,35 +100,35 @@ def self_signed(*, not_before: datetime, not_after: datetime, ca: bool,
     )
     key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
-    return tls.KeyPair(cert.public_bytes(serialization.Encoding.PEM), key_pem)
+    return KeyPair(cert.public_bytes(serialization.Encoding.PEM), key_pem)
 
 
 @dataclass(frozen=True)
 class Material:
-    ca: tls.KeyPair
-    other_ca: tls.KeyPair
-    leaf: tls.KeyPair
-    expired_ca: tls.KeyPair
-    expired_leaf: tls.KeyPair
-    future_ca: tls.KeyPair
-    soon_ca: tls.KeyPair
-    self_signed_leaf: tls.KeyPair
+    ca: KeyPair
+    other_ca: KeyPair
+    leaf: KeyPair
+    expired_ca: KeyPair
+    expired_leaf: KeyPair
+    future_ca: KeyPair
+    soon_ca: KeyPair
+    self_signed_leaf: KeyPair
 
 
 @pytest.fixture(scope="module")
 def material() -> Material:
     now = datetime.now(UTC)
-    ca = tls.generate_ca(common_name="Registry Root CA")
+    ca = generate_ca(common_name="Registry Root CA")
     return Material(
         ca=ca,
-        other_ca=tls.generate_ca(common_name="Other Root CA"),
-        leaf=tls.generate_serving_cert(ca, dns_names=["registry.example.com"]),
-        expired_ca=tls.generate_ca(common_name="Expired CA", days=-1),
-        expired_leaf=tls.generate_serving_cert(ca, dns_names=["old.example.com"], days=-1),
+        other_ca=generate_ca(common_name="Other Root CA"),
+        leaf=generate_serving_cert(ca, dns_names=["registry.example.com"]),
+        expired_ca=generate_ca(common_name="Expired CA", days=-1),
+        expired_leaf=generate_serving_cert(ca, dns_names=["old.example.com"], days=-1),
         future_ca=self_signed(not_before=now + timedelta(days=10),
                               not_after=now + timedelta(days=400), ca=True,
                               common_name="Future CA"),
-        soon_ca=tls.generate_ca(common_name="Soon CA", days=10),
+        soon_ca=generate_ca(common_name="Soon CA", days=10),
         self_signed_leaf=self_signed(not_before=now - timedelta(days=1),
                                      not_after=now + timedelta(days=365), ca=False,
                                      common_name="registry.lab.example"),

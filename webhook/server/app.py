@@ -29,8 +29,9 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 
 from webhook.adapters.namespaces import NamespaceCache, api_for, choose_source
-from webhook.adapters.registry import PresenceChecker, check_config_files, config_files
-from webhook.adapters.tls import ReloadingContext
+from webhook.adapters.registry.files import check_config_files, config_files
+from webhook.adapters.registry.presence import PresenceChecker
+from webhook.adapters.tls.reload import ReloadingContext
 from webhook.core import config as config_mod
 from webhook.core.admission.review import (
     DEFAULT_MAX_BODY_BYTES,

@@ -17,7 +17,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from webhook.adapters import tls
+from webhook.adapters.tls.check import certificate_summary, check_pair
+from webhook.adapters.tls.issue import ca_bundle, make_service_certificates, service_dns_names
 from webhook.core import names
 from webhook.tools.helpformat import HelpFormatter, epilog
 
@@ -92,7 +93,7 @@ def add_parser(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
-    service_names = tls.service_dns_names(args.service, args.namespace)
+    service_names = service_dns_names(args.service, args.namespace)
     if args.check:
         return _check_certs(out, service_names, warn_within=timedelta(days=args.warn_days))
     if args.days < args.warn_days:
@@ -100,12 +101,12 @@ def run(args: argparse.Namespace) -> int:
               f"`kci-webhook certs --check` will report this certificate as expiring from "
               "the day it is written", file=sys.stderr)
     try:
-        issued = tls.make_service_certificates(out, service=args.service,
-                                               namespace=args.namespace, days=args.days)
+        issued = make_service_certificates(out, service=args.service,
+                                           namespace=args.namespace, days=args.days)
     except (ValueError, OSError) as exc:
         print(f"kci-webhook certs: {exc}", file=sys.stderr)
         return EXIT_PROBLEMS
-    ca_summary = tls.certificate_summary(issued.ca.cert_pem)
+    ca_summary = certificate_summary(issued.ca.cert_pem)
     if issued.ca_reused:
         print(f"reused the existing CA in {out}/ca.crt ({ca_summary}): the caBundle already "
               "in the cluster stays valid", file=sys.stderr)
@@ -117,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     written = "tls.crt, tls.key" if issued.ca_reused else "ca.crt, ca.key, tls.crt, tls.key"
     print(f"wrote {', '.join(f'{out}/{name}' for name in written.split(', '))} for "
           f"{', '.join(service_names)}", file=sys.stderr)
-    bundle = tls.ca_bundle(issued.ca.cert_pem)
+    bundle = ca_bundle(issued.ca.cert_pem)
     if args.ca_bundle_out:
         Path(args.ca_bundle_out).write_text(bundle + "\n")
         print(f"wrote the caBundle to {args.ca_bundle_out}", file=sys.stderr)
@@ -148,14 +149,14 @@ def _check_certs(out: Path, names: list[str], *, warn_within: timedelta) -> int:
         except OSError as exc:
             problems.append(f"{out / name}: cannot read: {exc.strerror}")
     if "tls.crt" in files and "tls.key" in files:
-        report = tls.check_pair(files["tls.crt"], files["tls.key"], ca_pem=files.get("ca.crt"),
-                                expected_names=names, warn_within=warn_within)
+        report = check_pair(files["tls.crt"], files["tls.key"], ca_pem=files.get("ca.crt"),
+                            expected_names=names, warn_within=warn_within)
         if report.not_after:
             print(f"{out / 'tls.crt'}: expires {report.not_after.isoformat()}; "
                   f"SANs {', '.join(report.sans) or '(none)'}")
         problems += [f"{out / 'tls.crt'}: {p}" for p in report.problems]
     if "ca.crt" in files:
-        ca = tls.check_pair(files["ca.crt"], files.get("ca.key", b""), warn_within=warn_within)
+        ca = check_pair(files["ca.crt"], files.get("ca.key", b""), warn_within=warn_within)
         if ca.not_after:
             print(f"{out / 'ca.crt'}: expires {ca.not_after.isoformat()}")
         ca_problems = ca.problems if "ca.key" in files else \

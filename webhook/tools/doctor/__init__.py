@@ -30,16 +30,17 @@ Every failure names its fix in the vendor documentation's terms: the CA in the m
 `--nodes tanzu`, a TkgServiceConfiguration's `additionalTrustedCAs`, `kci-webhook trust`),
 and the KCI annotations `kci-insecure-registry`, `kci-http-registry`, `kci-host-aliases`,
 `kci-dns-config`. Exit code 0 only when a pull would work, 1 when it would not, 2 for a
-usage error. Like the presence check (registry.py), it never sends credentials over plain
-http:// and ignores proxy variables. Every network operation is bounded by `--timeout`.
+usage error. Like the presence check (`webhook.adapters.registry`), it never sends
+credentials over plain http:// and ignores proxy variables. Every network operation is
+bounded by `--timeout`.
 
 This is a shell module: it dials, handshakes and prints; nothing in the core imports it.
-httpx and the registry client load only when a diagnosis runs (`lazy`), so the other
-commands, whose parsers the CLI builds alongside this one, start without them.
+httpx and the registry code that needs it load only when a diagnosis runs (`lazy`), so the
+other commands, whose parsers the CLI builds alongside this one, start without them.
 
 Its modules, bottom up; each imports only modules listed before it:
 
-- `lazy`: httpx and the registry client, imported on first use
+- `lazy`: httpx and the transport-error wording, imported on first use
 - `errors`: UsageError (a command line that cannot be run) and the exit codes
 - `report`: `Step`, one step's outcome with its fix and its `--json` facts; `_Fail` ends one
 - `target`: the registry as image references write it: `Target`, `parse_target`

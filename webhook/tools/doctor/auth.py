@@ -7,8 +7,9 @@ http://, to the registry or to its token service.
 
 from __future__ import annotations
 
+from webhook.adapters.registry.challenge import basic_authorization
 from webhook.core.values.keys import KCI_INSECURE_REGISTRY
-from webhook.tools.doctor.lazy import httpx, registry
+from webhook.tools.doctor.lazy import describe_transport_error, httpx
 from webhook.tools.doctor.report import Step, _Fail
 from webhook.tools.doctor.session import Session, _error_codes
 
@@ -29,7 +30,7 @@ def check_auth(s: Session) -> Step:
                         "serve the registry over TLS (a self-signed certificate with "
                         f"{KCI_INSECURE_REGISTRY} is still better than clear text)",
                         facts={"scheme": "basic"})
-        authorization = registry.basic_authorization(creds)
+        authorization = basic_authorization(creds)
         response = s.checked("GET", s.url("/v2/"), {"Authorization": authorization})
         if response.status_code == 200:
             if not (s.api_version or response.headers.get("docker-distribution-api-version")):
@@ -117,14 +118,14 @@ def _token(s: Session, scope: str | None) -> str:
     creds = s.o.credentials
     notes = []
     if creds is not None and url.scheme == "https":
-        headers["Authorization"] = registry.basic_authorization(creds)
+        headers["Authorization"] = basic_authorization(creds)
     elif creds is not None:
         notes.append(f"credentials are never sent to a plain http:// token service "
                      f"({realm}): asked anonymously")
     try:
         response = s.request("GET", url.copy_merge_params(query), headers)
     except httpx.HTTPError as exc:
-        raise _Fail(f"token service {realm[:200]}: {registry.describe_transport_error(exc)}",
+        raise _Fail(f"token service {realm[:200]}: {describe_transport_error(exc)}",
                     "nodes must reach the token service too, and trust its certificate "
                     "(the same CA fixes as for the registry apply)", notes) from None
     if response.status_code in (401, 403):

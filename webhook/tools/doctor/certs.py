@@ -14,7 +14,7 @@ from typing import Any
 
 from cryptography import x509
 
-from webhook.adapters.tls import _name_covered
+from webhook.adapters.tls.check import name_covered
 
 
 def _verifying_context(ca_file: str | None) -> ssl.SSLContext:
@@ -133,7 +133,7 @@ def _leaf_problems(leaf: x509.Certificate, host: str, now: datetime) -> list[tup
         dns, ips = san.get_values_for_type(x509.DNSName), san.get_values_for_type(x509.IPAddress)
     except x509.ExtensionNotFound:
         dns, ips = [], []
-    if not _name_covered(host, dns, ips):
+    if not name_covered(host, dns, ips):
         problems.append(("name", f"the certificate is not valid for {host} (SANs: "
                                  f"{', '.join(_sans(leaf)) or 'none'})"))
     return problems

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from webhook.adapters.registry.challenge import parse_challenge
+from webhook.adapters.registry.manifest import MANIFEST_ACCEPT
 from webhook.tools.doctor.auth import _token, _who
-from webhook.tools.doctor.lazy import httpx, registry
+from webhook.tools.doctor.lazy import httpx
 from webhook.tools.doctor.options import _image_text
 from webhook.tools.doctor.report import Step, _Fail
 from webhook.tools.doctor.session import Session
@@ -19,7 +21,7 @@ from webhook.tools.doctor.session import Session
 def check_manifest(s: Session) -> Step:
     repository, reference = s.o.repository or "", s.o.reference or ""
     shown = _image_text(repository, reference)
-    headers = {"Accept": registry.MANIFEST_ACCEPT, **_authorization(s, repository)}
+    headers = {"Accept": MANIFEST_ACCEPT, **_authorization(s, repository)}
     response = s.checked(
         "HEAD", s.url(f"/v2/{repository}/manifests/{reference}"), headers)
     code = response.status_code
@@ -37,7 +39,7 @@ def check_manifest(s: Session) -> Step:
                     "push the image, or correct the reference (repository path, tag or "
                     "digest; for a mirror, its namespace)", notes, facts)
     if code in (401, 403):
-        challenge = registry.parse_challenge(response.headers.get_list("www-authenticate"))
+        challenge = parse_challenge(response.headers.get_list("www-authenticate"))
         error = challenge[1].get("error", "") if challenge else ""
         status = f"{code}{' ' + error if error else ''}"
         if s.o.credentials is None:

@@ -18,6 +18,12 @@ from typing import Any
 
 from cryptography import x509
 
+from webhook.adapters.registry.credentials import (
+    Credentials,
+    CredentialsError,
+    credentials_from_dockerconfig,
+)
+from webhook.adapters.registry.manifest import manifest_reference
 from webhook.core.config import Mirror
 from webhook.core.dialects.kci import host_aliases_from_data
 from webhook.core.errors import AnnotationError, ReferenceError_
@@ -25,7 +31,6 @@ from webhook.core.reference import parse
 from webhook.core.values.checks import is_ip
 from webhook.tools.doctor.certs import _verifying_context
 from webhook.tools.doctor.errors import UsageError
-from webhook.tools.doctor.lazy import registry
 from webhook.tools.doctor.target import DOCKER_HUB_API, Target, parse_target
 
 
@@ -36,7 +41,7 @@ class Options:
     ca_file: str | None
     ca_certs: tuple[x509.Certificate, ...]
     creds_file: str | None
-    credentials: registry.Credentials | None
+    credentials: Credentials | None
     repository: str | None
     reference: str | None
     timeout: float
@@ -116,7 +121,7 @@ def parse_image(image: str, target: Target) -> tuple[str, str]:
         path = f"library/{path}"
     if target.namespace and not path.startswith(f"{target.namespace}/"):
         path = f"{target.namespace}/{path}"      # as the webhook rewrites it to the mirror
-    return path, registry.manifest_reference(ref)
+    return path, manifest_reference(ref)
 
 
 def _image_text(repository: str, reference: str) -> str:
@@ -150,8 +155,8 @@ def _options(target: Target, args: argparse.Namespace, *, ca: str | None, creds:
     credentials = None
     if creds:
         try:
-            credentials = registry.credentials_from_dockerconfig(creds, target.registry)
-        except registry.CredentialsError as exc:
+            credentials = credentials_from_dockerconfig(creds, target.registry)
+        except CredentialsError as exc:
             raise UsageError(f"{creds_flag} {exc}") from None
     repository = reference = None
     if args.image:

@@ -14,7 +14,7 @@ import ssl
 from typing import Any
 
 from webhook.tools.doctor.certs import _verifying_context
-from webhook.tools.doctor.lazy import httpx, registry
+from webhook.tools.doctor.lazy import describe_transport_error, httpx
 from webhook.tools.doctor.options import Options
 from webhook.tools.doctor.report import _Fail
 from webhook.tools.doctor.target import _is_ip
@@ -49,7 +49,7 @@ class Session:
         try:
             return self.request(method, url, headers)
         except httpx.HTTPError as exc:
-            raise _Fail(f"{method} {url.path}: {registry.describe_transport_error(exc)}",
+            raise _Fail(f"{method} {url.path}: {describe_transport_error(exc)}",
                         "the registry stopped answering: try again, and look at its logs"
                         ) from None
 

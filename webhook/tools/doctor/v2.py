@@ -13,9 +13,10 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
+from webhook.adapters.registry.challenge import parse_challenge
 from webhook.core.values.keys import KCI_HTTP_REGISTRY
 from webhook.tools.doctor.certs import _unverified_context
-from webhook.tools.doctor.lazy import httpx, registry
+from webhook.tools.doctor.lazy import describe_transport_error, httpx
 from webhook.tools.doctor.report import Step, _Fail
 from webhook.tools.doctor.session import Session, _error_codes
 
@@ -25,7 +26,7 @@ def check_v2(s: Session) -> Step:
     try:
         response = s.request("GET", url)
     except httpx.HTTPError as exc:
-        detail = f"GET /v2/: {registry.describe_transport_error(exc)}"
+        detail = f"GET /v2/: {describe_transport_error(exc)}"
         if s.t.scheme == "http" and _speaks_tls(s):
             raise _speaks_tls_failure(s, detail) from None
         raise _Fail(detail, f"check that {s.t.registry} is a registry and answers on "
@@ -66,7 +67,7 @@ def _challenged(s: Session, response: httpx.Response, api: str | None,
     token-auth spec says (Bearer with a realm); a bare Basic challenge is what any
     password-protected web server sends, so it is confirmed after logging in (auth)."""
     headers = response.headers.get_list("www-authenticate")
-    s.challenge = registry.parse_challenge(headers)
+    s.challenge = parse_challenge(headers)
     if s.challenge is None:
         raise _Fail("GET /v2/ → 401 without a WWW-Authenticate challenge: no client "
                     "can log in", "fix the registry's (or its proxy's) auth "

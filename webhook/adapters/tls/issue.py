@@ -1,33 +1,25 @@
-"""Certificates for the webhook port: generate, check, write, and reload without a restart.
+"""Issuing certificates for the webhook port: a CA, a serving certificate for the Service
+name the API server calls, and the files they are written to.
 
-The only module of the package that imports `cryptography`. The API server trusts the
-webhook through the `caBundle` of the MutatingWebhookConfiguration and checks the serving
-certificate's SANs against the Service name it calls (`svc.ns.svc`), so everything here
-is about getting those two right and keeping them fresh:
+The API server trusts the webhook through the `caBundle` of the MutatingWebhookConfiguration
+and checks the serving certificate's SANs against the Service name it calls (`svc.ns.svc`),
+so everything here is about getting those two right:
 
 - `generate_ca` / `generate_serving_cert` / `make_service_certificates`: material for
-  `kci-webhook certs`; `ensure_dev_certificates` for `serve` with no certificate given.
-- `check_pair`: what is wrong with a pair, every problem named (for `certs --check`, doctor).
-- `ReloadingContext`: the SSLContext handed to uvicorn; cert-manager rotates the Secret,
-  the kubelet swaps the mounted files, and new handshakes get the new certificate.
-
-Errors: a broken pair given at start-up raises `ValueError` (fail fast); a broken pair
-seen at reload time is refused with a log line and the loaded one keeps serving.
+  `kci-webhook certs`; `ensure_dev_certificates` for `serve` with no certificate given;
+- `write_pair`: the files, written so that a watcher (`reload`) never sees half of one;
+- `ca_bundle`: the `caBundle` field.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
-import hashlib
 import ipaddress
 import logging
 import os
-import ssl
 import tempfile
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,12 +28,10 @@ from typing import NamedTuple
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
-from cryptography.hazmat.primitives.asymmetric.types import (
-    CertificateIssuerPrivateKeyTypes,
-    PublicKeyTypes,
-)
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from webhook.adapters.tls.check import check_pair
 from webhook.core.errors import ConfigError
 
 log = logging.getLogger("kci-webhook.tls")
@@ -263,219 +253,6 @@ def make_service_certificates(out_dir: Path, *, service: str, namespace: str, da
     return ServiceCertificates(ca, serving, reused, notes)
 
 
-def certificate_summary(cert_pem: bytes) -> str:
-    """`CN=..., expires 2036-01-01T00:00:00+00:00`: enough to recognise a certificate."""
-    cert = x509.load_pem_x509_certificate(cert_pem)
-    return f"{cert.subject.rfc4514_string()}, expires {cert.not_valid_after_utc.isoformat()}"
-
-
 def ca_bundle(ca_cert_pem: bytes) -> str:
     """The `caBundle` field: base64 of the PEM text itself (not of the DER)."""
     return base64.b64encode(ca_cert_pem).decode("ascii")
-
-
-@dataclass
-class CheckReport:
-    """`ok` is False on any error; expiring soon is listed in `problems` but keeps `ok`."""
-
-    ok: bool
-    problems: list[str]
-    not_after: datetime | None
-    sans: list[str]
-
-
-def _spki(public_key: PublicKeyTypes) -> bytes:
-    return public_key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-
-
-def _parse_pair(cert_pem: bytes, key_pem: bytes) -> x509.Certificate:
-    """The leaf certificate (first of a chain), or ValueError saying what is wrong."""
-    try:
-        leaf = x509.load_pem_x509_certificates(cert_pem)[0]
-    except ValueError as e:
-        raise ValueError(f"certificate does not parse: {e}") from None
-    try:
-        key = serialization.load_pem_private_key(key_pem, password=None)
-    except (ValueError, TypeError) as e:
-        raise ValueError(f"private key does not parse: {e}") from None
-    if _spki(key.public_key()) != _spki(leaf.public_key()):
-        raise ValueError("private key does not match the certificate")
-    return leaf
-
-
-def _name_covered(name: str, dns: Sequence[str], ips: Sequence[object]) -> bool:
-    try:
-        return ipaddress.ip_address(name) in ips
-    except ValueError:
-        pass
-    name = name.lower().rstrip(".")
-    for san in (d.lower() for d in dns):
-        if san == name or (san.startswith("*.") and "." in name
-                           and name.split(".", 1)[1] == san[2:]):
-            return True
-    return False
-
-
-def check_pair(cert_pem: bytes, key_pem: bytes, *, ca_pem: bytes | None = None,
-               expected_names: Sequence[str] = (), now: datetime | None = None,
-               warn_within: timedelta = timedelta(days=30)) -> CheckReport:
-    """Every problem with a certificate/key pair, each named, instead of the first one."""
-    now = now or _now()
-    problems: list[str] = []
-    try:
-        leaf = x509.load_pem_x509_certificates(cert_pem)[0]
-    except ValueError as e:
-        return CheckReport(False, [f"certificate does not parse: {e}"], None, [])
-    try:
-        _parse_pair(cert_pem, key_pem)
-    except ValueError as e:
-        problems.append(str(e))
-    not_after, not_before = leaf.not_valid_after_utc, leaf.not_valid_before_utc
-    if now >= not_after:
-        problems.append(f"certificate expired on {not_after.isoformat()}")
-    elif now < not_before:
-        problems.append(f"certificate not yet valid: valid from {not_before.isoformat()}")
-    try:
-        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        dns, ips = san.get_values_for_type(x509.DNSName), san.get_values_for_type(x509.IPAddress)
-    except x509.ExtensionNotFound:
-        dns, ips = [], []
-    problems += [f"missing SAN {n!r}" for n in expected_names if not _name_covered(n, dns, ips)]
-    if ca_pem is not None:
-        try:
-            leaf.verify_directly_issued_by(x509.load_pem_x509_certificate(ca_pem))
-        except Exception as e:  # ValueError: CA unparsable or issuer name differs;
-            # InvalidSignature (empty message); TypeError: a CA key type it cannot check
-            problems.append(f"not signed by the given CA: {e or 'signature does not verify'}")
-    ok = not problems  # the expiry warning below is advice, not a reason to refuse the pair
-    if not_before <= now < not_after <= now + warn_within:
-        window = f"{warn_within.days} days" if warn_within.days else str(warn_within)
-        problems.append(f"certificate expires within {window}, on {not_after.isoformat()}")
-    return CheckReport(ok, problems, not_after, [*dns, *(str(ip) for ip in ips)])
-
-
-@contextlib.contextmanager
-def _pem_path(data: bytes) -> Iterator[str]:
-    """A path holding exactly `data`, for `load_cert_chain` (which takes only paths).
-
-    Loading from the bytes already validated, not from the watched paths, closes the race
-    where the Secret is swapped between validation and load. memfd needs no writable
-    filesystem (the Pod's root filesystem is read-only); a private temp dir otherwise."""
-    if hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd"):
-        fd = os.memfd_create("kci-webhook-tls")
-        try:
-            os.write(fd, data)
-            yield f"/proc/self/fd/{fd}"
-        finally:
-            os.close(fd)
-    else:  # pragma: no cover - non-Linux
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp, "pem")
-            path.write_bytes(data)
-            yield str(path)
-
-
-def _server_context() -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    return context
-
-
-def _load_chain(context: ssl.SSLContext, cert_pem: bytes, key_pem: bytes) -> None:
-    with _pem_path(cert_pem) as cert_path, _pem_path(key_pem) as key_path:
-        context.load_cert_chain(cert_path, key_path)
-
-
-class ReloadingContext:
-    """An ssl.SSLContext (PROTOCOL_TLS_SERVER, minimum TLS 1.2) whose certificate chain is
-    reloaded in place when the files change, so new connections get the new certificate
-    with no restart (existing ones keep theirs).
-
-    Why in place: uvicorn is handed one SSLContext; `load_cert_chain` on the same context
-    affects only new handshakes. Why content hashes, not mtimes or inotify: a mounted
-    Secret is updated by swapping a `..data` symlink, which file events and mtimes miss.
-    A new pair is loaded into a throwaway context first, so a pair OpenSSL rejects can
-    never leave the live context half-updated (new certificate, old key).
-    """
-
-    def __init__(self, cert_file: Path, key_file: Path) -> None:
-        self._cert_file, self._key_file = Path(cert_file), Path(key_file)
-        self._context = _server_context()
-        self._lock = threading.Lock()
-        self._rejected: bytes | None = None
-        try:
-            cert_pem, key_pem = self._cert_file.read_bytes(), self._key_file.read_bytes()
-        except OSError as e:
-            raise ValueError(f"cannot read TLS certificate/key: {e}") from None
-        try:
-            self._leaf = self._validate(cert_pem, key_pem)
-        except ValueError as e:
-            raise ValueError(f"TLS pair {self._cert_file} + {self._key_file}: {e}") from None
-        _load_chain(self._context, cert_pem, key_pem)
-        self._digest = self._hash(cert_pem, key_pem)
-
-    @property
-    def context(self) -> ssl.SSLContext:
-        return self._context
-
-    @property
-    def not_after(self) -> datetime:
-        """Expiry of the certificate new handshakes get (for an expiry metric)."""
-        return self._leaf.not_valid_after_utc
-
-    @staticmethod
-    def _hash(cert_pem: bytes, key_pem: bytes) -> bytes:
-        return hashlib.sha256(len(cert_pem).to_bytes(8, "big") + cert_pem + key_pem).digest()
-
-    @staticmethod
-    def _validate(cert_pem: bytes, key_pem: bytes) -> x509.Certificate:
-        leaf = _parse_pair(cert_pem, key_pem)
-        try:
-            _load_chain(_server_context(), cert_pem, key_pem)
-        except ssl.SSLError as e:
-            raise ValueError(f"OpenSSL refuses the pair: {e}") from None
-        return leaf
-
-    def maybe_reload(self) -> bool:
-        """Load the files if their content changed and they form a valid pair.
-
-        Returns True only when a new pair was loaded. A broken or half-written pair is
-        logged once per distinct content and the old pair keeps serving; the next change
-        (the second half of the write) is tried again."""
-        with self._lock:
-            try:
-                cert_pem, key_pem = self._cert_file.read_bytes(), self._key_file.read_bytes()
-            except OSError as e:  # mid-swap, or the Secret was removed: keep serving
-                digest = hashlib.sha256(str(e).encode()).digest()
-                if digest != self._rejected:
-                    log.warning("TLS reload skipped, cannot read files: %s", e)
-                    self._rejected = digest
-                return False
-            digest = self._hash(cert_pem, key_pem)
-            if digest in (self._digest, self._rejected):
-                return False
-            try:
-                leaf = self._validate(cert_pem, key_pem)
-                _load_chain(self._context, cert_pem, key_pem)
-            except (ValueError, ssl.SSLError) as e:
-                log.warning("TLS reload refused, still serving the certificate expiring %s:"
-                            " %s + %s: %s", self.not_after.isoformat(), self._cert_file,
-                            self._key_file, e)
-                self._rejected = digest
-                return False
-            self._leaf, self._digest, self._rejected = leaf, digest, None
-            log.info("TLS certificate reloaded: serial %x, expires %s", leaf.serial_number,
-                     leaf.not_valid_after_utc.isoformat())
-            return True
-
-    async def watch(self, interval: float = 2.0) -> None:
-        """Poll `maybe_reload` every `interval` seconds until cancelled. Any error is
-        logged and polling goes on (a watcher that dies would leave an expiring certificate
-        in place silently); cancellation propagates, as asyncio requires."""
-        while True:
-            try:
-                self.maybe_reload()
-            except Exception:
-                log.exception("TLS reload check failed")
-            await asyncio.sleep(interval)

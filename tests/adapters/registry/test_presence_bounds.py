@@ -44,7 +44,8 @@ from tests.registry_support import (  # noqa: F401 - fixtures
     push_image,
     registry_fixture,
 )
-from webhook.adapters.registry import Presence, PresenceChecker
+from webhook.adapters.registry.manifest import Presence
+from webhook.adapters.registry.presence import PresenceChecker
 from webhook.core.config import Mirror, config_from_data
 from webhook.core.errors import ConfigError
 from webhook.core.reference import parse_normalized
