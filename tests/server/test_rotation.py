@@ -33,7 +33,7 @@ from webhook.adapters import tls
 
 TIMEOUT = 10.0          # the longest any single wait in this module may take
 RELOAD_WITHIN = 8.0     # the server polls the files every 2 s (ReloadingContext.watch)
-GRACEFUL_SHUTDOWN = 25  # uvicorn's timeout_graceful_shutdown in webhook.server.app.run
+GRACEFUL_SHUTDOWN = 25  # uvicorn's timeout_graceful_shutdown in webhook.server.run.run
 MAX_REQUESTS = 2000     # per client thread: a runaway loop stops by itself
 
 
