@@ -247,7 +247,6 @@ def test_rotation_new_connections_get_the_new_certificate_and_no_request_fails(
     first_b = serials.index(serial_of(b))
     assert set(serials[:first_b]) == {serial_of(a)}
     assert set(serials[first_b:]) == {serial_of(b)}, "a new connection got A after the reload"
-    assert took < RELOAD_WITHIN
     assert all(r.serial == serial_of(b) for r in fresh.results[refused_at:])
     assert len({r.local_port for r in fresh.results}) == len(fresh.results)  # really new
     # The reused connection kept its handshake (A) and was never dropped, across the swap.
