@@ -19,6 +19,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests import builders
 from tests.core.test_properties import PROPERTY_SETTINGS
 from webhook.core.annotations import (
     KCI_HOST_ALIASES,
@@ -33,7 +34,7 @@ from webhook.core.dialects import DIALECTS
 from webhook.core.dialects.eks import parse_resolv_conf, resolv_conf_text, unwritable_option
 from webhook.core.errors import AnnotationError, ConfigError
 from webhook.core.mutation.create import Context, Outcome, mutate
-from webhook.core.mutation.layers import layer_from_annotations, namespace_layer
+from webhook.core.mutation.layers import layer_from_annotations
 
 KCI_HTTP = "k8s.ksyun.com/kci-http-registry"
 KCI_INSECURE = "k8s.ksyun.com/kci-insecure-registry"
@@ -68,9 +69,8 @@ def ctx(dialect: str, *, on_invalid: str = "warn", extra: str = "",
         environment: EnvironmentDefaults | None = None) -> Context:
     config = load_config(f"dialect: {dialect}\nonInvalid: {on_invalid}\n{extra}",
                          source="test.yaml")
-    return Context(config=config, environment=environment or EnvironmentDefaults(),
-                   namespace="team",
-                   namespace_layer=namespace_layer("team", ns, dialect) if ns else None)
+    return builders.context(config, namespace="team", ns=ns, environment=environment,
+                            own_namespace=None)
 
 
 def annotations_of(outcome: Outcome) -> dict[str, str]:
