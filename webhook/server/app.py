@@ -142,7 +142,6 @@ def create_app(settings: Settings, *,
                               closing=lambda: drain.active)
 
 
-
 def app_from_environ() -> AdmissionTransport:
     """uvicorn factory for `--workers N`: each worker builds its app from the environment."""
     return create_app(Settings.from_environ())
