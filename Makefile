@@ -73,7 +73,7 @@ image: deps
 	docker build --build-arg PYTHON_IMAGE=$(BASE_IMAGE)@$$digest -t $(IMAGE) .
 
 lint: $(STAMP)
-	$(BIN)/ruff check webhook tests bench
+	$(BIN)/ruff check webhook tests bench hack
 	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
@@ -104,10 +104,10 @@ fuzz: $(STAMP)
 # manifests/base (and the cert-manager overlay's certificates) are rendered from the Helm
 # chart, and the values table of docs/helm.md from its schema; tests fail when they differ.
 manifests: $(STAMP)
-	$(BIN)/python -m tests.chart_render manifests
+	$(BIN)/python -m hack.chart_render manifests
 
 chart-docs: $(STAMP)
-	$(BIN)/python -m tests.chart_render docs
+	$(BIN)/python -m hack.chart_render docs
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .import_linter_cache *.egg-info

@@ -294,7 +294,7 @@ def layer_breakdown(results: list[dict[str, Any]]) -> list[str]:
             ("TLS (static answer: TLS - HTTP)", cpu[(static, True)] - cpu[(static, False)]),
             ("our core: admit() (bare + admit - static, TLS)",
              cpu[(raw, True)] - cpu[(static, True)]),
-            ("FastAPI/Starlette + server.py (FastAPI app - bare + admit, TLS)",
+            ("FastAPI/Starlette + webhook/server/ (FastAPI app - bare + admit, TLS)",
              cpu[(full, True)] - cpu[(raw, True)]),
         ]
     except (KeyError, TypeError):

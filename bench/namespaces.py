@@ -41,7 +41,7 @@ def per_admission_us(namespaces: int, body: bytes, repeats: int = 7) -> float:
     config = config_mod.load_config(CONFIG_PATH.read_bytes(), source=str(CONFIG_PATH))
     environment = config_mod.environment_defaults({})
 
-    def context_for(namespace: str) -> Context:        # as webhook.server.app.AppState does
+    def context_for(namespace: str) -> Context:        # as webhook.server.state.AppState does
         return Context(config=config, environment=environment, namespace=namespace,
                        namespace_layer=cache.get(namespace))
 

@@ -131,7 +131,7 @@ def load_samples() -> list[Sample]:
 
 
 def context_factory(config_path: Path = CONFIG_PATH) -> Callable[[str], Context]:
-    """`context_for` as the server builds it (`webhook.server.app.create_app`): the config and
+    """`context_for` as the server builds it (`webhook.server.state.AppState`): the config and
     the KCI_* environment parsed once, one Context per namespace. The benchmark serves and
     mutates with an empty KCI_* environment so in-process and server figures agree."""
     config = config_mod.load_config(config_path.read_bytes(), source=str(config_path))

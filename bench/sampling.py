@@ -5,7 +5,7 @@ py-spy (`pip install py-spy`; not a project dependency) samples every process of
 OpenSSL, uvloop, httptools and orjson show up, while wrk drives 16 connections. Each
 sampled stack is attributed to the category of its innermost frame that has one:
 
-    our core (webhook/ but server.py) · our shell (webhook/server/app.py) · TLS (OpenSSL, the
+    our core (webhook/ but webhook/server/) · our shell (webhook/server/) · TLS (OpenSSL, the
     ssl module, uvloop's SSLProtocol) · FastAPI/Starlette (and OpenTelemetry hooks) ·
     uvicorn + httptools · event loop + socket syscalls (uvloop/libuv, libc) · other
 
@@ -27,7 +27,7 @@ from bench import load, procs
 from bench.samples import Sample
 
 CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("our shell (webhook/server/app.py)", ("(webhook/server/app.py",)),
+    ("our shell (webhook/server/)", ("(webhook/server/",)),
     ("our core (webhook/*: admit, mutate, patch)", ("(webhook/",)),
     ("TLS (OpenSSL, ssl module, SSLProtocol)",
      ("libssl", "libcrypto", "(_ssl.c", "(ssl.py", "SSLProtocol", "SSLObject", "_ssl__")),

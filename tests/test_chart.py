@@ -24,7 +24,7 @@ import helm_python as helm
 import pytest
 import yaml
 
-from tests import chart_render as chart
+from hack import chart_render as chart
 from tests.conftest import ROOT
 from tests.test_manifests import CHART_MATRIX, chart_values, handshake, one, render
 from webhook.adapters.tls.issue import service_dns_names

@@ -34,7 +34,7 @@ import pytest
 import yaml
 from kubernetes_validate.utils import all_versions
 
-from tests import chart_render as chart
+from hack import chart_render as chart
 from tests.conftest import ROOT
 from webhook import cli
 from webhook.adapters.tls.issue import (

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests import chart_render as chart
+from hack import chart_render as chart
 from tests.test_manifests import MANIFESTS, newer_than_1_24, one, render, validate
 from webhook import cli
 

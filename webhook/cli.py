@@ -159,7 +159,8 @@ def _serve(args: argparse.Namespace) -> int:
     # imported here: the web stack and the kubernetes client take ~2 s to import, which
     # the offline commands (mutate, trust, certs, doctor) should not pay
     from webhook.adapters import namespaces
-    from webhook.server import app as server
+    from webhook.server.run import run
+    from webhook.server.settings import Settings, load_settings_config
 
     logging.config.dictConfig(log_config(args.log_level, args.log_format))
     log = logging.getLogger("kci-webhook")
@@ -172,10 +173,10 @@ def _serve(args: argparse.Namespace) -> int:
               "could never be read", file=sys.stderr)
         return EXIT_CONFIG
     config_path = args.config or os.environ.get("KCI_WEBHOOK_CONFIG") or ""
-    settings = server.Settings(config_path=config_path or None, environ=dict(os.environ),
-                               webhook_timeout=args.webhook_timeout)
+    settings = Settings(config_path=config_path or None, environ=dict(os.environ),
+                        webhook_timeout=args.webhook_timeout)
     try:
-        config, _ = server.load_settings_config(settings)   # fail fast, before any worker
+        config, _ = load_settings_config(settings)   # fail fast, before any worker
     except ConfigError as exc:
         print(f"kci-webhook: invalid configuration:\n{exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -225,8 +226,8 @@ def _serve(args: argparse.Namespace) -> int:
                 tempfile.TemporaryDirectory(prefix="kci-webhook-metrics-"))
         # a port that cannot be bound ends the process in uvicorn with its STARTUP_FAILURE,
         # EXIT_CANNOT_LISTEN (one worker or several)
-        server.run(host=args.host, port=args.port, workers=max(1, args.workers),
-                   log_level=args.log_level, log_format=args.log_format)
+        run(host=args.host, port=args.port, workers=max(1, args.workers),
+            log_level=args.log_level, log_format=args.log_format)
     return 0
 
 

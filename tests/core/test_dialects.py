@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import subprocess
 import sys
+from collections import Counter
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -22,6 +23,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests import builders
 from tests.core.test_mutate import HTTP_MIRROR
 from tests.core.test_properties import CONFIG as PROPERTY_CONFIG
 from tests.core.test_properties import ENV as PROPERTY_ENV
@@ -73,22 +75,18 @@ security:
 
 
 def pod(*images: str, annotations: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "team"},
-        "spec": {"containers": [{"name": f"c{i}", "image": image}
-                                for i, image in enumerate(images or ("nginx:1.27",))],
-                 **spec}}
-    if annotations is not None:
-        body["metadata"]["annotations"] = annotations
-    return body
+    """A pod of `team`, running nginx unless `images` says otherwise."""
+    return builders.pod(*(images or ("nginx:1.27",)), namespace="team",
+                        annotations=annotations, **spec)
 
 
 def ctx(dialect: str = "kci", config_text: str = "", *, ns: dict[str, str] | None = None,
         override: str | None = None) -> Context:
+    """A pod of `team` admitted under a config of `dialect`, without the webhook's own
+    namespace (`own_namespace`) or KCI_* environment."""
     config = load_config(f"dialect: {dialect}\n{config_text}", source="test.yaml")
-    return Context(config=config, environment=EnvironmentDefaults(), namespace="team",
-                   namespace_layer=namespace_layer("team", ns, config.dialect) if ns else None,
-                   dialect=override)
+    return builders.context(config, namespace="team", ns=ns, own_namespace=None,
+                            dialect=override)
 
 
 def layer(dialect_name: str, annotations: dict[str, str]):  # type: ignore[no-untyped-def]
@@ -760,12 +758,18 @@ def dialect_context(dialect: str, config: Any, ns: bool) -> Context:
 
 
 @pytest.mark.parametrize("dialect", list(DIALECTS))
-@PROPERTY_SETTINGS
-@given(data=st.data())
-def test_mutation_is_idempotent_in_every_dialect(dialect: str, data: st.DataObject) -> None:
-    config = data.draw(st.sampled_from([PROPERTY_CONFIG, WARN_CONFIG, WARN_MIRRORS]))
-    check_second_pass(data.draw(dialect_pods(dialect)),
-                     dialect_context(dialect, config, data.draw(st.booleans())))
+def test_mutation_is_idempotent_in_every_dialect(dialect: str) -> None:
+    checked: Counter[bool] = Counter()
+
+    @PROPERTY_SETTINGS
+    @given(data=st.data())
+    def second_pass(data: st.DataObject) -> None:
+        config = data.draw(st.sampled_from([PROPERTY_CONFIG, WARN_CONFIG, WARN_MIRRORS]))
+        checked[check_second_pass(data.draw(dialect_pods(dialect)),
+                                  dialect_context(dialect, config, data.draw(st.booleans())))] += 1
+
+    second_pass()
+    assert checked[True], "no example was admitted: no second pass was checked"
 
 
 @pytest.mark.parametrize("dialect", list(DIALECTS))

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from webhook.core.config import EnvironmentDefaults, environment_defaults, load_config
+from tests import builders
+from webhook.core.config import load_config
 from webhook.core.mutation.create import Context, mutate
-from webhook.core.mutation.layers import namespace_layer
 
 HOST_ALIASES = "k8s.ksyun.com/kci-host-aliases"
 DNS = "k8s.ksyun.com/kci-dns-config"
@@ -43,32 +43,16 @@ mirrors:
 """
 
 
-def pod(*images: str, annotations: dict[str, str] | None = None, init: tuple[str, ...] = (),
-        **spec: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": "p", "namespace": "default"},
-        "spec": {"containers": [{"name": f"c{i}", "image": image}
-                                for i, image in enumerate(images)], **spec},
-    }
-    if init:
-        body["spec"]["initContainers"] = [{"name": f"i{i}", "image": image}
-                                          for i, image in enumerate(init)]
-    if annotations is not None:
-        body["metadata"]["annotations"] = annotations
-    return body
+def pod(*images: str, **fields: Any) -> dict[str, Any]:
+    """A pod of `default`, the namespace these tests admit it in (`ctx`)."""
+    return builders.pod(*images, namespace="default", **fields)
 
 
 def ctx(config_text: str = "", *, namespace: str = "default",
         ns_annotations: dict[str, str] | None = None,
         env: dict[str, str] | None = None) -> Context:
-    return Context(
-        config=load_config(config_text, source="test.yaml"),
-        environment=environment_defaults(env or {}) if env else EnvironmentDefaults(),
-        namespace=namespace,
-        namespace_layer=namespace_layer(namespace, ns_annotations) if ns_annotations else None,
-        own_namespace="kci-webhook",
-    )
+    return builders.context(load_config(config_text, source="test.yaml"), namespace=namespace,
+                            ns=ns_annotations, env=env)
 
 
 def images(result: dict[str, Any], list_name: str = "containers") -> list[str]:

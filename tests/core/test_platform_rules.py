@@ -15,6 +15,8 @@ import jsonpatch
 import orjson
 import pytest
 
+from tests import builders
+from tests.builders import pod
 from tests.conftest import pod_review
 from tests.k8s_schema import accepted
 from webhook.core.admission.patch import PatchMismatch
@@ -22,15 +24,12 @@ from webhook.core.admission.review import admit
 from webhook.core.admission.scope import check_patch_scope
 from webhook.core.config import (
     Config,
-    EnvironmentDefaults,
-    environment_defaults,
     load_config,
     mirror_keys,
     registry_allowed,
     registry_key,
 )
 from webhook.core.mutation.create import Context, Outcome, is_virtual_kubelet_pod, mutate
-from webhook.core.mutation.layers import namespace_layer
 from webhook.core.mutation.update import mutate_update
 
 KCI_HOSTS = "k8s.ksyun.com/kci-host-aliases"
@@ -84,21 +83,8 @@ def config(scope: str = "all", *, on_invalid: str = "deny", extra: str = "") -> 
 
 def ctx(scope: str = "all", *, dialect: str | None = None, ns: dict[str, str] | None = None,
         env: dict[str, str] | None = None, on_invalid: str = "deny", extra: str = "") -> Context:
-    return Context(config=config(scope, on_invalid=on_invalid, extra=extra),
-                   environment=environment_defaults(env) if env else EnvironmentDefaults(),
-                   namespace="team-a",
-                   namespace_layer=namespace_layer("team-a", ns) if ns else None,
-                   own_namespace="kci-webhook", dialect=dialect)
-
-
-def pod(*images: str, annotations: dict[str, str] | None = None, **spec: Any
-        ) -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": "p", "namespace": "team-a"}
-    if annotations is not None:
-        meta["annotations"] = annotations
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta,
-            "spec": {"containers": [{"name": f"c{i}", "image": image}
-                                    for i, image in enumerate(images)], **spec}}
+    return builders.context(config(scope, on_invalid=on_invalid, extra=extra), ns=ns, env=env,
+                            dialect=dialect)
 
 
 def admitted(outcome: Outcome) -> dict[str, Any]:

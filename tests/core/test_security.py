@@ -12,13 +12,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests import builders
+from tests.builders import pod
 from tests.conftest import load_review
 from tests.k8s_schema import accepted
 from webhook.core.admission.review import admit
 from webhook.core.config import EnvironmentDefaults, environment_defaults, load_config
 from webhook.core.mutation.create import Context, Outcome, mutate
 from webhook.core.mutation.images import rewrites_to
-from webhook.core.mutation.layers import namespace_layer
 
 HOST_ALIASES = "k8s.ksyun.com/kci-host-aliases"
 HTTP = "k8s.ksyun.com/kci-http-registry"
@@ -50,25 +51,11 @@ mirrors:
 MIRRORED = "mirror.corp.example:5000/cache/library/nginx:1.25"
 
 
-def pod(*images: str, annotations: dict[str, str] | None = None,
-        labels: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": "p", "namespace": "team-a"}
-    if annotations is not None:
-        meta["annotations"] = annotations
-    if labels is not None:
-        meta["labels"] = labels
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta,
-            "spec": {"containers": [{"name": f"c{i}", "image": image}
-                                    for i, image in enumerate(images)], **spec}}
-
-
 def ctx(config: str = CONFIG, *, ns: dict[str, str] | None = None,
         env: dict[str, str] | None = None, on_invalid: str = "deny") -> Context:
-    return Context(config=load_config(f"onInvalid: {on_invalid}\n{config}", source="test"),
-                   environment=environment_defaults(env) if env else EnvironmentDefaults(),
-                   namespace="team-a",
-                   namespace_layer=namespace_layer("team-a", ns) if ns else None,
-                   own_namespace="kci-webhook")
+    """A pod of team-a admitted under `config` with `onInvalid: on_invalid`."""
+    return builders.context(load_config(f"onInvalid: {on_invalid}\n{config}", source="test"),
+                            ns=ns, env=env)
 
 
 def admitted(outcome: Outcome) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests import builders
 from tests.core.test_properties import PROPERTY_SETTINGS
 from webhook.core.config import EnvironmentDefaults, environment_defaults, load_config
 from webhook.core.dialects import DIALECTS
@@ -26,7 +27,7 @@ from webhook.core.dialects.eks import parse_resolv_conf, resolv_conf_text, unwri
 from webhook.core.errors import AnnotationError, ConfigError
 from webhook.core.model import DnsConfig, DnsOption
 from webhook.core.mutation.create import Context, Outcome, mutate
-from webhook.core.mutation.layers import layer_from_annotations, namespace_layer
+from webhook.core.mutation.layers import layer_from_annotations
 from webhook.core.values.checks import spec_ip
 from webhook.core.values.jsontext import load_json
 from webhook.core.values.keys import KCI_HOST_ALIASES
@@ -65,9 +66,8 @@ def ctx(dialect: str, *, on_invalid: str = "warn", extra: str = "",
         environment: EnvironmentDefaults | None = None) -> Context:
     config = load_config(f"dialect: {dialect}\nonInvalid: {on_invalid}\n{extra}",
                          source="test.yaml")
-    return Context(config=config, environment=environment or EnvironmentDefaults(),
-                   namespace="team",
-                   namespace_layer=namespace_layer("team", ns, dialect) if ns else None)
+    return builders.context(config, namespace="team", ns=ns, environment=environment,
+                            own_namespace=None)
 
 
 def annotations_of(outcome: Outcome) -> dict[str, str]:

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
+from tests.builders import pod
 from tests.conftest import RunningServer, pod_review
-from tests.core.test_security import ctx, pod
+from tests.core.test_security import ctx
 from webhook.core.errors import InvalidInput
 from webhook.core.mutation.create import mutate
 from webhook.server.metrics import DENIAL_REASONS, denial_reasons

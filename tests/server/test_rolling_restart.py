@@ -43,7 +43,7 @@ from webhook.adapters.tls.issue import KeyPair, generate_ca, generate_serving_ce
 TIMEOUT = 10.0              # the longest any single wait in this module may take
 SHUTDOWN_DELAY = 3.0        # --shutdown-delay: well above the balancer's check period
 CHECK_EVERY = 0.1           # the balancer's health-check period
-GRACEFUL_SHUTDOWN = 25      # uvicorn's timeout_graceful_shutdown in webhook.server.app.run
+GRACEFUL_SHUTDOWN = 25      # uvicorn's timeout_graceful_shutdown in webhook.server.run.run
 CLIENTS = 3                 # threads sharing one pooled client
 POOL = CLIENTS + 1          # one connection more than is ever busy: it can sit idle
 MAX_REQUESTS = 20_000       # per client thread: a runaway loop stops by itself

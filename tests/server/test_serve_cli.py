@@ -15,8 +15,8 @@ import pytest
 
 from tests.conftest import ROOT
 from webhook import cli
-from webhook.server.app import Settings
 from webhook.server.drain import DEFAULT_SHUTDOWN_DELAY, Drain
+from webhook.server.settings import Settings
 
 
 def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,7 +15,7 @@ This protocol is uvicorn's httptools protocol with three bounds added:
   `body_timeout` themselves (webhook.server.transport); this is the bound for every other route.
 
 The limits come from the environment (`Limits.from_environ`), as every uvicorn worker
-reads its settings (webhook.server.app); each worker bounds its own connections.
+reads its settings (webhook.server.settings); each worker bounds its own connections.
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ when a committed copy differs from a fresh render:
   stay kustomize patches;
 - the values table of `docs/helm.md`, made from `values.schema.json` and `values.yaml`.
 
-    python -m tests.chart_render manifests     # `make manifests`
-    python -m tests.chart_render docs          # `make chart-docs`
+    python -m hack.chart_render manifests     # `make manifests`
+    python -m hack.chart_render docs          # `make chart-docs`
 """
 
 from __future__ import annotations
@@ -212,7 +212,7 @@ def docs_with_table(text: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.chart_render")
+    parser = argparse.ArgumentParser(prog="python -m hack.chart_render")
     parser.add_argument("what", choices=["manifests", "docs"])
     args = parser.parse_args(argv)
     if args.what == "manifests":

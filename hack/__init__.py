@@ -1,0 +1,1 @@
+"""Build scripts: what `make manifests` and `make chart-docs` run."""

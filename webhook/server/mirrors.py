@@ -1,0 +1,73 @@
+"""Asking the `if-present` mirrors for one admission, within its budget.
+
+The answers come from the worker's presence checker (`webhook.adapters.registry`), made
+from the config on first use and kept on the `AppState` until a config reload retires it.
+"""
+
+from __future__ import annotations
+
+from webhook.adapters.registry.presence import PresenceChecker
+from webhook.core import config as config_mod
+from webhook.core.admission.review import Question
+from webhook.core.mutation.images import NO_ANSWER
+from webhook.server import metrics
+from webhook.server.state import AppState
+
+
+async def ask_mirrors(state: AppState, config: config_mod.Config, asked: list[Question], *,
+                      dry_run: bool = False) -> tuple[dict[tuple[str, str], tuple[bool, str]],
+                                                      list[str]]:
+    """The answers to one admission's questions, and the warnings about the asking itself.
+
+    At most `mirrorChecks.maxLookupsPerAdmission` questions go past the cache; the images
+    of the others are kept as written, with one warning that says how many. The wait is
+    at most the budget: a question not answered by then keeps its image (the pod pulls
+    from the source registry) with a warning; a lookup already sent goes on and fills the
+    cache for the next pod, one not yet sent is abandoned. A dry run's failures never put
+    a mirror into its cool-down. The checker in use is held until the answers are in, so
+    a config reload meanwhile lets this admission finish on it."""
+    if not asked:
+        return {}, []
+    checks = config.mirror_checks
+    if state.checker is None:
+        state.checker = PresenceChecker(
+            positive_ttl=checks.positive_ttl_seconds, negative_ttl=checks.negative_ttl_seconds,
+            cooldown=checks.cooldown_seconds, timeout=checks.budget_seconds,
+            max_in_flight_per_mirror=checks.max_in_flight_per_mirror)
+    checker = state.checker
+    before = checker.stats
+    checker.hold()
+    try:
+        answers = await checker.answer_all(
+            [(mirror, ref) for mirror, ref, _image in asked], budget=checks.budget_seconds,
+            limit=checks.max_lookups_per_admission, dry_run=dry_run)
+    finally:
+        await checker.release()
+    availability: dict[tuple[str, str], tuple[bool, str]] = {}
+    not_asked: dict[str, None] = {}
+    for (mirror, _ref, image), presence in zip(asked, answers, strict=True):
+        key = (mirror.endpoint, image)
+        if presence is None:
+            availability[key] = NO_ANSWER
+            not_asked[image] = None
+        elif presence.present:
+            availability[key] = (True, "")
+        elif presence.status == "absent":
+            availability[key] = (False, "does not have it" + (f" ({presence.detail})"
+                                                              if presence.detail else ""))
+        elif presence.status == "unanswered":
+            availability[key] = (False, presence.detail)
+        else:
+            availability[key] = (False, f"check failed: {presence.detail}")
+    after = checker.stats
+    metrics.MIRROR_CHECKS.labels("hit").inc(after["cache_hits"] - before["cache_hits"])
+    metrics.MIRROR_CHECKS.labels("miss").inc(after["cache_misses"] - before["cache_misses"])
+    if not not_asked:
+        return availability, []
+    metrics.MIRROR_CHECKS.labels("not_asked").inc(answers.count(None))
+    images = len({image for _m, _r, image in asked})
+    return availability, [
+        f"{len(not_asked)} of {images} images not checked on their if-present mirror and "
+        f"kept as written (pulled from their own registry): at most "
+        f"{checks.max_lookups_per_admission} mirror lookups per admission "
+        f"(mirrorChecks.maxLookupsPerAdmission)"]
