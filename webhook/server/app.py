@@ -29,6 +29,7 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 
 from webhook.adapters.namespaces import NamespaceCache, api_for, choose_source
+from webhook.adapters.registration import Registration
 from webhook.adapters.registry import PresenceChecker, check_config_files, config_files
 from webhook.adapters.tls import ReloadingContext
 from webhook.core import config as config_mod
@@ -45,6 +46,7 @@ from webhook.core.admission.review import (
 from webhook.core.errors import ConfigError
 from webhook.core.mutation.create import Context
 from webhook.core.mutation.images import NO_ANSWER
+from webhook.core.registration import excluded_namespaces
 from webhook.server import metrics
 from webhook.server.connections import BoundedHttpToolsProtocol
 from webhook.server.drain import DEFAULT_SHUTDOWN_DELAY, Drain
@@ -158,6 +160,11 @@ def create_app(settings: Settings, *,
                      watched_files=files)
     metrics.set_namespace_state(namespaces.state, None)
     drain = Drain(settings.shutdown_delay)
+    # Self-activation of the webhook configurations (webhook.adapters.registration).
+    registration = Registration.from_environ(
+        settings.environ, kubeconfig=settings.kubeconfig,
+        excluded=lambda: excluded_namespaces(state.config.exclude_namespaces,
+                                             state.own_namespace))
     if tls:
         metrics.CERT_EXPIRY.set(tls.not_after.timestamp())
 
@@ -167,8 +174,10 @@ def create_app(settings: Settings, *,
         if tls:
             tasks.append(asyncio.create_task(tls.watch()))
         state.namespaces.start()
+        registration.start()
         drain.take_over_sigterm(asyncio.get_running_loop())
         yield
+        registration.stop()
         state.namespaces.stop()
         for task in tasks:
             task.cancel()
@@ -225,6 +234,10 @@ def create_app(settings: Settings, *,
             if state.tls.not_after.timestamp() < time.time():
                 detail["certificate"] = "expired"
                 ready = False
+        if registration.enabled:
+            if ready:
+                registration.serving()
+            detail["registration"] = registration.status()
         body = orjson.dumps({"status": "ready" if ready else "not ready", "detail": detail})
         return Response(body, status_code=200 if ready else 503, media_type=JSON)
 
