@@ -736,6 +736,44 @@ def test_an_overlay_of_ones_own_replaces_the_config_in_place(tmp_path: Path) -> 
     assert config.load_config(configmap["data"]["config.yaml"], source="x").on_invalid == "warn"
 
 
+def test_an_overlays_exclude_list_is_the_selector_a_replica_writes(tmp_path: Path) -> None:
+    """One source on the kustomize path: a namespace added to the config an overlay
+    supplies is left out by the server and, through the selector the server writes from
+    that same list, by the API server; and the overlay's failurePolicy reaches it too."""
+    copy = tmp_path / "manifests"
+    shutil.copytree(MANIFESTS, copy, ignore=shutil.ignore_patterns("certs"))
+    mine = copy / "overlays" / "mine"
+    mine.mkdir()
+    (mine / "config.yaml").write_text(
+        "exclude:\n  namespaces: [kube-system, kube-public, calico-system]\n")
+    (mine / "kustomization.yaml").write_text(yaml.safe_dump({
+        "resources": ["../../base"],
+        "configMapGenerator": [{"name": "kci-webhook-config", "namespace": NAMESPACE,
+                                "behavior": "replace", "files": ["config.yaml"],
+                                "options": {"disableNameSuffixHash": True}}],
+        # As docs/deploying.md sets Ignore for pod creation.
+        "patches": [{"patch": yaml.safe_dump({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": SERVICE, "namespace": NAMESPACE},
+            "spec": {"template": {"spec": {"containers": [{"name": "webhook", "env": [
+                {"name": "KCI_WEBHOOK_CREATE_FAILURE_POLICY", "value": "Ignore"}]}]}}}})}]}))
+    objects = render(mine)
+    loaded = config.load_config(one(objects, "ConfigMap")["data"]["config.yaml"], source="x")
+    container = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    targets = {t.resource: t for t in targets_from_environ(env)}
+    assert targets[MUTATING].create_policy == "Ignore"
+    excluded = registration.excluded_namespaces(loaded.exclude_namespaces, NAMESPACE)
+    for kind in WEBHOOK_CONFIGURATIONS:
+        configuration = one(objects, kind)
+        target = targets[MUTATING if kind.startswith("Mutating") else VALIDATING]
+        patch = registration.patch_for(configuration, target, excluded)
+        assert patch is not None
+        for entry in patch["webhooks"]:
+            assert entry["namespaceSelector"]["matchExpressions"][0]["values"] == [
+                "calico-system", NAMESPACE, "kube-public", "kube-system"]
+
+
 # --- the static-certs overlay, fed by `kci-webhook certs` ------------------------------------
 
 def handshake(server_context: ssl.SSLContext, client_context: ssl.SSLContext,
