@@ -642,3 +642,20 @@ def test_a_selector_term_on_the_namespace_name_is_refused() -> None:
     with pytest.raises(helm.HelmRenderError, match="config.exclude.namespaces"):
         chart.render({"webhook": {"namespaceSelector": {"matchExpressions": [
             {"key": NAME_TERM_KEY, "operator": "NotIn", "values": ["team-a"]}]}}})
+
+
+def test_the_failure_policy_values_reach_the_replicas_not_the_installed_objects() -> None:
+    """The objects are installed inert whatever the values say; the replicas set the
+    policies the values name when they activate them."""
+    objects = chart.render({"webhook": {"failurePolicy": "Ignore", "updateFailurePolicy": "Fail",
+                                        "validating": {"failurePolicy": "Fail"}}})
+    env = {e["name"]: e.get("value") for e in _container(objects)["env"]}
+    assert (env["KCI_WEBHOOK_CREATE_FAILURE_POLICY"], env["KCI_WEBHOOK_UPDATE_FAILURE_POLICY"],
+            env["KCI_WEBHOOK_VALIDATING_FAILURE_POLICY"]) == ("Ignore", "Fail", "Fail")
+    assert {hook["failurePolicy"] for hook in _hooks(objects)} == {"Ignore"}
+    without = chart.render({"webhook": {"validating": {"enabled": False}}})
+    names = {e["name"] for e in _container(without)["env"]}
+    assert "KCI_WEBHOOK_REGISTER_VALIDATING" not in names
+    assert "KCI_WEBHOOK_REGISTER_MUTATING" in names
+    assert [r["resources"] for r in one(without, "ClusterRole")["rules"]] == [
+        ["namespaces"], ["mutatingwebhookconfigurations"]]
