@@ -1,13 +1,20 @@
-"""An HTTP-level stand-in for the Kubernetes API server's Namespace list and watch.
+"""An HTTP-level stand-in for the Kubernetes API server's Namespace list and watch, and
+for GET and PATCH of admissionregistration.k8s.io/v1 webhook configurations by name.
 
 There is no API server on this machine, so the real `kubernetes` client talks to this:
 real HTTP on loopback, real Namespace JSON, a chunked watch stream the test feeds event
 by event, bookmarks, `410 Gone` as the API server sends it (an ERROR event, or the watch
-request itself answered 410), a dropped connection, and failing lists.
+request itself answered 410), a dropped connection, and failing lists. The webhook
+configurations are stored as the API server returns them; a PATCH is applied as a
+strategic merge patch of that kind is (`webhooks` merged by `name`, a selector's
+matchLabels merged and its matchExpressions replaced), checks a resourceVersion it
+carries (409 Conflict when stale), and can be made to fail. Every request is recorded
+(method, path, query, content type, body).
 """
 
 from __future__ import annotations
 
+import copy
 import queue
 import threading
 from collections.abc import Iterator
@@ -18,6 +25,10 @@ from urllib.parse import parse_qs, urlparse
 
 import orjson
 from kubernetes import client
+
+ADMISSION_PREFIX = "/apis/admissionregistration.k8s.io/v1/"
+KINDS = {"mutatingwebhookconfigurations": "MutatingWebhookConfiguration",
+         "validatingwebhookconfigurations": "ValidatingWebhookConfiguration"}
 
 
 def namespace(name: str, annotations: dict[str, str] | None = None,
@@ -40,6 +51,9 @@ class StandIn:
         self.list_status = 200
         self.watch_gone_once = False   # answer the next watch request HTTP 410 itself
         self.requests: list[dict[str, Any]] = []
+        # (resource, name) → the stored object; PATCHes answered this status while > 0 left.
+        self.configurations: dict[tuple[str, str], dict[str, Any]] = {}
+        self.patch_failures: list[int] = []
         self.watchers: list[queue.Queue[Any]] = []
         self.lock = threading.Lock()
         self.watch_opened = threading.Condition(self.lock)
@@ -91,6 +105,95 @@ class StandIn:
     def watch_requests(self) -> list[dict[str, Any]]:
         return [r for r in self.requests if r.get("watch") == ["true"]]
 
+    def put_configuration(self, obj: dict[str, Any]) -> None:
+        """Create or replace a webhook configuration (as `kubectl apply` would leave it)."""
+        resource = {kind: plural for plural, kind in KINDS.items()}[obj["kind"]]
+        with self.lock:
+            self.resource_version += 1
+            stored = copy.deepcopy(obj)
+            meta = stored.setdefault("metadata", {})
+            meta["resourceVersion"] = str(self.resource_version)
+            meta.setdefault("uid", f"uid-{meta['name']}")
+            meta.setdefault("generation", 1)
+            self.configurations[(resource, meta["name"])] = stored
+
+    def configuration(self, kind: str, name: str) -> dict[str, Any]:
+        resource = {k: plural for plural, k in KINDS.items()}[kind]
+        with self.lock:
+            return copy.deepcopy(self.configurations[(resource, name)])
+
+    def admission_requests(self) -> list[dict[str, Any]]:
+        """Every request that was not about Namespaces."""
+        return [r for r in self.requests if r["path"] != "/api/v1/namespaces"]
+
+    def patch(self, resource: str, name: str, content_type: str,
+              body: Any) -> tuple[int, dict[str, Any]]:
+        """Apply a PATCH as the API server does for this kind, or refuse it as it would."""
+        with self.lock:
+            if self.patch_failures:
+                code = self.patch_failures.pop(0)
+                return code, _status(code, "injected failure")
+            stored = self.configurations.get((resource, name))
+            if stored is None:
+                return 404, _status(404, f'{resource} "{name}" not found', "NotFound")
+            if content_type != "application/strategic-merge-patch+json":
+                return 415, _status(415, f"the stand-in takes strategic merge patches, "
+                                         f"not {content_type}", "UnsupportedMediaType")
+            if not isinstance(body, dict):
+                return 400, _status(400, "patch body is not an object", "BadRequest")
+            version = (body.get("metadata") or {}).get("resourceVersion")
+            if version is not None and version != stored["metadata"]["resourceVersion"]:
+                return 409, _status(409, "the object has been modified; please apply your "
+                                         "changes to the latest version and try again",
+                                    "Conflict")
+            merged = _strategic_merge(stored, body)
+            if merged != stored:
+                self.resource_version += 1
+                merged["metadata"]["resourceVersion"] = str(self.resource_version)
+                merged["metadata"]["generation"] = stored["metadata"].get("generation", 1) + 1
+                self.configurations[(resource, name)] = merged
+            return 200, copy.deepcopy(self.configurations[(resource, name)])
+
+
+def _status(code: int, message: str, reason: str = "InternalError") -> dict[str, Any]:
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": message, "reason": reason, "code": code}
+
+
+def _strategic_merge(stored: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """The subset of strategic merge patch the webhook configurations' schema defines:
+    `webhooks` is a list merged by `name`; inside an entry, maps merge and lists (rules,
+    matchExpressions) are replaced; null deletes."""
+    merged = copy.deepcopy(stored)
+    for key, value in patch.items():
+        if key == "webhooks" and isinstance(value, list):
+            entries = merged.setdefault("webhooks", [])
+            for change in value:
+                match = next((e for e in entries if e.get("name") == change.get("name")), None)
+                if match is None:
+                    entries.append(copy.deepcopy(change))
+                else:
+                    entries[entries.index(match)] = _merge_map(match, change)
+        elif key == "metadata":
+            merged["metadata"] = _merge_map(merged.get("metadata") or {},
+                                            {k: v for k, v in value.items()
+                                             if k != "resourceVersion"})
+        else:
+            merged = _merge_map(merged, {key: value})
+    return merged
+
+
+def _merge_map(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge_map(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
 
 def _handler(state: StandIn) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
@@ -102,8 +205,10 @@ def _handler(state: StandIn) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
             url = urlparse(self.path)
             query = parse_qs(url.query)
-            state.requests.append({"path": url.path, **query})
-            if url.path != "/api/v1/namespaces":
+            state.requests.append({"method": "GET", "path": url.path, **query})
+            if url.path.startswith(ADMISSION_PREFIX):
+                self._configuration_get(url.path)
+            elif url.path != "/api/v1/namespaces":
                 self._json(404, {"kind": "Status", "code": 404})
             elif query.get("watch") == ["true"] and state.watch_gone_once:
                 state.watch_gone_once = False
@@ -120,6 +225,34 @@ def _handler(state: StandIn) -> type[BaseHTTPRequestHandler]:
                     body = {"kind": "NamespaceList", "apiVersion": "v1",
                             "metadata": {"resourceVersion": str(state.resource_version)},
                             "items": list(state.namespaces.values())}
+                self._json(200, body)
+
+        def do_PATCH(self) -> None:  # noqa: N802 - http.server's naming
+            url = urlparse(self.path)
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+            try:
+                body = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                body = raw.decode("utf-8", "replace")
+            state.requests.append({"method": "PATCH", "path": url.path,
+                                   **parse_qs(url.query), "contentType": content_type,
+                                   "body": body})
+            resource, _, name = url.path.removeprefix(ADMISSION_PREFIX).partition("/")
+            if not url.path.startswith(ADMISSION_PREFIX) or resource not in KINDS or not name:
+                self._json(405, _status(405, "the stand-in patches webhook configurations only",
+                                        "MethodNotAllowed"))
+                return
+            self._json(*state.patch(resource, name, content_type, body))
+
+        def _configuration_get(self, path: str) -> None:
+            resource, _, name = path.removeprefix(ADMISSION_PREFIX).partition("/")
+            with state.lock:
+                stored = state.configurations.get((resource, name))
+                body = copy.deepcopy(stored) if stored is not None else None
+            if body is None:
+                self._json(404, _status(404, f'{resource} "{name}" not found', "NotFound"))
+            else:
                 self._json(200, body)
 
         def _json(self, status: int, body: Any) -> None:

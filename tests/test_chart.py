@@ -247,7 +247,13 @@ def test_environment_defaults_reach_the_server_as_the_loader_reads_them() -> Non
 def test_unset_environment_defaults_are_not_rendered() -> None:
     container = one(chart.render({}), "Deployment")["spec"]["template"]["spec"]["containers"][0]
     names = {e["name"] for e in container["env"]}
-    assert names == {"KCI_WEBHOOK_CONFIG", "POD_NAMESPACE"}
+    assert names == {"KCI_WEBHOOK_CONFIG", "POD_NAMESPACE", *REGISTRATION_ENV}
+
+
+# What the server needs to activate its own webhook configurations (always rendered).
+REGISTRATION_ENV = {"KCI_WEBHOOK_REGISTER_MUTATING", "KCI_WEBHOOK_CREATE_FAILURE_POLICY",
+                    "KCI_WEBHOOK_UPDATE_FAILURE_POLICY", "KCI_WEBHOOK_REGISTER_VALIDATING",
+                    "KCI_WEBHOOK_VALIDATING_FAILURE_POLICY"}
 
 
 # --- values a platform team sets ------------------------------------------------------------
@@ -274,7 +280,7 @@ def test_timeout_and_drain_flags_follow_their_values() -> None:
     args = _container(objects)["args"]
     assert "--webhook-timeout=9" in args and "--shutdown-delay=7" in args
     for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
-        assert one(objects, kind)["webhooks"][0]["timeoutSeconds"] == 9
+        assert {h["timeoutSeconds"] for h in one(objects, kind)["webhooks"]} == {9}
 
 
 @pytest.mark.parametrize("values", [
@@ -320,7 +326,12 @@ def test_release_name_and_namespace_name_everything() -> None:
         assert obj["metadata"].get("namespace") in {None, "infra"}
     hook = one(objects, "MutatingWebhookConfiguration")["webhooks"][0]
     assert hook["clientConfig"]["service"]["namespace"] == "infra"
-    assert "infra" in hook["namespaceSelector"]["matchExpressions"][0]["values"]
+    env = {e["name"]: e.get("value") for e in _container(objects)["env"]}
+    assert env["KCI_WEBHOOK_REGISTER_MUTATING"] == env["KCI_WEBHOOK_REGISTER_VALIDATING"] == (
+        "platform-kci-webhook")
+    role = one(objects, "ClusterRole")
+    assert [r.get("resourceNames") for r in role["rules"]] == [
+        None, ["platform-kci-webhook"], ["platform-kci-webhook"]]
 
 
 def test_pod_disruption_budget_eviction_policy_only_when_asked() -> None:
@@ -412,8 +423,8 @@ def test_a_body_memory_budget_below_the_body_cap_is_refused() -> None:
 # --- certificates -----------------------------------------------------------------------------
 
 def _hooks(objects: Objects) -> list[dict[str, Any]]:
-    return [one(objects, kind)["webhooks"][0] for kind in ("MutatingWebhookConfiguration",
-                                                           "ValidatingWebhookConfiguration")]
+    return [hook for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
+            for hook in one(objects, kind)["webhooks"]]
 
 
 def test_existing_secret_mode_uses_the_secret_and_its_ca() -> None:
@@ -469,8 +480,13 @@ def test_generated_certificate_serves_each_service_name_under_the_ca_bundle(
     handshake(server_context, ssl.create_default_context(cadata=ca_pem), hostname)
 
 
-# An HTTP stand-in of the API server, for Helm's `lookup`: discovery of the core group, and
-# the Secrets it holds. Real HTTP on loopback, Kubernetes' JSON; nothing else is served.
+# An HTTP stand-in of the API server, for Helm's `lookup`: discovery of the core and the
+# admissionregistration groups, the Secrets it holds (by (namespace, name)) and the webhook
+# configurations (cluster-scoped: by ("", "RESOURCE/NAME")). Real HTTP on loopback,
+# Kubernetes' JSON; nothing else is served.
+
+ADMISSION = "/apis/admissionregistration.k8s.io/v1"
+
 
 class _ApiServer(BaseHTTPRequestHandler):
     secrets: dict[tuple[str, str], dict[str, Any]] = {}
@@ -485,6 +501,15 @@ class _ApiServer(BaseHTTPRequestHandler):
         elif len(parts) == 6 and parts[:3] == ["api", "v1", "namespaces"] and (
                 parts[4] == "secrets") and (parts[3], parts[5]) in self.secrets:
             self._send(200, self.secrets[(parts[3], parts[5])])
+        elif path == ADMISSION:
+            self._send(200, {"kind": "APIResourceList",
+                             "groupVersion": "admissionregistration.k8s.io/v1", "resources": [
+                {"name": f"{kind.lower()}s", "singularName": kind.lower(), "namespaced": False,
+                 "kind": kind, "verbs": ["get", "list", "patch"]}
+                for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")]})
+        elif path.startswith(ADMISSION + "/") and (
+                "", path.removeprefix(ADMISSION + "/")) in self.secrets:
+            self._send(200, self.secrets[("", path.removeprefix(ADMISSION + "/"))])
         else:
             self._send(404, {"kind": "Status", "apiVersion": "v1", "status": "Failure",
                              "reason": "NotFound", "code": 404})
@@ -560,3 +585,78 @@ def test_an_incomplete_secret_is_replaced_not_half_reused(
     upgraded = _secret(_upgrade_render(helm_config, {}))
     assert set(upgraded["data"]) == {"ca.crt", "tls.crt", "tls.key"}
     assert upgraded["data"]["tls.crt"] != secret["data"]["tls.crt"]
+
+
+# --- the webhook configurations: inert as installed, kept active by an upgrade ----------------
+
+NAME_TERM_KEY = "kubernetes.io/metadata.name"
+
+
+def _activated(kind: str, objects: Objects, excluded: list[str]) -> dict[str, Any]:
+    """The configuration as a serving replica leaves it (webhook.core.registration)."""
+    live = json.loads(json.dumps(one(objects, kind)))
+    for hook in live["webhooks"]:
+        hook["namespaceSelector"]["matchExpressions"][0] = {
+            "key": NAME_TERM_KEY, "operator": "NotIn", "values": excluded}
+        hook["failurePolicy"] = "Ignore" if hook["name"].startswith("mutate-updates") else (
+            "Fail" if kind.startswith("Mutating") else "Ignore")
+    return live
+
+
+def test_a_first_install_renders_every_entry_inert() -> None:
+    for hook in _hooks(chart.render({"webhook": {"failurePolicy": "Fail"}})):
+        assert hook["failurePolicy"] == "Ignore"
+        assert hook["namespaceSelector"]["matchExpressions"][0] == {
+            "key": NAME_TERM_KEY, "operator": "DoesNotExist"}
+
+
+def test_helm_upgrade_keeps_active_configurations_active(
+    cluster: tuple[helm.Config, dict[tuple[str, str], dict[str, Any]]],
+) -> None:
+    """An upgrade renders what a replica made live (`lookup`), so applying it never turns
+    the webhook off; new selector terms from the values still come through, after the
+    server's own term; an entry not yet live (new in this chart version) is inert."""
+    helm_config, objects = cluster
+    installed = chart.render({})
+    excluded = ["kci-webhook", "kube-public", "kube-system"]
+    mutating = _activated("MutatingWebhookConfiguration", installed, excluded)
+    del mutating["webhooks"][1]          # as an older release had it: one entry
+    objects[("", "mutatingwebhookconfigurations/kci-webhook")] = mutating
+    objects[("", "validatingwebhookconfigurations/kci-webhook")] = _activated(
+        "ValidatingWebhookConfiguration", installed, excluded)
+    extra = {"key": "team", "operator": "Exists"}
+    upgraded = _upgrade_render(helm_config, {"webhook": {"namespaceSelector": {
+        "matchExpressions": [extra]}}})
+    create, update = one(upgraded, "MutatingWebhookConfiguration")["webhooks"]
+    (validate,) = one(upgraded, "ValidatingWebhookConfiguration")["webhooks"]
+    active = {"key": NAME_TERM_KEY, "operator": "NotIn", "values": excluded}
+    assert create["failurePolicy"] == "Fail" and validate["failurePolicy"] == "Ignore"
+    for hook in (create, validate):
+        assert hook["namespaceSelector"] == {"matchExpressions": [active, extra]}
+    assert update["failurePolicy"] == "Ignore"
+    assert update["namespaceSelector"] == {"matchExpressions": [
+        {"key": NAME_TERM_KEY, "operator": "DoesNotExist"}, extra]}
+
+
+def test_a_selector_term_on_the_namespace_name_is_refused() -> None:
+    """That term is the server's (made from config.exclude.namespaces): one source."""
+    with pytest.raises(helm.HelmRenderError, match="config.exclude.namespaces"):
+        chart.render({"webhook": {"namespaceSelector": {"matchExpressions": [
+            {"key": NAME_TERM_KEY, "operator": "NotIn", "values": ["team-a"]}]}}})
+
+
+def test_the_failure_policy_values_reach_the_replicas_not_the_installed_objects() -> None:
+    """The objects are installed inert whatever the values say; the replicas set the
+    policies the values name when they activate them."""
+    objects = chart.render({"webhook": {"failurePolicy": "Ignore", "updateFailurePolicy": "Fail",
+                                        "validating": {"failurePolicy": "Fail"}}})
+    env = {e["name"]: e.get("value") for e in _container(objects)["env"]}
+    assert (env["KCI_WEBHOOK_CREATE_FAILURE_POLICY"], env["KCI_WEBHOOK_UPDATE_FAILURE_POLICY"],
+            env["KCI_WEBHOOK_VALIDATING_FAILURE_POLICY"]) == ("Ignore", "Fail", "Fail")
+    assert {hook["failurePolicy"] for hook in _hooks(objects)} == {"Ignore"}
+    without = chart.render({"webhook": {"validating": {"enabled": False}}})
+    names = {e["name"] for e in _container(without)["env"]}
+    assert "KCI_WEBHOOK_REGISTER_VALIDATING" not in names
+    assert "KCI_WEBHOOK_REGISTER_MUTATING" in names
+    assert [r["resources"] for r in one(without, "ClusterRole")["rules"]] == [
+        ["namespaces"], ["mutatingwebhookconfigurations"]]

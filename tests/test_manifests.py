@@ -47,7 +47,10 @@ from webhook.adapters.tls.issue import (
 )
 from webhook.adapters.tls.reload import ReloadingContext
 from webhook.core import config
+from webhook.adapters.registration import targets_from_environ
+from webhook.core import registration
 from webhook.core.admission import workloads
+from webhook.core.registration import MUTATING, VALIDATING, Target
 
 MANIFESTS = ROOT / "manifests"
 # The oldest and the newest schema kubernetes-validate ships.
@@ -492,22 +495,23 @@ def test_config_tls_and_namespace_reach_the_server(
     assert not any("subPath" in m for m in container["volumeMounts"])
 
 
-def test_shipped_config_loads_and_agrees_with_the_namespace_selector(
+def test_shipped_config_loads_and_the_server_makes_the_selector_from_it(
     objects: Objects, values: Values,
 ) -> None:
     text = one(objects, "ConfigMap")["data"]["config.yaml"]
     loaded = config.load_config(text, source="ConfigMap kci-webhook-config")
     assert loaded.on_invalid == values["config"]["onInvalid"]
     assert len(loaded.mirrors) == len(values["config"]["mirrors"])
+    excluded = registration.excluded_namespaces(loaded.exclude_namespaces, NAMESPACE)
     for kind in WEBHOOK_CONFIGURATIONS:
-        (hook,) = one(objects, kind)["webhooks"]
-        excluded = hook["namespaceSelector"]["matchExpressions"][0]
-        assert excluded["key"] == "kubernetes.io/metadata.name"
-        assert excluded["operator"] == "NotIn"
-        # The API server skips these namespaces; the server skips them too (own one via
-        # POD_NAMESPACE), so neither can mutate what the other leaves alone.
-        assert loaded.exclude_namespaces | {NAMESPACE} == set(excluded["values"])
-        assert set(excluded["values"]) >= SYSTEM_NAMESPACES
+        for hook in one(objects, kind)["webhooks"]:
+            # What a serving replica writes: the API server skips the namespaces the
+            # server skips (its own via POD_NAMESPACE), from one list, on both paths.
+            term = registration.active_selector(hook["namespaceSelector"], excluded)[
+                "matchExpressions"][0]
+            assert term == {"key": "kubernetes.io/metadata.name", "operator": "NotIn",
+                            "values": sorted(loaded.exclude_namespaces | {NAMESPACE})}
+            assert set(term["values"]) >= SYSTEM_NAMESPACES
 
 
 # --- Service, RBAC, Namespace ----------------------------------------------------------------
@@ -523,12 +527,21 @@ def test_service_maps_443_to_the_pods_8443(objects: Objects, deployment: dict[st
     assert service["spec"]["selector"].items() <= labels.items()
 
 
-def test_rbac_grants_only_get_list_watch_on_namespaces(objects: Objects,
-                                                       pod_spec: dict[str, Any]) -> None:
+def test_rbac_grants_only_namespaces_and_its_own_webhook_configurations(
+        objects: Objects, values: Values, pod_spec: dict[str, Any]) -> None:
     assert {o["kind"] for o in objects} & {"Role", "RoleBinding"} == set()
     role = one(objects, "ClusterRole")
+    own = [{"apiGroups": ["admissionregistration.k8s.io"], "resources": [resource],
+            "resourceNames": [one(objects, kind)["metadata"]["name"]],
+            "verbs": ["get", "patch"]}
+           for kind, resource in (("MutatingWebhookConfiguration", MUTATING),
+                                  ("ValidatingWebhookConfiguration", VALIDATING))
+           if kind in {o["kind"] for o in objects}]
+    assert len(own) == (2 if values["webhook"]["validating"]["enabled"] else 1)
+    # Namespaces to read; the two webhook configurations, by name, to read and patch
+    # (they are cluster-scoped: a ClusterRole, held to those names).
     assert role["rules"] == [{"apiGroups": [""], "resources": ["namespaces"],
-                              "verbs": ["get", "list", "watch"]}]
+                              "verbs": ["get", "list", "watch"]}, *own]
     binding = one(objects, "ClusterRoleBinding")
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io",
                                   "kind": "ClusterRole", "name": role["metadata"]["name"]}
@@ -552,22 +565,68 @@ def test_everything_namespaced_is_in_the_webhook_namespace(objects: Objects,
 
 # --- the webhook configurations ------------------------------------------------------------
 
+INERT = {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "DoesNotExist"}]}
+
+
+def inert(values: Values) -> dict[str, Any]:
+    """The selector every entry is shipped with: the term no namespace matches, ANDed
+    with the platform's own terms."""
+    extra = values["webhook"]["namespaceSelector"]
+    selector: dict[str, Any] = {"matchExpressions": [*INERT["matchExpressions"],
+                                                     *extra["matchExpressions"]]}
+    if extra["matchLabels"]:
+        selector["matchLabels"] = extra["matchLabels"]
+    return selector
+
+
 def test_mutating_webhook_configuration(objects: Objects, values: Values) -> None:
-    (hook,) = one(objects, "MutatingWebhookConfiguration")["webhooks"]
-    assert hook["admissionReviewVersions"] == ["v1", "v1beta1"]
-    assert hook["sideEffects"] == "None"
-    assert hook["reinvocationPolicy"] == "IfNeeded"
-    assert hook["matchPolicy"] == "Equivalent"
-    assert hook["failurePolicy"] == values["webhook"]["failurePolicy"] == "Fail"
-    assert 1 <= hook["timeoutSeconds"] <= 10
-    # Pods as created and updated, and `kubectl debug`'s ephemeral containers; never
-    # pods/status (the kubelet's writes must not wait on the webhook).
-    assert hook["rules"] == [{"apiGroups": [""], "apiVersions": ["v1"],
-                              "operations": ["CREATE", "UPDATE"],
-                              "resources": ["pods", "pods/ephemeralcontainers"],
-                              "scope": "Namespaced"}]
-    assert hook["clientConfig"]["service"] == {"name": SERVICE, "namespace": NAMESPACE,
-                                               "path": "/mutate", "port": 443}
+    """Two entries: pod CREATE, and pod UPDATE with `kubectl debug`'s ephemeral
+    containers, each with its own failurePolicy, shipped inert on both paths."""
+    create, update = one(objects, "MutatingWebhookConfiguration")["webhooks"]
+    common = {"admissionReviewVersions": ["v1", "v1beta1"], "sideEffects": "None",
+              "reinvocationPolicy": "IfNeeded", "matchPolicy": "Equivalent",
+              "timeoutSeconds": values["webhook"]["timeoutSeconds"],
+              # Inert until a replica serves: no namespace selected, Ignore.
+              "failurePolicy": "Ignore", "namespaceSelector": inert(values)}
+    for hook in (create, update):
+        assert {k: hook[k] for k in common} == common
+        assert hook["clientConfig"]["service"] == {"name": SERVICE, "namespace": NAMESPACE,
+                                                   "path": "/mutate", "port": 443}
+        assert set(hook) == {*common, "name", "clientConfig", "rules"}
+    assert 1 <= create["timeoutSeconds"] <= 10
+    assert create["name"] == "mutate.kci-webhook.ksyun.com"
+    assert create["rules"] == [{"apiGroups": [""], "apiVersions": ["v1"],
+                                "operations": ["CREATE"], "resources": ["pods"],
+                                "scope": "Namespaced"}]
+    # Never pods/status (the kubelet's writes must not wait on the webhook).
+    assert update["name"] == "mutate-updates.kci-webhook.ksyun.com"
+    assert update["rules"] == [{"apiGroups": [""], "apiVersions": ["v1"],
+                                "operations": ["UPDATE"],
+                                "resources": ["pods", "pods/ephemeralcontainers"],
+                                "scope": "Namespaced"}]
+
+
+def test_the_failure_policies_reach_the_server_that_activates_them(
+    objects: Objects, values: Values, container: dict[str, Any],
+) -> None:
+    """The values' failurePolicies are applied by a serving replica: CREATE gets
+    webhook.failurePolicy (Fail by default), UPDATE and ephemeral containers
+    webhook.updateFailurePolicy (Ignore by default), named by the configurations' names."""
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert values["webhook"]["failurePolicy"] == "Fail"
+    assert values["webhook"]["updateFailurePolicy"] == "Ignore"
+    targets = {t.resource: t for t in targets_from_environ(env)}
+    mutating = one(objects, "MutatingWebhookConfiguration")
+    assert targets[MUTATING] == Target(MUTATING, mutating["metadata"]["name"], "Fail", "Ignore")
+    create, update = mutating["webhooks"]
+    assert registration.failure_policy(create, targets[MUTATING]) == "Fail"
+    assert registration.failure_policy(update, targets[MUTATING]) == "Ignore"
+    if values["webhook"]["validating"]["enabled"]:
+        name = one(objects, "ValidatingWebhookConfiguration")["metadata"]["name"]
+        policy = values["webhook"]["validating"]["failurePolicy"]
+        assert targets[VALIDATING] == Target(VALIDATING, name, policy, policy)
+    else:
+        assert VALIDATING not in targets
 
 
 @pytest.mark.parametrize("kind", WEBHOOK_CONFIGURATIONS)
@@ -575,9 +634,9 @@ def test_no_pod_controlled_label_skips_a_webhook(objects: Objects, kind: str) ->
     """A pod's (or workload's) author sets its labels: an objectSelector would let them
     switch the webhook off. Only the platform-owned namespaceSelector selects, and it
     names namespace labels alone."""
-    (hook,) = one(objects, kind)["webhooks"]
-    assert "objectSelector" not in hook or hook["objectSelector"] == {}
-    assert set(hook["namespaceSelector"]) <= {"matchExpressions", "matchLabels"}
+    for hook in one(objects, kind)["webhooks"]:
+        assert "objectSelector" not in hook or hook["objectSelector"] == {}
+        assert set(hook["namespaceSelector"]) <= {"matchExpressions", "matchLabels"}
 
 
 def test_extra_namespace_selector_terms_are_anded_to_the_exclusion(
@@ -585,18 +644,21 @@ def test_extra_namespace_selector_terms_are_anded_to_the_exclusion(
 ) -> None:
     extra = values["webhook"]["namespaceSelector"]
     for kind in WEBHOOK_CONFIGURATIONS:
-        (hook,) = one(objects, kind)["webhooks"]
-        selector = hook["namespaceSelector"]
-        assert selector["matchExpressions"][1:] == extra["matchExpressions"]
-        assert selector.get("matchLabels", {}) == extra["matchLabels"]
+        for hook in one(objects, kind)["webhooks"]:
+            selector = hook["namespaceSelector"]
+            assert selector == inert(values)
+            # Kept as they are when a replica replaces the first term.
+            active = registration.active_selector(selector, {"kube-system"})
+            assert active["matchExpressions"][1:] == extra["matchExpressions"]
+            assert active.get("matchLabels", {}) == extra["matchLabels"]
 
 
 def test_validating_webhook_configuration_covers_the_workload_kinds(objects: Objects) -> None:
     (hook,) = one(objects, "ValidatingWebhookConfiguration")["webhooks"]
     assert hook["admissionReviewVersions"] == ["v1", "v1beta1"]
     assert hook["sideEffects"] == "None"
-    # Ignore: the pods are still checked by the mutating webhook; Fail here would block
-    # rollouts and ReplicaSet scaling during an outage.
+    # Ignore as shipped (inert), and as activated by default: the pods are still checked
+    # by the mutating webhook; Fail here would block rollouts during an outage.
     assert hook["failurePolicy"] == "Ignore"
     assert 1 <= hook["timeoutSeconds"] <= 10
     assert hook["clientConfig"]["service"] == {"name": SERVICE, "namespace": NAMESPACE,
@@ -613,18 +675,18 @@ def test_validating_webhook_configuration_covers_the_workload_kinds(objects: Obj
 
 @pytest.mark.parametrize("kind", WEBHOOK_CONFIGURATIONS)
 def test_base_ca_bundle_is_a_placeholder_that_says_so(base: Objects, kind: str) -> None:
-    (hook,) = one(base, kind)["webhooks"]
-    decoded = base64.b64decode(hook["clientConfig"]["caBundle"], validate=True)
-    assert b"BEGIN CERTIFICATE" not in decoded and b"placeholder" in decoded
+    for hook in one(base, kind)["webhooks"]:
+        decoded = base64.b64decode(hook["clientConfig"]["caBundle"], validate=True)
+        assert b"BEGIN CERTIFICATE" not in decoded and b"placeholder" in decoded
 
 
 @pytest.mark.parametrize("kind", WEBHOOK_CONFIGURATIONS)
 def test_webhook_calls_the_service_that_selects_the_pods(objects: Objects, kind: str) -> None:
-    (hook,) = one(objects, kind)["webhooks"]
-    ref = hook["clientConfig"]["service"]
-    service = one(objects, "Service", ref["name"])
-    assert service["metadata"]["namespace"] == ref["namespace"]
-    assert ref["port"] in {p["port"] for p in service["spec"]["ports"]}
+    for hook in one(objects, kind)["webhooks"]:
+        ref = hook["clientConfig"]["service"]
+        service = one(objects, "Service", ref["name"])
+        assert service["metadata"]["namespace"] == ref["namespace"]
+        assert ref["port"] in {p["port"] for p in service["spec"]["ports"]}
 
 
 # --- the cert-manager overlay ----------------------------------------------------------------
@@ -634,8 +696,8 @@ def test_cert_manager_injects_the_ca_of_a_certificate_for_the_service_names(
     cert_manager: Objects, kind: str,
 ) -> None:
     config_ = one(cert_manager, kind)
-    (hook,) = config_["webhooks"]
-    assert "caBundle" not in hook["clientConfig"]  # cainjector owns it; apply never resets it
+    for hook in config_["webhooks"]:   # cainjector owns it; apply never resets it
+        assert "caBundle" not in hook["clientConfig"]
     annotations = config_["metadata"]["annotations"]
     namespace, name = annotations["cert-manager.io/inject-ca-from"].split("/")
     serving = one(cert_manager, "Certificate", name)
@@ -681,6 +743,44 @@ def test_an_overlay_of_ones_own_replaces_the_config_in_place(tmp_path: Path) -> 
     assert configmap["metadata"]["name"] == "kci-webhook-config"
     assert configmap["data"] == {"config.yaml": "onInvalid: warn\n"}
     assert config.load_config(configmap["data"]["config.yaml"], source="x").on_invalid == "warn"
+
+
+def test_an_overlays_exclude_list_is_the_selector_a_replica_writes(tmp_path: Path) -> None:
+    """One source on the kustomize path: a namespace added to the config an overlay
+    supplies is left out by the server and, through the selector the server writes from
+    that same list, by the API server; and the overlay's failurePolicy reaches it too."""
+    copy = tmp_path / "manifests"
+    shutil.copytree(MANIFESTS, copy, ignore=shutil.ignore_patterns("certs"))
+    mine = copy / "overlays" / "mine"
+    mine.mkdir()
+    (mine / "config.yaml").write_text(
+        "exclude:\n  namespaces: [kube-system, kube-public, calico-system]\n")
+    (mine / "kustomization.yaml").write_text(yaml.safe_dump({
+        "resources": ["../../base"],
+        "configMapGenerator": [{"name": "kci-webhook-config", "namespace": NAMESPACE,
+                                "behavior": "replace", "files": ["config.yaml"],
+                                "options": {"disableNameSuffixHash": True}}],
+        # As docs/deploying.md sets Ignore for pod creation.
+        "patches": [{"patch": yaml.safe_dump({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": SERVICE, "namespace": NAMESPACE},
+            "spec": {"template": {"spec": {"containers": [{"name": "webhook", "env": [
+                {"name": "KCI_WEBHOOK_CREATE_FAILURE_POLICY", "value": "Ignore"}]}]}}}})}]}))
+    objects = render(mine)
+    loaded = config.load_config(one(objects, "ConfigMap")["data"]["config.yaml"], source="x")
+    container = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    targets = {t.resource: t for t in targets_from_environ(env)}
+    assert targets[MUTATING].create_policy == "Ignore"
+    excluded = registration.excluded_namespaces(loaded.exclude_namespaces, NAMESPACE)
+    for kind in WEBHOOK_CONFIGURATIONS:
+        configuration = one(objects, kind)
+        target = targets[MUTATING if kind.startswith("Mutating") else VALIDATING]
+        patch = registration.patch_for(configuration, target, excluded)
+        assert patch is not None
+        for entry in patch["webhooks"]:
+            assert entry["namespaceSelector"]["matchExpressions"][0]["values"] == [
+                "calico-system", NAMESPACE, "kube-public", "kube-system"]
 
 
 # --- the static-certs overlay, fed by `kci-webhook certs` ------------------------------------
@@ -731,9 +831,9 @@ def test_static_certs_overlay_carries_the_cli_output(static_certs: tuple[Path, O
     assert data == {n: (out / n).read_bytes() for n in ("tls.crt", "tls.key", "ca.crt")}
     assert "ca.key" not in data  # the CA's key never leaves the machine
     for kind in WEBHOOK_CONFIGURATIONS:
-        (hook,) = one(objects, kind)["webhooks"]
-        bundle = re.sub(r"\s", "", hook["clientConfig"]["caBundle"])
-        assert bundle == ca_bundle((out / "ca.crt").read_bytes()), kind
+        for hook in one(objects, kind)["webhooks"]:
+            bundle = re.sub(r"\s", "", hook["clientConfig"]["caBundle"])
+            assert bundle == ca_bundle((out / "ca.crt").read_bytes()), kind
 
 
 @pytest.mark.parametrize(("hostname", "accepted"),
@@ -747,7 +847,7 @@ def test_rendered_secret_verifies_against_the_rendered_ca_bundle_for_each_servic
     secret = one(objects, "Secret", TLS_SECRET)
     for name in ("tls.crt", "tls.key"):
         (tmp_path / name).write_bytes(base64.b64decode(secret["data"][name]))
-    (hook,) = one(objects, "MutatingWebhookConfiguration")["webhooks"]
+    hook, _updates = one(objects, "MutatingWebhookConfiguration")["webhooks"]
     ca_pem = base64.b64decode(hook["clientConfig"]["caBundle"])
     server_context = ReloadingContext(tmp_path / "tls.crt", tmp_path / "tls.key").context
     client_context = ssl.create_default_context(cadata=ca_pem.decode())

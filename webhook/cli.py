@@ -158,7 +158,7 @@ def _parser() -> argparse.ArgumentParser:
 def _serve(args: argparse.Namespace) -> int:
     # imported here: the web stack and the kubernetes client take ~2 s to import, which
     # the offline commands (mutate, trust, certs, doctor) should not pay
-    from webhook.adapters import namespaces
+    from webhook.adapters import namespaces, registration
     from webhook.server.run import run
     from webhook.server.settings import Settings, load_settings_config
 
@@ -179,6 +179,11 @@ def _serve(args: argparse.Namespace) -> int:
         config, _ = load_settings_config(settings)   # fail fast, before any worker
     except ConfigError as exc:
         print(f"kci-webhook: invalid configuration:\n{exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:   # the webhook configurations' self-activation (webhook.adapters.registration)
+        registration.check_environ(os.environ)
+    except ConfigError as exc:
+        print(f"kci-webhook: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     source = namespaces.choose_source(override=args.kubeconfig, environ=os.environ)
     try:

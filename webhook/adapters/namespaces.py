@@ -16,7 +16,8 @@ The API server is found where every Kubernetes tool finds it (`choose_source`): 
 explicit kubeconfig, then `KUBECONFIG`, then the in-cluster service account, then
 `~/.kube/config`; with none of them there is no watch and no namespace defaults.
 
-This is the only module that imports the `kubernetes` client.
+With webhook.adapters.registration (which finds the API server through
+`choose_source` and `api_for` here), the only module that imports the `kubernetes` client.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 
 from webhook.adapters.namespaces import NamespaceCache, api_for, choose_source
+from webhook.adapters.registration import Registration
 from webhook.adapters.registry.files import config_files
 from webhook.adapters.tls.reload import ReloadingContext
 from webhook.core.admission.review import (
@@ -32,6 +33,7 @@ from webhook.core.admission.review import (
     questions,
     validate,
 )
+from webhook.core.registration import excluded_namespaces
 from webhook.server import metrics
 from webhook.server.drain import Drain
 from webhook.server.mirrors import ask_mirrors
@@ -60,6 +62,11 @@ def create_app(settings: Settings, *,
                      watched_files=files)
     metrics.set_namespace_state(namespaces.state, None)
     drain = Drain(settings.shutdown_delay)
+    # Self-activation of the webhook configurations (webhook.adapters.registration).
+    registration = Registration.from_environ(
+        settings.environ, kubeconfig=settings.kubeconfig,
+        excluded=lambda: excluded_namespaces(state.config.exclude_namespaces,
+                                             state.own_namespace))
     if tls:
         metrics.CERT_EXPIRY.set(tls.not_after.timestamp())
 
@@ -69,8 +76,10 @@ def create_app(settings: Settings, *,
         if tls:
             tasks.append(asyncio.create_task(tls.watch()))
         state.namespaces.start()
+        registration.start()
         drain.take_over_sigterm(asyncio.get_running_loop())
         yield
+        registration.stop()
         state.namespaces.stop()
         for task in tasks:
             task.cancel()
@@ -127,6 +136,10 @@ def create_app(settings: Settings, *,
             if state.tls.not_after.timestamp() < time.time():
                 detail["certificate"] = "expired"
                 ready = False
+        if registration.enabled:
+            if ready:
+                registration.serving()
+            detail["registration"] = registration.status()
         body = orjson.dumps({"status": "ready" if ready else "not ready", "detail": detail})
         return Response(body, status_code=200 if ready else 503, media_type=JSON)
 

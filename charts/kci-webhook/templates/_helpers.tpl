@@ -55,21 +55,43 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 
 {{/* The namespaces neither webhook is called for: the config's exclude list and the
-     release's own namespace (the webhook must always be able to start its replicas). */}}
-{{- define "kci-webhook.namespaceSelector" -}}
-{{- $excluded := concat (.Values.config.exclude.namespaces | default list) (list .Release.Namespace) | uniq -}}
-{{- $selector := .Values.webhook.namespaceSelector -}}
-{{- if $selector.matchLabels }}
-matchLabels:
-  {{- toYaml $selector.matchLabels | nindent 2 }}
-{{- end }}
-matchExpressions:
-  - key: kubernetes.io/metadata.name
-    operator: NotIn
-    values: {{ toJson $excluded }}
-  {{- with $selector.matchExpressions }}
-  {{- toYaml . | nindent 2 }}
+     release's own namespace (the webhook must always be able to start its replicas). The
+     server writes this term itself when it activates the configurations; the chart uses
+     it to show what that will be (NOTES.txt). */}}
+{{- define "kci-webhook.excluded" -}}
+{{- concat (.Values.config.exclude.namespaces | default list) (list .Release.Namespace) | uniq | sortAlpha | toJson -}}
+{{- end -}}
+
+{{/* One webhook entry's failurePolicy and namespaceSelector.
+     Shipped inert: the term `kubernetes.io/metadata.name DoesNotExist` selects no
+     namespace (the API server sets that label on every namespace and puts it back if
+     removed) and failurePolicy is Ignore, so nothing calls the webhook before a replica
+     serves. A replica that serves replaces that term with `NotIn` the excluded
+     namespaces and sets the failurePolicy (webhook.adapters.registration). On upgrade the
+     live entry's term and failurePolicy are kept (lookup), so `helm upgrade` never turns
+     an active webhook off; the other terms are webhook.namespaceSelector's, ANDed. */}}
+{{- define "kci-webhook.activation" -}}
+{{- $entry := dict -}}
+{{- range (dig "webhooks" list (.live | default dict)) -}}
+{{- if eq (dig "name" "" .) $.name }}{{ $entry = . }}{{ end -}}
+{{- end -}}
+{{- $term := dict "key" "kubernetes.io/metadata.name" "operator" "DoesNotExist" -}}
+{{- $policy := "Ignore" -}}
+{{- if $entry -}}
+{{- range (dig "namespaceSelector" "matchExpressions" list $entry) -}}
+{{- if eq (dig "key" "" .) "kubernetes.io/metadata.name" }}{{ $term = . }}{{ end -}}
+{{- end -}}
+{{- $policy = dig "failurePolicy" "Ignore" $entry -}}
+{{- end -}}
+{{- $selector := .root.Values.webhook.namespaceSelector -}}
+failurePolicy: {{ $policy }}
+namespaceSelector:
+  {{- if $selector.matchLabels }}
+  matchLabels:
+    {{- toYaml $selector.matchLabels | nindent 4 }}
   {{- end }}
+  matchExpressions:
+    {{- toYaml (prepend ($selector.matchExpressions | default list) $term) | nindent 4 }}
 {{- end -}}
 
 {{- define "kci-webhook.clientConfig" -}}
