@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from webhook.core.config import EnvironmentDefaults, environment_defaults, load_config
-from webhook.core.mutation.create import Context, mutate
+from webhook.core.mutation.context import Context
+from webhook.core.mutation.create import mutate
 from webhook.core.mutation.layers import namespace_layer
 
 HOST_ALIASES = "k8s.ksyun.com/kci-host-aliases"

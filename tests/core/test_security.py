@@ -14,9 +14,10 @@ from hypothesis import strategies as st
 
 from tests.conftest import load_review
 from tests.k8s_schema import accepted
-from webhook.core.admission.review import admit
+from webhook.core.admission.pipeline import admit_offline as admit
 from webhook.core.config import EnvironmentDefaults, environment_defaults, load_config
-from webhook.core.mutation.create import Context, Outcome, mutate
+from webhook.core.mutation.context import Context, MutationResult
+from webhook.core.mutation.create import mutate
 from webhook.core.mutation.images import rewrites_to
 from webhook.core.mutation.layers import namespace_layer
 
@@ -71,7 +72,7 @@ def ctx(config: str = CONFIG, *, ns: dict[str, str] | None = None,
                    own_namespace="kci-webhook")
 
 
-def admitted(outcome: Outcome) -> dict[str, Any]:
+def admitted(outcome: MutationResult) -> dict[str, Any]:
     """The mutated pod, after checking it is one the API server accepts (the 1.25 and
     newest schemas, and the 1.24 rules the schema cannot express)."""
     assert outcome.denial is None, outcome.denial
