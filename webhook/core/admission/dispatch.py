@@ -28,11 +28,18 @@ from webhook.core.errors import InvalidInput
 from webhook.core.mutation import update as updates
 from webhook.core.mutation.context import Context, MutationResult
 from webhook.core.mutation.create import mutate, presence_questions
-from webhook.core.mutation.images import NO_ANSWER, PresenceAnswers, PresenceQuestion
+from webhook.core.mutation.images import (
+    NO_ANSWER,
+    PresenceAnswers,
+    PresenceQuestion,
+    asks_presence,
+)
 
 
 def questions(request: Request, ctx: Context) -> list[PresenceQuestion]:
     """What to ask `policy: if-present` mirrors before `decide` (none: ask nothing)."""
+    if not asks_presence(ctx.config):   # the common case: no mirror to ask
+        return []
     if _is_pod_update(request):
         return updates.update_questions(request.object, request.old_object, ctx,
                                         sub_resource=request.sub_resource)

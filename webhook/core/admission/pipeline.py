@@ -37,11 +37,6 @@ class Run(Protocol):
     async def __call__(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T: ...
 
 
-async def here(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """The default `Run`: the step runs right here."""
-    return fn(*args, **kwargs)
-
-
 async def answer_nothing(asked: list[PresenceQuestion], /, *, config: Config,
                          dry_run: bool) -> tuple[PresenceAnswers, Sequence[str]]:
     """An `Ask` that gets no answer: every `if-present` mirror is passed over, silently."""
@@ -58,22 +53,24 @@ def answer_from(answers: Mapping[tuple[str, str], tuple[bool, str]]) -> Ask:
 
 
 async def admit(body: bytes, *, context_for: Callable[[str], Context], ask: Ask | None,
-                run: Run = here) -> Decision:
+                run: Run | None = None) -> Decision:
     """Answer one AdmissionReview. `context_for(namespace)` supplies config and defaults;
     `ask` answers the presence questions (None: nobody can ask, as offline, and every
-    `if-present` mirror is used as if it had the image); `run` runs the CPU-bound steps.
+    `if-present` mirror is used as if it had the image); `run` runs the CPU-bound steps
+    (None: right here, called, not awaited: this is every admission's path).
     Raises `BadRequest` for a body that is not an AdmissionReview."""
-    request = await run(decode, body)
+    request = decode(body) if run is None else await run(decode, body)
     ctx = context_for(request.namespace)
-    if ask is None:
-        return await run(decide, request, ctx)
-    asked = questions(request, ctx)
-    if not asked:
-        return await run(decide, request, ctx)
-    judged = await run(judge, request, ctx, asked)
+    asked = questions(request, ctx) if ask is not None else None
+    if not asked or ask is None:
+        return decide(request, ctx) if run is None else await run(decide, request, ctx)
+    judged = judge(request, ctx, asked) if run is None else await run(judge, request, ctx,
+                                                                      asked)
     if isinstance(judged, Decision):
         return judged
     presence, notes = await ask(judged, config=ctx.config, dry_run=request.dry_run)
+    if run is None:
+        return decide(request, ctx, presence=presence, notes=notes)
     return await run(decide, request, ctx, presence=presence, notes=notes)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from webhook.core.config import Config, Mirror, registry_key
@@ -52,9 +52,9 @@ class Rewrites:
     """What the rewrite loop did: the container lists that changed (by list name, for the
     caller to put in its new spec), the record of rewrites, and its warnings in order."""
 
-    lists: dict[str, list[Any]] = field(default_factory=dict)
-    rewritten: dict[str, tuple[str, str]] = field(default_factory=dict)   # name → (old, new)
-    warnings: list[str] = field(default_factory=list)
+    lists: dict[str, list[Any]]
+    rewritten: dict[str, tuple[str, str]]   # container name → (old image, new image)
+    warnings: list[str]
 
 
 def rewrite(spec: Pod, targets: Iterable[Target], config: Config, *,
@@ -65,8 +65,9 @@ def rewrite(spec: Pod, targets: Iterable[Target], config: Config, *,
     CREATE (every container) and UPDATE (the images an update brings). `unusable` says
     why the pod cannot pull from the chosen mirror (the image is then kept, with that
     reason) and what to note either way; None: every mirror is usable."""
-    done = Rewrites()
-    warnings = done.warnings
+    lists: dict[str, list[Any]] = {}
+    rewritten: dict[str, tuple[str, str]] = {}
+    warnings: list[str] = []
     for list_name, index, container, image in targets:
         where = container_where(container, list_name, index)
         chosen = choose_mirror(image, config, where, warnings, presence)
@@ -79,10 +80,12 @@ def rewrite(spec: Pod, targets: Iterable[Target], config: Config, *,
             if reason:
                 warnings.append(f"{where}: image {image!r} kept: {reason}")
                 continue
-        done.lists.setdefault(list_name, list(spec[list_name]))[index] = {
-            **container, "image": new_image}
-        done.rewritten[container_key(container, list_name, index)] = (image, new_image)
-    return done
+        changed = lists.get(list_name)
+        if changed is None:
+            changed = lists[list_name] = list(spec[list_name])
+        changed[index] = {**container, "image": new_image}
+        rewritten[container_key(container, list_name, index)] = (image, new_image)
+    return Rewrites(lists, rewritten, warnings)
 
 
 def container_key(container: dict[str, Any], list_name: str, index: int) -> str:
@@ -213,10 +216,19 @@ def _images_of(spec: Pod) -> Iterator[str]:
                 yield image
 
 
+def asks_presence(config: Config) -> bool:
+    """Whether any mirror has `policy: if-present` (a plain loop: this runs on every
+    admission, and most configs have none)."""
+    for mirror in config.mirrors:  # noqa: SIM110 - no generator on every admission's path
+        if mirror.policy == "if-present":
+            return True
+    return False
+
+
 def image_questions(images: Iterable[str], config: Config) -> list[PresenceQuestion]:
     """`questions` for a list of images: what a pod UPDATE asks about the images it
     changes, and a CREATE about all of its own."""
-    if not any(m.policy == "if-present" for m in config.mirrors):
+    if not asks_presence(config):
         return []
     asked: dict[tuple[str, str], PresenceQuestion] = {}
     for image in images:

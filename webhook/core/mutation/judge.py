@@ -56,12 +56,13 @@ class Judged:
     platform's hostnames the rules held it to (NO_PINS when nothing aliased a name);
     `annotations`: the annotations it is judged with; `restored`: on UPDATE under
     `onInvalid: warn`, those annotations with each invalid value put back as stored
-    (`kept_as_stored`), else None; `warnings`: in order, so far."""
+    (`kept_as_stored`), else None; `warnings`: in order, so far (the mutation goes on
+    adding to them)."""
 
     dialect: Dialect
     layer: Layer
     annotations: Mapping[str, Any]
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str]
     namespace_layer: Layer | None = None
     own: Layer | None = None
     pins: Mapping[str, str | None] = field(default_factory=lambda: NO_PINS)
@@ -156,8 +157,10 @@ def _judge_update(ctx: Context, *, annotations: Mapping[str, Any],
     it, and the pod is judged with the value it keeps."""
     config = ctx.config
     warnings: list[str] = []
+    # Through `ephemeralcontainers` the annotations are the stored pod's: nothing changed.
     changed = {key: annotations[key] for key in POD_KEYS
-               if key in annotations and annotations[key] != before.get(key)}
+               if key in annotations and annotations[key] != before.get(key)
+               } if annotations is not before else None
     restored = None
     if changed:
         layer = layer_from_annotations(changed, level="pod", dialect=dialect)

@@ -208,7 +208,7 @@ def mutate_update(pod: Pod, old: object, ctx: Context, *, sub_resource: str,
     pins = protected_hostnames(config, ctx.environment)
     rewrites = (_rewrites(pod, old, ctx, sub_resource=sub_resource, stored=stored,
                           pod_layer=pod_layer, pins=pins, dialect=dialect, presence=presence)
-                if mirrors_enabled(pod_layer, ctx.namespace_layer) else Rewrites())
+                if mirrors_enabled(pod_layer, ctx.namespace_layer) else Rewrites({}, {}, []))
     lists, rewritten = rewrites.lists, rewrites.rewritten
     warnings += rewrites.warnings
     new_spec = {**spec, **lists} if lists else spec
