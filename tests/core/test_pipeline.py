@@ -88,7 +88,7 @@ def test_every_cpu_bound_step_goes_through_run() -> None:
 
     ask = answer_from({("https://cache.example:5000", "busybox:1.36"): (True, "")})
     asyncio.run(admit(review(), context_for=context_for, ask=ask, run=run))
-    assert ran == ["decode", "judge", "decide"]
+    assert ran == ["decode", "worth_asking", "decide"]
 
 
 def test_nobody_to_ask_uses_if_present_mirrors_as_the_offline_preview_does() -> None:

@@ -48,8 +48,8 @@ def questions(request: Request, ctx: Context) -> list[PresenceQuestion]:
     return presence_questions(request.object, ctx)
 
 
-def judge(request: Request, ctx: Context, asked: list[PresenceQuestion]
-          ) -> Decision | list[PresenceQuestion]:
+def worth_asking(request: Request, ctx: Context, *, asked: list[PresenceQuestion]
+                 ) -> Decision | list[PresenceQuestion]:
     """Before any mirror is asked: the mutation with no answer at all (every `if-present`
     mirror as if it did not answer), noting which questions it consults. A pod it refuses
     is answered now, and no lookup is started for it: this is the answer the webhook gives
@@ -58,7 +58,7 @@ def judge(request: Request, ctx: Context, asked: list[PresenceQuestion]
     Called only when `questions` found some: a pod with no `if-present` mirror to ask
     is mutated once."""
     consulted = _Consulted()
-    refusal = _refusal(request, lambda: _mutation(request, ctx, consulted))
+    refusal = _refusal(request, lambda: _mutation(request, ctx, presence=consulted))
     if isinstance(refusal, Decision):
         return refusal
     return [q for q in asked if (q[0].endpoint, q[2]) in consulted.asked]
@@ -82,7 +82,7 @@ class _Consulted(Mapping[tuple[str, str], tuple[bool, str]]):
         return 0
 
 
-def _mutation(request: Request, ctx: Context, presence: PresenceAnswers | None
+def _mutation(request: Request, ctx: Context, *, presence: PresenceAnswers | None
               ) -> MutationResult:
     """The mutation a request with `questions` gets: a pod CREATE's, or an UPDATE's."""
     if _is_pod_create(request):

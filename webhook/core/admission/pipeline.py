@@ -1,10 +1,10 @@
 """One admission, from the body's bytes to the answer's: what the server, the benchmarks and
 the tests all run.
 
-decode → the presence questions → judge (a pod that will be refused asks nothing) → ask →
-decide. The core does no I/O: asking the `policy: if-present` mirrors is the shell's
-`Ask`, awaited here, and the CPU-bound steps go through the shell's `Run` (the server's runs
-a large body's steps in a worker thread, so a big pod never stalls the loop).
+decode → the presence questions → those worth asking (a pod that will be refused asks
+nothing) → ask → decide. The core does no I/O: asking the `policy: if-present` mirrors is
+the shell's `Ask`, awaited here, and the CPU-bound steps go through the shell's `Run` (the
+server's runs a large body's steps in a worker thread, so a big pod never stalls the loop).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import ParamSpec, Protocol, TypeVar
 
-from webhook.core.admission.dispatch import decide, judge, questions
+from webhook.core.admission.dispatch import decide, questions, worth_asking
 from webhook.core.admission.envelope import Decision, decode
 from webhook.core.config import Config
 from webhook.core.mutation.context import Context
@@ -64,11 +64,11 @@ async def admit(body: bytes, *, context_for: Callable[[str], Context], ask: Ask 
     asked = questions(request, ctx) if ask is not None else None
     if not asked or ask is None:
         return decide(request, ctx) if run is None else await run(decide, request, ctx)
-    judged = judge(request, ctx, asked) if run is None else await run(judge, request, ctx,
-                                                                      asked)
-    if isinstance(judged, Decision):
-        return judged
-    presence, notes = await ask(judged, config=ctx.config, dry_run=request.dry_run)
+    worth = (worth_asking(request, ctx, asked=asked) if run is None
+             else await run(worth_asking, request, ctx, asked=asked))
+    if isinstance(worth, Decision):   # refused with no answer at all: nothing to ask
+        return worth
+    presence, notes = await ask(worth, config=ctx.config, dry_run=request.dry_run)
     if run is None:
         return decide(request, ctx, presence=presence, notes=notes)
     return await run(decide, request, ctx, presence=presence, notes=notes)

@@ -42,7 +42,7 @@ from webhook.core.mutation.images import (
     questions,
     rewrite,
 )
-from webhook.core.mutation.judge import judge, on_invalid
+from webhook.core.mutation.judge import Judged, judge, on_invalid
 from webhook.core.mutation.layers import (
     Layer,
     config_layer,
@@ -93,7 +93,7 @@ def mutate(pod: Pod, ctx: Context, *, presence: PresenceAnswers | None = None
     mirrors_on = mirrors_enabled(pod_layer, ns_layer)
     rewritten: dict[str, tuple[str, str]] = {}
     if mirrors_on:
-        rewrites = rewrite(spec, containers_of(spec), config, presence=presence)
+        rewrites = rewrite(spec, containers_of(spec), config=config, presence=presence)
         new_spec.update(rewrites.lists)
         warnings += rewrites.warnings
         rewritten = rewrites.rewritten
@@ -111,11 +111,10 @@ def mutate(pod: Pod, ctx: Context, *, presence: PresenceAnswers | None = None
                                 (ref.domain for ref in refs)))
 
     new_annotations = dict(annotations)
-    _apply_registries(new_annotations, pod_layer, layers, used, dialect, warnings)
-    denial = (_apply_host_aliases(new_spec, new_annotations, pod_layer, layers, dialect,
-                                  warnings)
-              or _apply_dns(new_spec, new_annotations, pod_layer, layers, config, warnings,
-                            dialect))
+    _apply_registries(new_annotations, judged, layers=layers, used=used)
+    denial = (_apply_host_aliases(new_spec, new_annotations, judged=judged, layers=layers)
+              or _apply_dns(new_spec, new_annotations, judged=judged, layers=layers,
+                            config=config))
     if denial:
         return MutationResult(pod, denial=denial)
     for key in pod_layer.invalid:   # onInvalid: warn, and no effective value took its place:
@@ -180,9 +179,10 @@ def _advice(pod_layer: Layer, used: list[Mirror], rewritten: dict[str, tuple[str
 # --- registries, host aliases, DNS, pull secrets ---------------------------------------
 
 
-def _apply_registries(annotations: dict[str, Any], pod_layer: Layer, layers: list[Layer],
-                      used: list[Mirror], dialect: Dialect, warnings: list[str]) -> None:
+def _apply_registries(annotations: dict[str, Any], judged: Judged, *, layers: list[Layer],
+                      used: list[Mirror]) -> None:
     """Union of every level, plus the mirrors this pod pulls from that need them."""
+    dialect, pod_layer = judged.dialect, judged.layer
     http = union([*(layer.http_registries for layer in layers),
                   [m.host for m in used if m.plain_http]])
     insecure = union([*(layer.insecure_registries for layer in layers),
@@ -194,14 +194,13 @@ def _apply_registries(annotations: dict[str, Any], pod_layer: Layer, layers: lis
         if not entries:
             continue
         if key is None:
-            warnings.append(dialect.cannot_say(", ".join(entries), need))
+            judged.warnings.append(dialect.cannot_say(", ".join(entries), need))
         elif entries != own:
             annotations[key] = dialect.write_registries(entries)
 
 
-def _apply_host_aliases(spec: Pod, annotations: dict[str, Any], pod_layer: Layer,
-                        layers: list[Layer], dialect: Dialect,
-                        warnings: list[str]) -> str | None:
+def _apply_host_aliases(spec: Pod, annotations: dict[str, Any], *, judged: Judged,
+                        layers: list[Layer]) -> str | None:
     """Add to spec.hostAliases the hostnames it lacks; write back what the spec resolves.
 
     The spec's own entries are kept and win a hostname. The annotation written back is
@@ -210,6 +209,7 @@ def _apply_host_aliases(spec: Pod, annotations: dict[str, Any], pod_layer: Layer
     taken from the spec is written as Kubernetes reads it (`spec_ip`), so the value
     written back is one the webhook's own parser accepts on the next pass.
     """
+    dialect = judged.dialect
     effective = merge_host_aliases(layers)
     if not effective:
         return None
@@ -229,22 +229,23 @@ def _apply_host_aliases(spec: Pod, annotations: dict[str, Any], pod_layer: Layer
         ip_of = resolved(final)
         pairs = []
         for name in (name for alias in effective for name in alias.hostnames):
-            ip = written_ip(ip_of[name], name, dialect.hosts_key, warnings)
+            ip = written_ip(ip_of[name], name, dialect.hosts_key, judged.warnings)
             if ip is None:
                 return (f"spec.hostAliases: hostname {name!r}: {quoted(ip_of[name])} is not "
                         "an IPv4 or IPv6 address")
             pairs.append((name, ip))
         written = group_by_ip(pairs)
-    if written != pod_layer.host_aliases and dialect.hosts_key and dialect.write_hosts:
+    if written != judged.layer.host_aliases and dialect.hosts_key and dialect.write_hosts:
         annotations[dialect.hosts_key] = dialect.write_hosts(written)
     return None
 
 
-def _apply_dns(spec: Pod, annotations: dict[str, Any], pod_layer: Layer, layers: list[Layer],
-               config: Config, warnings: list[str], dialect: Dialect) -> str | None:
+def _apply_dns(spec: Pod, annotations: dict[str, Any], *, judged: Judged, layers: list[Layer],
+               config: Config) -> str | None:
     """Merge the winning DNS config into spec.dnsConfig; limits are checked after the merge.
     What is written back is the winning config as the spec then has it (`as_merged`):
     an option named twice is written once, with the value that wins in the kubelet."""
+    dialect, pod_layer, warnings = judged.dialect, judged.layer, judged.warnings
     key = dialect.dns_key
     dns, level = effective_dns(layers)
     if dns is None:
@@ -263,8 +264,8 @@ def _apply_dns(spec: Pod, annotations: dict[str, Any], pod_layer: Layer, layers:
         # Ignored as if unset: the next level's value takes its place, on the pod too.
         ignored = replace(pod_layer, dns_config=None, invalid=(*pod_layer.invalid, key))
         raw = annotations.get(key)
-        denial = _apply_dns(spec, annotations, ignored, [ignored, *layers[1:]], config,
-                            warnings, dialect)
+        denial = _apply_dns(spec, annotations, judged=replace(judged, layer=ignored),
+                            layers=[ignored, *layers[1:]], config=config)
         if annotations.get(key) == raw:   # no other level's value took its place
             annotations.pop(key, None)
         return denial

@@ -57,7 +57,7 @@ class Rewrites:
     warnings: list[str]
 
 
-def rewrite(spec: Pod, targets: Iterable[Target], config: Config, *,
+def rewrite(spec: Pod, targets: Iterable[Target], *, config: Config,
             presence: PresenceAnswers | None,
             unusable: Callable[[Mirror], tuple[str | None, list[str]]] | None = None
             ) -> Rewrites:
@@ -70,8 +70,10 @@ def rewrite(spec: Pod, targets: Iterable[Target], config: Config, *,
     warnings: list[str] = []
     for list_name, index, container, image in targets:
         where = container_where(container, list_name, index)
-        chosen = choose_mirror(image, config, where, warnings, presence)
+        chosen, why_not = choose_mirror(image, config, where=where, presence=presence)
         if chosen is None:
+            if why_not:
+                warnings.append(why_not)
             continue
         mirror, new_image = chosen
         if unusable is not None:
@@ -115,15 +117,15 @@ def rewrites_to(original: str, image: str, config: Config) -> bool:
     return not isinstance(plan, str) and any(new == image for _m, new, _p in plan)
 
 
-def choose_mirror(image: str, config: Config, where: str, warnings: list[str],
-                  presence: PresenceAnswers | None) -> tuple[Mirror, str] | None:
+def choose_mirror(image: str, config: Config, *, where: str, presence: PresenceAnswers | None
+                  ) -> tuple[tuple[Mirror, str] | None, str | None]:
     """The first mirror (in config order) that serves the image's registry and, for
     `policy: if-present`, has the image, with the rewritten image; None keeps the
-    original (upstream fallback). `where` names the container in warnings."""
+    original (upstream fallback), with the warning that says why when there is one.
+    `where` names the container in warnings."""
     plan = _plan(image, config)
     if isinstance(plan, str):
-        warnings.append(f"{where}: image {image[:300]!r} {plan}; left unchanged")
-        return None
+        return None, f"{where}: image {image[:300]!r} {plan}; left unchanged"
     misses = []
     for mirror, new_image, problem in plan:
         if mirror.policy == "if-present" and presence is not None:
@@ -133,13 +135,12 @@ def choose_mirror(image: str, config: Config, where: str, warnings: list[str],
                     misses.append(f"mirror {mirror.host}: {detail}")
                 continue
         if problem or new_image is None:
-            warnings.append(f"{where}: image {image!r} {problem}; left unchanged")
-            return None
-        return mirror, new_image
+            return None, f"{where}: image {image!r} {problem}; left unchanged"
+        return (mirror, new_image), None
     if misses:
-        warnings.append(f"{where}: image {image!r} kept, pulled from its own registry "
-                        f"({'; '.join(misses)})")
-    return None
+        return None, (f"{where}: image {image!r} kept, pulled from its own registry "
+                      f"({'; '.join(misses)})")
+    return None, None
 
 
 Option = tuple[Mirror, str | None, str | None]   # mirror, rewritten image, problem

@@ -97,7 +97,7 @@ def on_invalid(problems: Sequence[str], config: Config, *, deny: bool = True
     return None, [f"{p} (ignored)" for p in problems]
 
 
-def platform_problems(declared: Layer, annotations: Mapping[str, Any], config: Config, *,
+def platform_problems(declared: Layer, annotations: Mapping[str, Any], *, config: Config,
                       pins: Mapping[str, str | None], dialect: Dialect,
                       exempt: Mapping[str, Any] | None = None,
                       remember: bool = False) -> list[str]:
@@ -138,7 +138,7 @@ def _judge_create(pod: Pod, ctx: Context, *, annotations: Mapping[str, Any],
                                          remember=ns_layer is ctx.namespace_layer)
         warnings.extend(f"{p} (ignored)" for p in ns_denied)
     own = declared_by_author(pod_layer, config, besides=ns_layer)
-    denied = platform_problems(own, annotations, config, pins=pins, dialect=dialect,
+    denied = platform_problems(own, annotations, config=config, pins=pins, dialect=dialect,
                                remember=own is pod_layer)
     if pins and spec.get("hostAliases"):
         denied += repointed_in_spec(spec, pins)
@@ -183,7 +183,7 @@ def _judge_update(ctx: Context, *, annotations: Mapping[str, Any],
                         host_aliases=new_aliases or None)
         pins = (protected_hostnames(config, ctx.environment)
                 if new_aliases or carries_foreign_hosts(changed, dialect) else NO_PINS)
-        denied = platform_problems(added, changed, config, pins=pins, dialect=dialect,
+        denied = platform_problems(added, changed, config=config, pins=pins, dialect=dialect,
                                    exempt=before)
         if denied:
             return MutationResult(pod, denial="; ".join(denied), warnings=warnings)

@@ -246,7 +246,7 @@ def _rewrites(pod: Pod, old: object, ctx: Context, *, sub_resource: str, stored:
         return _unusable(mirror, secrets, pod_layer, sub_resource, pod_name=pod_name,
                          dialect=dialect, pin=_missing_pin(mirror, pins, resolving))
 
-    return rewrite(pod["spec"], targets(pod, old, sub_resource), ctx.config,
+    return rewrite(pod["spec"], targets(pod, old, sub_resource), config=ctx.config,
                    presence=presence, unusable=unusable)
 
 
