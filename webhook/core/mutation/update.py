@@ -1,3 +1,4 @@
+# Over 300 lines: the rules of a pod UPDATE and the fix each warning names, read together.
 """Pod UPDATE: rewrite the images an update brings, and nothing the API server would refuse.
 
 After creation a pod is nearly immutable. What a kube-apiserver (1.24 and newer) lets an
