@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import inprocess, load, procs, sampling, updates
+from bench.entry import admit_once
 from bench.samples import BENCH_DIR, TARGET_SAMPLE, context_factory, load_samples
-from webhook.core.admission.review import admit
 
 RESULTS = BENCH_DIR / "results"
 
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         report["machine"]["speed_probe_us"].append(procs.speed_probe())
 
     sample = samples[args.body]
-    expected = admit(sample.body, context_for=context_for).body
+    expected = admit_once(sample.body, context_for).body
     if args.only in (None, "tls") or args.layers or args.profile or args.nagle_canary:
         report["wrk"] = f"{load.wrk_version()} ({load.wrk_tls_library()})"
         RESULTS.mkdir(exist_ok=True)
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += header(report)
     if "inprocess" in report:
         lines += ["", "In-process, µs per admission: "
-                  "webhook.core.admission.review.admit(body) with "
+                  "webhook.core.admission.pipeline.admit(body) with "
                   "bench/bench-config.yaml", "(timeit, GC on; admit: min and median of "
                   f"{3 if quick else 7} repeats; stages: medians inside the pipeline)", ""]
         lines += inprocess.table(report["inprocess"])

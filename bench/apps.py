@@ -2,7 +2,7 @@
 
 - `static_app` reads the body and answers with fixed bytes (the answer `admit` gives for
   $BENCH_BODY): the cost of uvicorn, httptools, the event loop and the sockets alone.
-- `admit_app` reads the body and calls `webhook.core.admission.review.admit` as the
+- `admit_app` reads the body and calls `webhook.core.admission.pipeline.admit` as the
   FastAPI route does.
 
 Both answer any GET (the harness's readiness probe) with a small JSON body.
@@ -15,8 +15,9 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
+from bench.entry import admit_once
 from bench.samples import CONFIG_PATH, context_factory
-from webhook.core.admission.review import admit
+from webhook.core.admission.pipeline import admit, answer_nothing
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -24,7 +25,7 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 _context_for = context_factory(Path(os.environ.get("KCI_WEBHOOK_CONFIG") or CONFIG_PATH))
 _body_path = os.environ.get("BENCH_BODY")
-STATIC_ANSWER = (admit(Path(_body_path).read_bytes(), context_for=_context_for).body
+STATIC_ANSWER = (admit_once(Path(_body_path).read_bytes(), _context_for).body
                  if _body_path else b"{}")
 HEALTHY = b'{"status":"ok"}'
 
@@ -68,4 +69,5 @@ async def admit_app(scope: Scope, receive: Receive, send: Send) -> None:
     body = await _read_body(receive)
     if scope["method"] != "POST":
         return await _answer(send, HEALTHY)
-    await _answer(send, admit(body, context_for=_context_for).body)
+    decision = await admit(body, context_for=_context_for, ask=answer_nothing)
+    await _answer(send, decision.body)

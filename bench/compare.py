@@ -25,21 +25,51 @@ from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+DEFAULT_SAMPLES = ("deploy-3", "kci-3", "deploy-3/update-noop", "deploy-3/set-image",
+                   "deploy-3/debug")
 
-# Runs in each child: read "KEY NUMBER" lines, answer µs per call for that many calls.
+# Runs in each child: read "KEY NUMBER" lines, answer µs per call for that many calls. KEY is
+# a bench.samples key, or BASE/KIND for an UPDATE case of bench.updates (the pod as stored
+# after that tree's own CREATE). What is timed is the entry point the tree's server runs: the
+# awaited `pipeline.admit`, or, in a revision from before it, the plain `review.admit`.
 CHILD = r"""
-import gc, sys, timeit
+import asyncio, gc, sys, time, timeit
 sys.path.insert(0, sys.argv[1])
 from bench.samples import context_factory, load_samples
-from webhook.core.admission.review import admit
+try:
+    from webhook.core.admission.pipeline import admit, answer_nothing
+except ImportError:
+    from webhook.core.admission.review import admit
+    answer_nothing = None
 context_for = context_factory()
-bodies = {s.key: s.body for s in load_samples()}
+samples = {s.key: s for s in load_samples()}
+bodies = {key: s.body for key, s in samples.items()}
+loop = asyncio.new_event_loop()
+
+async def calls(body, number):
+    start = time.perf_counter()
+    for _ in range(number):
+        await admit(body, context_for=context_for, ask=answer_nothing)
+    return time.perf_counter() - start
+
+def seconds(body, number):
+    if answer_nothing is None:
+        timer = timeit.Timer(lambda: admit(body, context_for=context_for), setup=gc.enable)
+        return timer.timeit(number)
+    return loop.run_until_complete(calls(body, number))
+
+def body_of(key):
+    if key not in bodies and "/" in key:
+        from bench.updates import reviews
+        base = key.split("/")[0]
+        for kind, body in reviews(samples[base], context_for).items():
+            bodies[f"{base}/{kind}"] = body
+    return bodies[key]
+
 print("ready", flush=True)
 for line in sys.stdin:
     key, number = line.split()
-    body = bodies[key]
-    timer = timeit.Timer(lambda: admit(body, context_for=context_for), setup=gc.enable)
-    print(timer.timeit(int(number)) / int(number) * 1e6, flush=True)
+    print(seconds(body_of(key), int(number)) / int(number) * 1e6, flush=True)
 """
 
 
@@ -109,8 +139,9 @@ def compare(base: Side, head: Side, key: str, *, rounds: int, target_s: float
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.compare", description=__doc__.split("\n")[0])
     p.add_argument("--base", required=True, help="revision to compare against (e.g. HEAD~3)")
-    p.add_argument("--samples", default="deploy-3,kci-3",
-                   help="comma list of bench.samples keys (default: %(default)s)")
+    p.add_argument("--samples", default=",".join(DEFAULT_SAMPLES),
+                   help="comma list of bench.samples keys, or BASE/KIND for an UPDATE case of "
+                        "bench.updates (default: %(default)s)")
     p.add_argument("--rounds", type=int, default=10, help="rounds per side (default: %(default)s)")
     p.add_argument("--target", type=float, default=0.3,
                    help="seconds per round and side (default: %(default)s)")

@@ -20,11 +20,12 @@ import atheris
 import orjson
 
 with atheris.instrument_imports():
+    from webhook.core.admission.dispatch import validate
     from webhook.core.admission.patch import apply
-    from webhook.core.admission.review import admit, validate
+    from webhook.core.admission.pipeline import admit_offline as admit
     from webhook.core.config import EnvironmentDefaults, load_config
     from webhook.core.errors import BadRequest
-    from webhook.core.mutation.create import Context
+    from webhook.core.mutation.context import Context
     from webhook.core.mutation.layers import namespace_layer
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,35 +1,35 @@
-"""In-process cost of one admission: `webhook.core.admission.review.admit(body,
-context_for=...)`, and the same work cut into its stages so a regression shows where it
-came from.
+"""In-process cost of one admission: `webhook.core.admission.pipeline.admit(body,
+context_for=..., ask=...)`, the entry point the server runs (awaited as `bench.entry` does),
+and the same work cut into its stages so a regression shows where it came from.
 
 Stages, timed inside the pipeline (a clock between them, medians; their sum is close to
 `admit`, the rest is the glue between them):
-- decode: `review.decode` — orjson parse of the body and the envelope checks;
-- mutate: `mutate.mutate(pod, context)` — validation, layers, image rewrites;
+- decode: `envelope.decode` — orjson parse of the body and the envelope checks;
+- mutate: `create.mutate(pod, context)` — validation, layers, image rewrites;
 - diff:   `patch.diff` — JSONPatch ops from the changed spine;
 - check:  `patch.check` — apply the ops to a spine copy and compare with the mutation;
 - encode: the response — audit annotation, base64 patch, orjson dump of the review.
 
-`admit` is timed with `timeit` (garbage collector on, as in the server), several repeats
-of a calibrated loop; min and median are reported in µs per call.
+`admit` is timed as `timeit` would (garbage collector on, as in the server), several repeats
+of a calibrated loop of awaited calls; min and median are reported in µs per call.
 """
 
 from __future__ import annotations
 
-import gc
 import statistics
 import time
-import timeit
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from bench.entry import admit_once, admit_timer
 from bench.procs import machine_cpu_seconds, speed_probe
 from bench.samples import Sample
-from webhook.core.admission import patch, review
-from webhook.core.mutation.create import Context, mutate
+from webhook.core.admission import envelope, patch
+from webhook.core.mutation.context import Context
+from webhook.core.mutation.create import mutate
 
 STAGES = ("decode", "mutate", "diff", "check", "encode")
 
@@ -43,39 +43,39 @@ class Timing:
         return {"min_us": round(self.min_us, 2), "median_us": round(self.median_us, 2)}
 
 
-def measure(fn: Callable[[], Any], *, repeats: int, target_s: float) -> Timing:
-    """µs per call: `repeats` loops, each calibrated to take about `target_s` seconds."""
-    timer = timeit.Timer(fn, setup=gc.enable)
+def measure(timer: Callable[[int], float], *, repeats: int, target_s: float) -> Timing:
+    """µs per call: `repeats` loops, each calibrated to take about `target_s` seconds;
+    `timer(number)`: the seconds `number` calls take."""
     number = 1
-    while (elapsed := timer.timeit(number)) < target_s / 10:   # also warms every cache
+    while (elapsed := timer(number)) < target_s / 10:   # also warms every cache
         number *= 10
     number = max(1, round(number * target_s / elapsed))
-    runs = [t / number * 1e6 for t in timer.repeat(repeats, number)]
+    runs = [timer(number) / number * 1e6 for _ in range(repeats)]
     return Timing(min(runs), statistics.median(runs))
 
 
-def _encode(request: review.Request, outcome: Any, ops: list[dict[str, Any]]) -> bytes:
-    """What `review._patched` does after diff and check: the audit annotation and the
+def _encode(request: envelope.Request, outcome: Any, ops: list[dict[str, Any]]) -> bytes:
+    """What `dispatch._patched` does after diff and check: the audit annotation and the
     response body."""
     audit = {}
     if outcome.rewritten:
         audit["original-images"] = orjson.dumps(
             {n: old for n, (old, _new) in outcome.rewritten.items()}).decode()
-    return review._answer(request, "mutated", allowed=True, warnings=outcome.warnings,
-                          patch_ops=ops, audit=audit).body
+    return envelope.answer(request, "mutated", allowed=True, warnings=outcome.warnings,
+                           patch_ops=ops, audit=audit).body
 
 
 def bench_sample(sample: Sample, context_for: Callable[[str], Context], *, repeats: int,
                  target_s: float) -> dict[str, Any]:
     body = sample.body
-    decision = review.admit(body, context_for=context_for)
+    decision = admit_once(body, context_for)
     if decision.outcome != "mutated":
         raise SystemExit(f"bench: sample {sample.key} was {decision.outcome}, not mutated: "
                          f"{decision.message or decision.warnings}")
     if bool(decision.warnings) is not sample.warns:  # else it exercises a mistake
         raise SystemExit(f"bench: sample {sample.key} draws warnings: {decision.warnings} "
                          f"(expected: {sample.warns})")
-    request = review.decode(body)
+    request = envelope.decode(body)
     ctx = context_for(request.namespace)
     outcome = mutate(request.object, ctx)
     ops = patch.diff(request.object, outcome.pod)
@@ -83,12 +83,11 @@ def bench_sample(sample: Sample, context_for: Callable[[str], Context], *, repea
     if _encode(request, outcome, ops) != decision.body:
         raise SystemExit(f"bench: the staged pipeline does not reproduce admit() for "
                          f"{sample.key}; update bench/inprocess.py to follow "
-                         "webhook.core.admission.review")
+                         "webhook.core.admission.dispatch")
 
     probe_before = speed_probe()
     (busy0, steal0), own0, wall0 = machine_cpu_seconds(), time.process_time(), time.monotonic()
-    admit = measure(lambda: review.admit(body, context_for=context_for),
-                    repeats=repeats, target_s=target_s)
+    admit = measure(admit_timer(body, context_for), repeats=repeats, target_s=target_s)
     stages = staged(body, context_for, iterations=max(200, int(5 * target_s * 1e6
                                                                / admit.median_us)))
     (busy1, steal1), own1, wall1 = machine_cpu_seconds(), time.process_time(), time.monotonic()
@@ -120,7 +119,7 @@ def staged(body: bytes, context_for: Callable[[str], Context], *,
     decode, mutate_, diff, check, encode = (samples[name].append for name in STAGES)
     for _ in range(iterations):
         t0 = clock()
-        request = review.decode(body)
+        request = envelope.decode(body)
         t1 = clock()
         outcome = mutate(request.object, context_for(request.namespace))
         t2 = clock()

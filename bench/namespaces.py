@@ -12,16 +12,16 @@ admission reads one dict entry, whatever the number of namespaces.
 from __future__ import annotations
 
 import statistics
-import timeit
 from typing import Any
 
 import orjson
 
+from bench.entry import admit_once, admit_timer
 from bench.samples import CONFIG_PATH, TARGET_SAMPLE, load_samples
 from webhook.adapters.namespaces import NamespaceCache
 from webhook.core import config as config_mod
-from webhook.core.admission.review import admit, decode
-from webhook.core.mutation.create import Context
+from webhook.core.admission.envelope import decode
+from webhook.core.mutation.context import Context
 
 
 def namespace_event(index: int) -> dict[str, Any]:
@@ -46,11 +46,11 @@ def per_admission_us(namespaces: int, body: bytes, repeats: int = 7) -> float:
                        namespace_layer=cache.get(namespace))
 
     assert len(cache) == namespaces
-    decision = admit(body, context_for=context_for)
+    decision = admit_once(body, context_for)
     assert decision.outcome == "mutated" and not decision.warnings, decision.warnings
-    timer = timeit.Timer(lambda: admit(body, context_for=context_for))
+    timer = admit_timer(body, context_for)
     number = 2000
-    return statistics.median(t / number * 1e6 for t in timer.repeat(repeats, number))
+    return statistics.median(timer(number) / number * 1e6 for _ in range(repeats))
 
 
 def main() -> None:

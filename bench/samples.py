@@ -28,7 +28,7 @@ from webhook.core import config as config_mod
 from webhook.core.dialects import DIALECT_KEY, DIALECTS
 from webhook.core.model import DnsConfig, DnsOption, HostAlias, dns_config_to_spec
 from webhook.core.model import host_aliases_to_spec as aliases_to_spec
-from webhook.core.mutation.create import Context
+from webhook.core.mutation.context import Context
 from webhook.core.mutation.layers import namespace_layer
 
 BENCH_DIR = Path(__file__).resolve().parent

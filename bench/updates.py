@@ -18,18 +18,17 @@ from __future__ import annotations
 
 import base64
 import copy
-import gc
 import statistics
-import timeit
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 
+from bench.entry import admit_once, admit_timer
 from bench.samples import Sample
 from webhook.core.admission import patch
-from webhook.core.admission.review import admit, decode
-from webhook.core.mutation.create import Context
+from webhook.core.admission.envelope import decode
+from webhook.core.mutation.context import Context
 
 BASES = ("deploy-3", "kci-3")
 KINDS = ("create", "update-noop", "set-image", "debug")
@@ -41,7 +40,7 @@ def stored_pod(sample: Sample, context_for: Callable[[str], Context]) -> dict[st
     """The pod as the API server keeps it after the CREATE: our patch applied, and the
     fields it sets itself."""
     request = decode(sample.body)
-    response = orjson.loads(admit(sample.body, context_for=context_for).body)["response"]
+    response = orjson.loads(admit_once(sample.body, context_for).body)["response"]
     pod = patch.apply(copy.deepcopy(request.object),
                       orjson.loads(base64.b64decode(response["patch"])))
     pod["metadata"].update(uid="5f0c3b1e-8a7d-4e2b-9c6f-1d3e5a7b9c0d", resourceVersion="4711",
@@ -96,17 +95,16 @@ def run(samples: dict[str, Sample], context_for: Callable[[str], Context], *,
         bodies = reviews(samples[key], context_for)
         timers = {}
         for kind, body in bodies.items():
-            decision = admit(body, context_for=context_for)
+            decision = admit_once(body, context_for)
             if decision.outcome != EXPECTED[kind] or decision.warnings:
                 raise SystemExit(f"bench: {key} {kind} was {decision.outcome} "
                                  f"{decision.warnings or decision.message}, expected "
                                  f"{EXPECTED[kind]} with no warning")
-            timers[kind] = _calibrated(lambda body=body: admit(body, context_for=context_for),
-                                       target_s)
+            timers[kind] = _calibrated(admit_timer(body, context_for), target_s)
         runs: dict[str, list[float]] = {kind: [] for kind in bodies}
         for _ in range(repeats):
             for kind, (timer, number) in timers.items():
-                runs[kind].append(timer.timeit(number) / number * 1e6)
+                runs[kind].append(timer(number) / number * 1e6)
         row: dict[str, Any] = {"sample": key}
         for kind, values in runs.items():
             row[kind] = {"bytes": len(bodies[kind]), "min_us": round(min(values), 2),
@@ -115,11 +113,12 @@ def run(samples: dict[str, Sample], context_for: Callable[[str], Context], *,
     return results
 
 
-def _calibrated(fn: Callable[[], Any], target_s: float) -> tuple[timeit.Timer, int]:
-    """A timer and the number of calls that take about `target_s` (as `inprocess.measure`)."""
-    timer = timeit.Timer(fn, setup=gc.enable)
+def _calibrated(timer: Callable[[int], float], target_s: float
+                ) -> tuple[Callable[[int], float], int]:
+    """The timer and the number of calls that take about `target_s` (as
+    `inprocess.measure`)."""
     number = 1
-    while (elapsed := timer.timeit(number)) < target_s / 10:   # also warms every cache
+    while (elapsed := timer(number)) < target_s / 10:   # also warms every cache
         number *= 10
     return timer, max(1, round(number * target_s / elapsed))
 

@@ -37,6 +37,7 @@ from kubernetes_validate.utils import all_versions
 from hack import chart_render as chart
 from tests.conftest import ROOT
 from webhook import cli
+from webhook.adapters.registration import targets_from_environ
 from webhook.adapters.tls.issue import (
     KeyPair,
     ca_bundle,
@@ -46,9 +47,7 @@ from webhook.adapters.tls.issue import (
     write_pair,
 )
 from webhook.adapters.tls.reload import ReloadingContext
-from webhook.core import config
-from webhook.adapters.registration import targets_from_environ
-from webhook.core import registration
+from webhook.core import config, registration
 from webhook.core.admission import workloads
 from webhook.core.registration import MUTATING, VALIDATING, Target
 

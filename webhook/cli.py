@@ -14,7 +14,7 @@ from importlib import metadata
 from pathlib import Path
 
 from webhook.adapters.tls.issue import ensure_dev_certificates
-from webhook.core.admission.review import DEFAULT_MAX_BODY_BYTES
+from webhook.core.admission.envelope import DEFAULT_MAX_BODY_BYTES
 from webhook.core.config import DEFAULT_WEBHOOK_TIMEOUT_SECONDS, parse_webhook_timeout
 from webhook.core.errors import ConfigError
 from webhook.server.drain import DEFAULT_SHUTDOWN_DELAY

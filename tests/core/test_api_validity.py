@@ -17,7 +17,8 @@ import pytest
 
 from tests.core.test_mutate import DNS, DOC_ALIASES, HOST_ALIASES, HTTP, INSECURE, ctx, pod
 from tests.k8s_schema import accepted, api_server_problems
-from webhook.core.mutation.create import Context, Outcome, mutate
+from webhook.core.mutation.context import Context, MutationResult
+from webhook.core.mutation.create import mutate
 from webhook.core.mutation.writeback import annotations_bytes
 from webhook.core.values.size import MAX_ANNOTATIONS_BYTES
 
@@ -32,7 +33,7 @@ security:
 """
 
 
-def admitted(outcome: Outcome) -> dict[str, Any]:
+def admitted(outcome: MutationResult) -> dict[str, Any]:
     assert outcome.denial is None, outcome.denial
     return accepted(outcome.pod)
 

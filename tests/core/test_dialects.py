@@ -42,7 +42,8 @@ from webhook.core.dialects.eci import custom_hosts_json, parse_custom_hosts
 from webhook.core.dialects.eks import parse_resolv_conf, registries_text, resolv_conf_text
 from webhook.core.errors import AnnotationError, ConfigError
 from webhook.core.model import DnsConfig, DnsOption, HostAlias
-from webhook.core.mutation.create import Context, Outcome, dialect_of, mutate
+from webhook.core.mutation.context import Context, MutationResult, dialect_of
+from webhook.core.mutation.create import mutate
 from webhook.core.mutation.layers import layer_from_annotations, namespace_layer, namespace_layer_as
 from webhook.core.mutation.update import mutate_update
 from webhook.tools.preview import load, preview
@@ -786,7 +787,7 @@ def test_patch_applies_in_every_dialect(dialect: str, data: st.DataObject) -> No
 # --- pod UPDATE, in every dialect ---------------------------------------------------------
 
 def _update(dialect: str, old_annotations: dict[str, str], new_annotations: dict[str, str],
-            old_image: str, new_image: str, config_text: str = MIRRORS) -> Outcome:
+            old_image: str, new_image: str, config_text: str = MIRRORS) -> MutationResult:
     old = pod(old_image, annotations=old_annotations)
     new = pod(new_image, annotations=new_annotations)
     return mutate_update(new, old, ctx(dialect, config_text), sub_resource="")

@@ -10,7 +10,8 @@ import pytest
 
 from tests import builders
 from webhook.core.config import load_config
-from webhook.core.mutation.create import Context, mutate
+from webhook.core.mutation.context import Context
+from webhook.core.mutation.create import mutate
 
 HOST_ALIASES = "k8s.ksyun.com/kci-host-aliases"
 DNS = "k8s.ksyun.com/kci-dns-config"

@@ -20,7 +20,7 @@ from tests.builders import pod
 from tests.conftest import pod_review
 from tests.k8s_schema import accepted
 from webhook.core.admission.patch import PatchMismatch
-from webhook.core.admission.review import admit
+from webhook.core.admission.pipeline import admit_offline as admit
 from webhook.core.admission.scope import check_patch_scope
 from webhook.core.config import (
     Config,
@@ -29,7 +29,8 @@ from webhook.core.config import (
     registry_allowed,
     registry_key,
 )
-from webhook.core.mutation.create import Context, Outcome, is_virtual_kubelet_pod, mutate
+from webhook.core.mutation.context import Context, MutationResult
+from webhook.core.mutation.create import is_virtual_kubelet_pod, mutate
 from webhook.core.mutation.update import mutate_update
 
 KCI_HOSTS = "k8s.ksyun.com/kci-host-aliases"
@@ -87,7 +88,7 @@ def ctx(scope: str = "all", *, dialect: str | None = None, ns: dict[str, str] | 
                             dialect=dialect)
 
 
-def admitted(outcome: Outcome) -> dict[str, Any]:
+def admitted(outcome: MutationResult) -> dict[str, Any]:
     assert outcome.denial is None, outcome.denial
     return accepted(outcome.pod)
 
@@ -96,7 +97,7 @@ def aliases_of(result: dict[str, Any]) -> dict[str, str]:
     return {h: a["ip"] for a in result["spec"].get("hostAliases", []) for h in a["hostnames"]}
 
 
-def denied_with(outcome: Outcome, fragment: str) -> None:
+def denied_with(outcome: MutationResult, fragment: str) -> None:
     assert outcome.denial is not None, "admitted"
     assert fragment in outcome.denial, outcome.denial
 

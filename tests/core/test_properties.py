@@ -16,9 +16,10 @@ from tests.conftest import pod_review
 from tests.core.test_api_validity import disagreements
 from tests.k8s_schema import accepted
 from webhook.core.admission.patch import check, diff
-from webhook.core.admission.review import admit
+from webhook.core.admission.pipeline import admit_offline as admit
 from webhook.core.config import environment_defaults, load_config
-from webhook.core.mutation.create import Context, dialect_of, mutate
+from webhook.core.mutation.context import Context, dialect_of
+from webhook.core.mutation.create import mutate
 from webhook.core.mutation.layers import layer_from_annotations, namespace_layer
 from webhook.core.reference import parse_normalized
 

@@ -16,9 +16,10 @@ from tests import builders
 from tests.builders import pod
 from tests.conftest import load_review
 from tests.k8s_schema import accepted
-from webhook.core.admission.review import admit
+from webhook.core.admission.pipeline import admit_offline as admit
 from webhook.core.config import EnvironmentDefaults, environment_defaults, load_config
-from webhook.core.mutation.create import Context, Outcome, mutate
+from webhook.core.mutation.context import Context, MutationResult
+from webhook.core.mutation.create import mutate
 from webhook.core.mutation.images import rewrites_to
 
 HOST_ALIASES = "k8s.ksyun.com/kci-host-aliases"
@@ -58,7 +59,7 @@ def ctx(config: str = CONFIG, *, ns: dict[str, str] | None = None,
                             ns=ns, env=env)
 
 
-def admitted(outcome: Outcome) -> dict[str, Any]:
+def admitted(outcome: MutationResult) -> dict[str, Any]:
     """The mutated pod, after checking it is one the API server accepts (the 1.25 and
     newest schemas, and the 1.24 rules the schema cannot express)."""
     assert outcome.denial is None, outcome.denial

@@ -26,11 +26,11 @@ from hypothesis import strategies as st
 from tests.conftest import RunningServer, start_server, stop_server
 from tests.core.test_properties import PROPERTY_SETTINGS
 from webhook.core.admission.patch import PatchMismatch
-from webhook.core.admission.review import admit
+from webhook.core.admission.pipeline import admit_offline as admit
 from webhook.core.admission.scope import check_patch_scope
 from webhook.core.config import load_config
 from webhook.core.dialects import DIALECTS
-from webhook.core.mutation.create import Context
+from webhook.core.mutation.context import Context
 from webhook.core.mutation.layers import layer_from_annotations
 
 KCI_HTTP = "k8s.ksyun.com/kci-http-registry"

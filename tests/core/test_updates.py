@@ -22,11 +22,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import load_review
+from webhook.core.admission.dispatch import decide as admit_request
+from webhook.core.admission.dispatch import questions
+from webhook.core.admission.envelope import decode
 from webhook.core.admission.patch import PatchMismatch
-from webhook.core.admission.review import admit, admit_request, decode, questions
+from webhook.core.admission.pipeline import admit_offline as admit
 from webhook.core.admission.scope import check_patch_scope
 from webhook.core.config import Config, load_config
-from webhook.core.mutation.create import Context
+from webhook.core.mutation.context import Context
 from webhook.core.mutation.layers import namespace_layer
 from webhook.core.mutation.update import changes_nothing, mutate_update
 from webhook.server import metrics
@@ -469,7 +472,7 @@ def test_if_present_is_asked_about_the_new_images_only(name: str, present: bool,
     asked = questions(request, ctx)
     assert [(m.host, img) for m, _ref, img in asked] == [("cache.example:5000", "busybox:1.36")]
     availability = {("https://cache.example:5000", "busybox:1.36"): (present, "does not have it")}
-    decision = admit_request(request, ctx, availability=availability)
+    decision = admit_request(request, ctx, presence=availability)
     response = orjson.loads(decision.body)["response"]
     result = patched(review, response)
     assert images(result, "ephemeralContainers") == [image]

@@ -26,7 +26,8 @@ from webhook.core.dialects import DIALECTS
 from webhook.core.dialects.eks import parse_resolv_conf, resolv_conf_text, unwritable_option
 from webhook.core.errors import AnnotationError, ConfigError
 from webhook.core.model import DnsConfig, DnsOption
-from webhook.core.mutation.create import Context, Outcome, mutate
+from webhook.core.mutation.context import Context, MutationResult
+from webhook.core.mutation.create import mutate
 from webhook.core.mutation.layers import layer_from_annotations
 from webhook.core.values.checks import spec_ip
 from webhook.core.values.jsontext import load_json
@@ -70,11 +71,11 @@ def ctx(dialect: str, *, on_invalid: str = "warn", extra: str = "",
                             own_namespace=None)
 
 
-def annotations_of(outcome: Outcome) -> dict[str, str]:
+def annotations_of(outcome: MutationResult) -> dict[str, str]:
     return dict(outcome.pod["metadata"].get("annotations") or {})
 
 
-def twice(the_pod: dict[str, Any], context: Context) -> Outcome:
+def twice(the_pod: dict[str, Any], context: Context) -> MutationResult:
     """The first pass, admitted; then the reinvocation on its output, which must change
     nothing, add no warning and refuse nothing; and every value of the active dialect
     left on the pod must be one the webhook's parser accepts."""

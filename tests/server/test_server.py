@@ -31,7 +31,7 @@ from tests.conftest import (
     pod_review,
 )
 from tests.k8s_schema import schema_valid
-from webhook.core.admission.review import DEFAULT_MAX_BODY_BYTES
+from webhook.core.admission.envelope import DEFAULT_MAX_BODY_BYTES
 
 
 def answer(server: RunningServer, review: dict[str, Any]) -> dict[str, Any]:
@@ -331,7 +331,7 @@ def test_invalid_environment_or_config_stops_start_up(tmp_path: Path, env: dict[
 
 def test_package_root_is_importable_without_the_shell() -> None:
     """The pure core must not pull in the web stack (the import-linter contract, executed)."""
-    code = ("import sys, webhook.core.admission.review, webhook.core.mutation.create; "
+    code = ("import sys, webhook.core.admission.pipeline, webhook.core.mutation.create; "
             "bad = [m for m in ('fastapi', 'uvicorn', 'httpx', 'kubernetes', 'cryptography') "
             "if m in sys.modules]; print(bad); sys.exit(bool(bad))")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,

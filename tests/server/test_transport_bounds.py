@@ -21,7 +21,7 @@ import pytest
 
 from tests.conftest import RunningServer, eventually, pod_review, start_server, stop_server
 from webhook import cli
-from webhook.core.admission.review import DEFAULT_MAX_BODY_BYTES, Decision
+from webhook.core.admission.envelope import DEFAULT_MAX_BODY_BYTES, Decision
 from webhook.server.settings import Settings
 from webhook.server.transport import OFF_LOOP_BYTES, AdmissionTransport, off_loop
 

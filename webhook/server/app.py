@@ -1,10 +1,11 @@
 """The HTTPS shell: FastAPI routes, the body cap and health, for one worker.
 
-Policy lives in `webhook.core.admission.review`; this module only moves bytes. Errors travel on two
-channels (see `webhook.core.errors`): a `BadRequest` becomes an HTTP 4xx with a JSON reason; an
-unexpected exception still becomes an AdmissionReview carrying the request's uid. No input
-makes the server answer 500. What a worker is told: `webhook.server.settings`; what the
-routes read and its reload: `webhook.server.state`; running uvicorn: `webhook.server.run`.
+Policy lives in `webhook.core.admission.pipeline`; this module only moves bytes. Errors
+travel on two channels (see `webhook.core.errors`): a `BadRequest` becomes an HTTP 4xx with
+a JSON reason; an unexpected exception still becomes an AdmissionReview carrying the
+request's uid. No input makes the server answer 500. What a worker is told:
+`webhook.server.settings`; what the routes read and its reload: `webhook.server.state`;
+running uvicorn: `webhook.server.run`.
 """
 
 from __future__ import annotations
@@ -25,14 +26,11 @@ from webhook.adapters.namespaces import NamespaceCache, api_for, choose_source
 from webhook.adapters.registration import Registration
 from webhook.adapters.registry.files import config_files
 from webhook.adapters.tls.reload import ReloadingContext
-from webhook.core.admission.review import (
-    Decision,
-    admit_request,
-    decode,
-    judge,
-    questions,
-    validate,
-)
+from webhook.core import config as config_mod
+from webhook.core.admission.dispatch import validate
+from webhook.core.admission.envelope import Decision
+from webhook.core.admission.pipeline import admit
+from webhook.core.mutation.images import PresenceQuestion
 from webhook.core.registration import excluded_namespaces
 from webhook.server import metrics
 from webhook.server.drain import Drain
@@ -89,22 +87,16 @@ def create_app(settings: Settings, *,
     app = FastAPI(title="kci-webhook", docs_url=None, redoc_url=None, openapi_url=None,
                   lifespan=lifespan)
 
+    async def ask(asked: list[PresenceQuestion], /, *, config: config_mod.Config,
+                  dry_run: bool) -> tuple[dict[tuple[str, str], tuple[bool, str]], list[str]]:
+        return await ask_mirrors(state, config, asked, dry_run=dry_run)
+
     async def mutate_with_checks(body: bytes) -> Decision:
-        """Decode; with `if-present` mirrors to ask, judge the pod first (a pod that will
-        be refused asks nothing), ask within the budget, then decide. A large body's
-        decoding and deciding run in a thread (`off_loop`), never on the loop."""
-        review = await off_loop(decode, body)
-        ctx = state.context_for(review.namespace)
-        asked = questions(review, ctx)
-        if not asked:
-            return await off_loop(admit_request, review, ctx)
-        judged = await off_loop(judge, review, ctx, asked)
-        if isinstance(judged, Decision):
-            return judged
-        availability, notes = await ask_mirrors(state, ctx.config, judged,
-                                                dry_run=review.dry_run)
-        return await off_loop(admit_request, review, ctx, availability=availability,
-                              notes=notes)
+        """The core's admission (`webhook.core.admission.pipeline.admit`), asking the
+        `if-present` mirrors through this worker's checker within the budget. A large
+        body's decoding, judging and deciding run in a thread (`off_loop`), never on the
+        loop."""
+        return await admit(body, context_for=state.context_for, ask=ask, run=off_loop)
 
     async def validate_body(body: bytes) -> Decision:
         return await off_loop(validate, body, context_for=state.context_for)

@@ -15,7 +15,7 @@ DEFAULT_MAX_CONNECTIONS = 256
 DEFAULT_HEADER_TIMEOUT = 10.0
 DEFAULT_BODY_TIMEOUT = 10.0
 # The bodies held at once, per worker: one body at the largest cap (37 MiB, see
-# webhook.core.admission.review) plus room for everyday reviews (6-25 KB) beside it.
+# webhook.core.admission.envelope) plus room for everyday reviews (6-25 KB) beside it.
 # Parsed, a body takes about as much again while it is decided.
 DEFAULT_BODY_MEMORY_BYTES = 48 * 1024 * 1024
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from webhook.adapters.registry.presence import PresenceChecker
 from webhook.core import config as config_mod
-from webhook.core.admission.review import Question
-from webhook.core.mutation.images import NO_ANSWER
+from webhook.core.mutation.images import NO_ANSWER, PresenceQuestion
 from webhook.server import metrics
 from webhook.server.state import AppState
 
 
-async def ask_mirrors(state: AppState, config: config_mod.Config, asked: list[Question], *,
+async def ask_mirrors(state: AppState, config: config_mod.Config,
+                      asked: list[PresenceQuestion], *,
                       dry_run: bool = False) -> tuple[dict[tuple[str, str], tuple[bool, str]],
                                                       list[str]]:
     """The answers to one admission's questions, and the warnings about the asking itself.

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from webhook.adapters.registry.files import check_config_files
 from webhook.core import config as config_mod
-from webhook.core.admission.review import DEFAULT_MAX_BODY_BYTES
+from webhook.core.admission.envelope import DEFAULT_MAX_BODY_BYTES
 from webhook.core.errors import ConfigError
 from webhook.server.drain import DEFAULT_SHUTDOWN_DELAY
 from webhook.server.limits import DEFAULT_BODY_MEMORY_BYTES, Limits

@@ -32,7 +32,7 @@ from typing import Any, ParamSpec, TypeVar, cast
 
 import orjson
 
-from webhook.core.admission.review import Decision, errored
+from webhook.core.admission.envelope import Decision, errored
 from webhook.core.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from webhook.server import metrics
 

@@ -4,7 +4,7 @@ back what the stored pod has under an annotation an UPDATE watches.
 The API server would refuse the whole update (or silently drop a change made through the
 `ephemeralcontainers` subresource) for anything else, and a patch may never give a pod an
 annotation value its author did not write or the webhook did not verify. The rule is
-checked on every UPDATE patch before it is answered (`webhook.core.admission.review`): a
+checked on every UPDATE patch before it is answered (`webhook.core.admission.dispatch`): a
 bug in the mutation must never reach the cluster.
 """
 

@@ -1,4 +1,4 @@
-"""The mutation: `mutate(pod, context) -> Outcome`, a pure and idempotent function.
+"""Pod CREATE: `mutate(pod, context) -> MutationResult`, a pure and idempotent function.
 
 The input pod is never modified. The result shares every untouched subtree with the
 input (same objects), and copies only the spine down to what changed; so the patch can be
@@ -8,159 +8,77 @@ comparing the two pods stays cheap.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import Any
-
-from webhook.core.config import Config, EnvironmentDefaults, Mirror, registry_key
+from webhook.core.config import Mirror, registry_key
 from webhook.core.dialects import (
     ALL_REGISTRIES,
-    DIALECTS,
     Dialect,
-    carries_foreign_hosts,
-    foreign_key_warnings,
 )
-from webhook.core.errors import InvalidInput
-from webhook.core.model import (
-    DnsConfig,
-    DnsOption,
-    dns_config_from_spec,
-    dns_config_to_spec,
-    host_aliases_to_spec,
+from webhook.core.mutation.context import (
+    Context,
+    MutationResult,
+    excluded,
 )
 from webhook.core.mutation.images import (
-    CONTAINER_LISTS,
-    Availability,
     Pod,
+    PresenceAnswers,
+    PresenceQuestion,
+    containers_of,
     image_refs,
     mirrors_used,
     questions,
-    rewrite_images,
+    rewrite,
 )
+from webhook.core.mutation.judge import judge
 from webhook.core.mutation.layers import (
     Layer,
     config_layer,
-    effective_dns,
     environment_layer,
-    group_by_ip,
-    layer_from_annotations,
-    merge_host_aliases,
     mirrors_enabled,
-    namespace_layer_as,
     pin_layer,
     protected_hostnames,
-    union,
 )
 from webhook.core.mutation.rules import (
-    NO_PINS,
-    declared_by_author,
-    foreign_alias_problems,
-    foreign_registry_problems,
     record_originals,
-    repointed_in_spec,
-    restricted,
 )
 from webhook.core.mutation.writeback import (
-    add_by_ip,
     annotations_size_problem,
-    as_merged,
-    resolved,
-    writable_options,
-    written_ip,
+    apply_dns,
+    apply_host_aliases,
+    apply_pull_secrets,
+    apply_registries,
 )
-from webhook.core.reference import Reference
-from webhook.core.values.checks import dns_limit_problems
-from webhook.core.values.keys import KCI_DNS_CONFIG, ORIGINAL_IMAGES
-from webhook.core.values.problems import quoted
+from webhook.core.values.keys import ORIGINAL_IMAGES
 
 
-@dataclass(frozen=True, slots=True)
-class Context:
-    """Everything besides the pod that decides its mutation; built once, shared by requests."""
-
-    config: Config
-    environment: EnvironmentDefaults = field(default_factory=EnvironmentDefaults)
-    namespace: str = ""
-    namespace_layer: Layer | None = None
-    own_namespace: str | None = None
-    dialect: str | None = None  # overrides the namespace's and the config's (a preview)
-
-
-def dialect_of(ctx: Context) -> Dialect:
-    """The preview's choice, else the Namespace's, else the config's."""
-    ns_layer = ctx.namespace_layer
-    return DIALECTS[ctx.dialect or (ns_layer.dialect if ns_layer else None)
-                    or ctx.config.dialect]
-
-
-def excluded(ctx: Context) -> bool:
-    """Pods of an excluded namespace, and of the webhook's own, are never touched."""
-    return (ctx.namespace in ctx.config.exclude_namespaces
-            or ctx.namespace == ctx.own_namespace)
-
-
-@dataclass(slots=True)
-class Outcome:
-    """What admission answers. `pod is original` exactly when nothing changed."""
-
-    pod: Pod
-    warnings: list[str] = field(default_factory=list)
-    denial: str | None = None
-    rewritten: dict[str, tuple[str, str]] = field(default_factory=dict)  # name → (old, new)
-    skipped: str | None = None
-
-
-def mutate(pod: Pod, ctx: Context, *, availability: Availability | None = None) -> Outcome:
+def mutate(pod: Pod, ctx: Context, *, presence: PresenceAnswers | None = None
+           ) -> MutationResult:
     """Validate the pod's KCI annotations and return the mutated pod (or a denial).
 
-    `availability` answers `presence_questions` for mirrors with `policy: if-present`
+    `presence` answers `presence_questions` for mirrors with `policy: if-present`
     ((mirror endpoint, image) → (present, why not)); None means nobody could ask (the
     offline preview): such mirrors are then used as if the image were there.
     Raises InvalidInput when the object is not shaped like a Pod at all.
     """
-    check_shape(pod)
+    judged = judge(pod, ctx)
+    if isinstance(judged, MutationResult):
+        return judged
     config = ctx.config
-    if excluded(ctx):
-        return Outcome(pod, skipped=f"namespace {ctx.namespace} is excluded")
     meta = pod.get("metadata") or {}
     spec = pod["spec"]
-    annotations = meta.get("annotations") or {}
-    warnings: list[str] = []
-    dialect = dialect_of(ctx)
-
-    pod_layer = layer_from_annotations(annotations, level="pod", dialect=dialect)
-    if pod_layer.problems:
-        if config.on_invalid == "deny":
-            return Outcome(pod, denial="; ".join(pod_layer.problems))
-        warnings.extend(f"{p} (ignored)" for p in pod_layer.problems)
-    warnings.extend(foreign_key_warnings(annotations, dialect))
-    ns_layer = ctx.namespace_layer
-    if ns_layer is not None:
-        ns_layer = namespace_layer_as(ns_layer, dialect)
-        warnings.extend(f"{p} (ignored)" for p in ns_layer.problems)
-    # The platform's hostnames, looked up only when something here aliases a name.
-    pins = (protected_hostnames(config, ctx.environment) if pod_layer.host_aliases
-            or spec.get("hostAliases") or (ns_layer is not None and ns_layer.host_aliases)
-            or carries_foreign_hosts(annotations, dialect)
-            else NO_PINS)
-    if ns_layer is not None:
-        ns_layer, ns_denied = restricted(ns_layer, config, pins, dialect,
-                                         remember=ns_layer is ctx.namespace_layer)
-        warnings.extend(f"{p} (ignored)" for p in ns_denied)
-    own = declared_by_author(pod_layer, config, besides=ns_layer)
-    denied = (restricted(own, config, pins, dialect, remember=own is pod_layer)[1]
-              if pins or own.http_registries or own.insecure_registries else [])
-    # Every dialect's keys, whichever is active: another vendor's kubelet would read them.
-    denied += foreign_registry_problems(annotations, config, dialect)
-    denied += foreign_alias_problems(annotations, pins, dialect)
-    if pins and spec.get("hostAliases"):
-        denied += repointed_in_spec(spec, pins)
-    if denied:   # whatever onInvalid says: a pod may not switch a platform rule off
-        return Outcome(pod, denial="; ".join(denied))
+    annotations = judged.annotations
+    warnings = judged.warnings
+    dialect = judged.dialect
+    pod_layer, ns_layer = judged.layer, judged.namespace_layer
+    own = judged.own if judged.own is not None else pod_layer
 
     new_spec = dict(spec)
     mirrors_on = mirrors_enabled(pod_layer, ns_layer)
-    rewritten = (rewrite_images(new_spec, config, warnings, availability) if mirrors_on
-                 else {})
+    rewritten: dict[str, tuple[str, str]] = {}
+    if mirrors_on:
+        rewrites = rewrite(spec, containers_of(spec), config=config, presence=presence)
+        new_spec.update(rewrites.lists)
+        warnings += rewrites.warnings
+        rewritten = rewrites.rewritten
     refs = image_refs(new_spec)
     used = mirrors_used(refs, config.mirrors)
     warnings.extend(_advice(own, used, rewritten, {ref.domain for ref in refs}, dialect))
@@ -175,76 +93,39 @@ def mutate(pod: Pod, ctx: Context, *, availability: Availability | None = None) 
                                 (ref.domain for ref in refs)))
 
     new_annotations = dict(annotations)
-    _apply_registries(new_annotations, pod_layer, layers, used, dialect, warnings)
-    denial = (_apply_host_aliases(new_spec, new_annotations, pod_layer, layers, dialect,
-                                  warnings)
-              or _apply_dns(new_spec, new_annotations, pod_layer, layers, config, warnings,
-                            dialect))
+    apply_registries(new_annotations, judged, layers=layers, used=used)
+    denial = (apply_host_aliases(new_spec, new_annotations, judged=judged, layers=layers)
+              or apply_dns(new_spec, new_annotations, judged=judged, layers=layers,
+                            config=config))
     if denial:
-        return Outcome(pod, denial=denial)
+        return MutationResult(pod, denial=denial)
     for key in pod_layer.invalid:   # onInvalid: warn, and no effective value took its place:
         if new_annotations.get(key) == annotations.get(key):   # never leave what was refused
             del new_annotations[key]
-    _apply_pull_secrets(new_spec, ns_layer, used)
+    apply_pull_secrets(new_spec, ns_layer, used)
     if rewritten or ORIGINAL_IMAGES in annotations:
         record_originals(new_annotations, spec, rewritten, config, warnings)
 
     changed_spec = new_spec != spec
     changed_meta = new_annotations != annotations
     if not changed_spec and not changed_meta:
-        return Outcome(pod, warnings=warnings)
+        return MutationResult(pod, warnings=warnings)
     if changed_meta:
         too_large = annotations_size_problem(annotations, new_annotations)
         if too_large:
-            return Outcome(pod, denial=too_large, warnings=warnings)
+            return MutationResult(pod, denial=too_large, warnings=warnings)
     new_pod = dict(pod)
     if changed_meta:
         new_pod["metadata"] = {**meta, "annotations": new_annotations}
     if changed_spec:
         new_pod["spec"] = new_spec
-    return Outcome(new_pod, warnings=warnings, rewritten=rewritten)
-
-
-# --- shape -----------------------------------------------------------------------------
-
-
-_OBJECT_LISTS = (*CONTAINER_LISTS, "imagePullSecrets", "hostAliases", "tolerations")
-
-
-def check_shape(pod: object) -> None:
-    """The fields we read must have the types the Pod API gives them; say which does not."""
-    if not isinstance(pod, dict):
-        raise InvalidInput("object: expected a Pod object")
-    meta = pod.get("metadata")
-    if meta is not None and not isinstance(meta, dict):
-        raise InvalidInput("metadata: expected an object")
-    annotations = (meta or {}).get("annotations")
-    if annotations is not None and not isinstance(annotations, dict):
-        raise InvalidInput("metadata.annotations: expected an object")
-    spec = pod.get("spec")
-    if not isinstance(spec, dict):
-        raise InvalidInput("spec: expected an object")
-    for list_name in _OBJECT_LISTS:
-        items = spec.get(list_name)
-        if items is None:
-            continue
-        if not isinstance(items, list):
-            raise InvalidInput(f"spec.{list_name}: expected a list of objects")
-        for item in items:   # a plain loop: this runs on every admission
-            if not isinstance(item, dict):
-                raise InvalidInput(f"spec.{list_name}: expected a list of objects")
-    for index, secret in enumerate(spec.get("imagePullSecrets") or ()):
-        if not isinstance(secret.get("name", ""), str):
-            raise InvalidInput(f"spec.imagePullSecrets[{index}].name: expected a string")
-    dns = spec.get("dnsConfig")
-    if dns is not None and not isinstance(dns, dict):
-        raise InvalidInput("spec.dnsConfig: expected an object")
+    return MutationResult(new_pod, warnings=warnings, rewritten=rewritten)
 
 
 # --- images ----------------------------------------------------------------------------
 
 
-def presence_questions(pod: Pod, ctx: Context) -> list[tuple[Mirror, Reference, str]]:
+def presence_questions(pod: Pod, ctx: Context) -> list[PresenceQuestion]:
     """What to ask mirrors with `policy: if-present` before mutating this pod: for each
     image, each such mirror up to the first `always` one, as (mirror, source reference,
     image). Pure: the shell asks, within its time budget, and passes the answers back."""
@@ -275,133 +156,6 @@ def _advice(pod_layer: Layer, used: list[Mirror], rewritten: dict[str, tuple[str
                 advice.append(f"{key} (pod): registry {registry!r} is not used by any image "
                               "of this pod (a typo?)")
     return advice
-
-
-# --- registries, host aliases, DNS, pull secrets ---------------------------------------
-
-
-def _apply_registries(annotations: dict[str, Any], pod_layer: Layer, layers: list[Layer],
-                      used: list[Mirror], dialect: Dialect, warnings: list[str]) -> None:
-    """Union of every level, plus the mirrors this pod pulls from that need them."""
-    http = union([*(layer.http_registries for layer in layers),
-                  [m.host for m in used if m.plain_http]])
-    insecure = union([*(layer.insecure_registries for layer in layers),
-                      [m.host for m in used if m.skips_verification]])
-    for key, entries, own, need in (
-            (dialect.http_key, http, pod_layer.http_registries, "plain HTTP"),
-            (dialect.insecure_key, insecure, pod_layer.insecure_registries,
-             "TLS verification skipped")):
-        if not entries:
-            continue
-        if key is None:
-            warnings.append(dialect.cannot_say(", ".join(entries), need))
-        elif entries != own:
-            annotations[key] = dialect.write_registries(entries)
-
-
-def _apply_host_aliases(spec: Pod, annotations: dict[str, Any], pod_layer: Layer,
-                        layers: list[Layer], dialect: Dialect,
-                        warnings: list[str]) -> str | None:
-    """Add to spec.hostAliases the hostnames it lacks; write back what the spec resolves.
-
-    The spec's own entries are kept and win a hostname. The annotation written back is
-    read off the final spec — each effective hostname with the IP the container's
-    /etc/hosts gives it — so the virtual kubelet and the container cannot disagree. An IP
-    taken from the spec is written as Kubernetes reads it (`spec_ip`), so the value
-    written back is one the webhook's own parser accepts on the next pass.
-    """
-    effective = merge_host_aliases(layers)
-    if not effective:
-        return None
-    current = spec.get("hostAliases")
-    if not current:     # the common case: the spec gets exactly the effective aliases
-        spec["hostAliases"] = host_aliases_to_spec(effective)
-        written = effective
-    else:
-        present = resolved(current)
-        missing = [(name, alias.ip) for alias in effective for name in alias.hostnames
-                   if name not in present]
-        final = add_by_ip(current, missing) if missing else current
-        if missing:
-            spec["hostAliases"] = final
-        if not (dialect.hosts_key and dialect.write_hosts):
-            return None
-        ip_of = resolved(final)
-        pairs = []
-        for name in (name for alias in effective for name in alias.hostnames):
-            ip = written_ip(ip_of[name], name, dialect.hosts_key, warnings)
-            if ip is None:
-                return (f"spec.hostAliases: hostname {name!r}: {quoted(ip_of[name])} is not "
-                        "an IPv4 or IPv6 address")
-            pairs.append((name, ip))
-        written = group_by_ip(pairs)
-    if written != pod_layer.host_aliases and dialect.hosts_key and dialect.write_hosts:
-        annotations[dialect.hosts_key] = dialect.write_hosts(written)
-    return None
-
-
-def _apply_dns(spec: Pod, annotations: dict[str, Any], pod_layer: Layer, layers: list[Layer],
-               config: Config, warnings: list[str], dialect: Dialect) -> str | None:
-    """Merge the winning DNS config into spec.dnsConfig; limits are checked after the merge.
-    What is written back is the winning config as the spec then has it (`as_merged`):
-    an option named twice is written once, with the value that wins in the kubelet."""
-    key = dialect.dns_key
-    dns, level = effective_dns(layers)
-    if dns is None:
-        return None
-    current = dns_config_from_spec(spec.get("dnsConfig"))
-    merged = _merge_dns(current, dns)
-    problems = dns_limit_problems(merged, level=level, context="after merging with spec.dnsConfig",
-                                  key=key or KCI_DNS_CONFIG)
-    if problems:
-        if level == "pod" and config.on_invalid == "deny":
-            return "; ".join(problems)
-        warnings.extend(f"{p} (ignored)" for p in problems)
-        if level != "pod" or key is None:
-            return None
-        # Ignored as if unset: the next level's value takes its place, on the pod too.
-        ignored = replace(pod_layer, dns_config=None, invalid=(*pod_layer.invalid, key))
-        raw = annotations.get(key)
-        denial = _apply_dns(spec, annotations, ignored, [ignored, *layers[1:]], config,
-                            warnings, dialect)
-        if annotations.get(key) == raw:   # no other level's value took its place
-            annotations.pop(key, None)
-        return denial
-    effective = as_merged(dns, merged)
-    if dialect.unwritable_option is not None and key:
-        writable = writable_options(effective, spec.get("dnsConfig"), key=key, level=level,
-                                    check=dialect.unwritable_option, warnings=warnings)
-        if isinstance(writable, str):
-            return writable
-        effective = writable
-    if merged != current:
-        spec["dnsConfig"] = {**(spec.get("dnsConfig") or {}), **dns_config_to_spec(merged)}
-    if effective != pod_layer.dns_config and key and dialect.write_dns:
-        annotations[key] = dialect.write_dns(effective)
-    return None
-
-
-def _merge_dns(current: DnsConfig, extra: DnsConfig) -> DnsConfig:
-    """The spec's entries first and winning; options by name. `extra`'s options are added
-    once a name, with the last value of that name (the kubelet's reading), so the spec and
-    the value written back agree on the first pass."""
-    names = {option.name for option in current.options}
-    added = {o.name: o for o in extra.options if o.name not in names}
-    options: tuple[DnsOption, ...] = current.options + tuple(added.values())
-    return DnsConfig(nameservers=union([current.nameservers, extra.nameservers]),
-                     searches=union([current.searches, extra.searches]),
-                     options=options)
-
-
-def _apply_pull_secrets(spec: Pod, ns_layer: Layer | None, used: list[Mirror]) -> None:
-    """Existing entries kept, duplicates folded, order stable."""
-    wanted = [*(ns_layer.pull_secrets if ns_layer else ()),
-              *(m.pull_secret for m in used if m.pull_secret)]
-    existing = spec.get("imagePullSecrets") or []
-    present = {s.get("name") for s in existing}
-    added = [{"name": name} for name in dict.fromkeys(wanted) if name not in present]
-    if added:
-        spec["imagePullSecrets"] = [*existing, *added]
 
 
 # --- virtual kubelet -------------------------------------------------------------------
@@ -444,5 +198,4 @@ def _affinity_selects_virtual_kubelet(affinity: object) -> bool:
         return False
 
 
-__all__ = ["Context", "Outcome", "check_shape", "dialect_of", "excluded",
-           "is_virtual_kubelet_pod", "mutate", "presence_questions"]
+__all__ = ["is_virtual_kubelet_pod", "mutate", "presence_questions"]

@@ -2,14 +2,15 @@
 
 For each image the plan is every mirror that serves its registry, in config order, with
 the rewritten reference; `policy: if-present` mirrors are used only when the shell's
-availability answers say they hold the image (containerd's fallback to upstream).
+presence answers say they hold the image (containerd's fallback to upstream).
 Plans are remembered per config: the same few images recur on every pod.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from webhook.core.config import Config, Mirror, registry_key
@@ -18,8 +19,11 @@ from webhook.core.reference import Reference, parse_normalized
 
 Pod = dict[str, Any]
 CONTAINER_LISTS = ("initContainers", "containers")
-# (mirror endpoint, image) → (present, why not): the shell's answers to `questions`
-Availability = Mapping[tuple[str, str], tuple[bool, str]]
+Target = tuple[str, int, dict[str, Any], str]     # list name, index, container, its image
+# (mirror, source reference, image): one thing to ask a `policy: if-present` mirror
+PresenceQuestion = tuple[Mirror, Reference, str]
+# (mirror endpoint, image) → (present, why not): the shell's answers to the questions
+PresenceAnswers = Mapping[tuple[str, str], tuple[bool, str]]
 # An answer with no reason: the image is kept and no warning names it (the shell says
 # once, for the whole pod, why it did not ask).
 NO_ANSWER: tuple[bool, str] = (False, "")
@@ -34,27 +38,56 @@ def parse_image(image: str) -> Reference | ReferenceError_:
         return exc
 
 
-def rewrite_images(spec: Pod, config: Config, warnings: list[str],
-                    availability: Availability | None) -> dict[str, tuple[str, str]]:
-    """Point every image of a mirrored registry at its mirror, tag and digest untouched."""
-    rewritten: dict[str, tuple[str, str]] = {}
+def containers_of(spec: Pod) -> Iterator[Target]:
+    """Every container and init container with an image: what a CREATE rewrites."""
     for list_name in CONTAINER_LISTS:
-        containers = spec.get(list_name)
-        if not containers:
-            continue
-        new_containers = list(containers)
-        for index, container in enumerate(containers):
+        for index, container in enumerate(spec.get(list_name) or ()):
             image = container.get("image")
-            if not isinstance(image, str):
+            if isinstance(image, str):
+                yield list_name, index, container, image
+
+
+@dataclass(slots=True)
+class Rewrites:
+    """What the rewrite loop did: the container lists that changed (by list name, for the
+    caller to put in its new spec), the record of rewrites, and its warnings in order."""
+
+    lists: dict[str, list[Any]]
+    rewritten: dict[str, tuple[str, str]]   # container name → (old image, new image)
+    warnings: list[str]
+
+
+def rewrite(spec: Pod, targets: Iterable[Target], *, config: Config,
+            presence: PresenceAnswers | None,
+            unusable: Callable[[Mirror], tuple[str | None, list[str]]] | None = None
+            ) -> Rewrites:
+    """Point each target's image at its mirror, tag and digest untouched: the one loop of
+    CREATE (every container) and UPDATE (the images an update brings). `unusable` says
+    why the pod cannot pull from the chosen mirror (the image is then kept, with that
+    reason) and what to note either way; None: every mirror is usable."""
+    lists: dict[str, list[Any]] = {}
+    rewritten: dict[str, tuple[str, str]] = {}
+    warnings: list[str] = []
+    for list_name, index, container, image in targets:
+        where = container_where(container, list_name, index)
+        chosen, why_not = choose_mirror(image, config, where=where, presence=presence)
+        if chosen is None:
+            if why_not:
+                warnings.append(why_not)
+            continue
+        mirror, new_image = chosen
+        if unusable is not None:
+            reason, notes = unusable(mirror)
+            warnings.extend(notes)
+            if reason:
+                warnings.append(f"{where}: image {image!r} kept: {reason}")
                 continue
-            where = container_where(container, list_name, index)
-            new_image = _mirrored(image, config, where, warnings, availability)
-            if new_image is not None:
-                new_containers[index] = {**container, "image": new_image}
-                rewritten[container_key(container, list_name, index)] = (image, new_image)
-        if new_containers != containers:
-            spec[list_name] = new_containers
-    return rewritten
+        changed = lists.get(list_name)
+        if changed is None:
+            changed = lists[list_name] = list(spec[list_name])
+        changed[index] = {**container, "image": new_image}
+        rewritten[container_key(container, list_name, index)] = (image, new_image)
+    return Rewrites(lists, rewritten, warnings)
 
 
 def container_key(container: dict[str, Any], list_name: str, index: int) -> str:
@@ -70,7 +103,7 @@ def container_where(container: dict[str, Any], list_name: str, index: int) -> st
 
 def container_images(spec: Pod) -> dict[str, str]:
     """Container → image, for the containers and init containers that have one, each
-    named by `container_key`, as `rewrite_images` names them."""
+    named by `container_key`, as `rewrite` names them."""
     return {container_key(container, list_name, index): container["image"]
             for list_name in CONTAINER_LISTS
             for index, container in enumerate(spec.get(list_name) or ())
@@ -84,37 +117,30 @@ def rewrites_to(original: str, image: str, config: Config) -> bool:
     return not isinstance(plan, str) and any(new == image for _m, new, _p in plan)
 
 
-def _mirrored(image: str, config: Config, where: str, warnings: list[str],
-              availability: Availability | None) -> str | None:
-    chosen = choose_mirror(image, config, where, warnings, availability)
-    return chosen[1] if chosen else None
-
-
-def choose_mirror(image: str, config: Config, where: str, warnings: list[str],
-                  availability: Availability | None) -> tuple[Mirror, str] | None:
+def choose_mirror(image: str, config: Config, *, where: str, presence: PresenceAnswers | None
+                  ) -> tuple[tuple[Mirror, str] | None, str | None]:
     """The first mirror (in config order) that serves the image's registry and, for
     `policy: if-present`, has the image, with the rewritten image; None keeps the
-    original (upstream fallback). `where` names the container in warnings."""
+    original (upstream fallback), with the warning that says why when there is one.
+    `where` names the container in warnings."""
     plan = _plan(image, config)
     if isinstance(plan, str):
-        warnings.append(f"{where}: image {image[:300]!r} {plan}; left unchanged")
-        return None
+        return None, f"{where}: image {image[:300]!r} {plan}; left unchanged"
     misses = []
     for mirror, new_image, problem in plan:
-        if mirror.policy == "if-present" and availability is not None:
-            present, detail = availability.get((mirror.endpoint, image), (False, "not asked"))
+        if mirror.policy == "if-present" and presence is not None:
+            present, detail = presence.get((mirror.endpoint, image), (False, "not asked"))
             if not present:
                 if detail:
                     misses.append(f"mirror {mirror.host}: {detail}")
                 continue
         if problem or new_image is None:
-            warnings.append(f"{where}: image {image!r} {problem}; left unchanged")
-            return None
-        return mirror, new_image
+            return None, f"{where}: image {image!r} {problem}; left unchanged"
+        return (mirror, new_image), None
     if misses:
-        warnings.append(f"{where}: image {image!r} kept, pulled from its own registry "
-                        f"({'; '.join(misses)})")
-    return None
+        return None, (f"{where}: image {image!r} kept, pulled from its own registry "
+                      f"({'; '.join(misses)})")
+    return None, None
 
 
 Option = tuple[Mirror, str | None, str | None]   # mirror, rewritten image, problem
@@ -173,7 +199,7 @@ def mirrors_used(refs: list[Reference], mirrors: tuple[Mirror, ...]) -> list[Mir
     return used
 
 
-def questions(spec: Pod, config: Config) -> list[tuple[Mirror, Reference, str]]:
+def questions(spec: Pod, config: Config) -> list[PresenceQuestion]:
     """(mirror, source reference, image) for each `if-present` mirror that would be
     tried for an image of `spec`, up to the first `always` mirror; none without such
     mirrors."""
@@ -191,13 +217,21 @@ def _images_of(spec: Pod) -> Iterator[str]:
                 yield image
 
 
-def image_questions(images: Iterable[str], config: Config
-                    ) -> list[tuple[Mirror, Reference, str]]:
+def asks_presence(config: Config) -> bool:
+    """Whether any mirror has `policy: if-present` (a plain loop: this runs on every
+    admission, and most configs have none)."""
+    for mirror in config.mirrors:  # noqa: SIM110 - no generator on every admission's path
+        if mirror.policy == "if-present":
+            return True
+    return False
+
+
+def image_questions(images: Iterable[str], config: Config) -> list[PresenceQuestion]:
     """`questions` for a list of images: what a pod UPDATE asks about the images it
     changes, and a CREATE about all of its own."""
-    if not any(m.policy == "if-present" for m in config.mirrors):
+    if not asks_presence(config):
         return []
-    asked: dict[tuple[str, str], tuple[Mirror, Reference, str]] = {}
+    asked: dict[tuple[str, str], PresenceQuestion] = {}
     for image in images:
         plan, ref = _plan(image, config), parse_image(image)
         if isinstance(plan, str) or not isinstance(ref, Reference):

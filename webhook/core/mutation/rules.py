@@ -1,3 +1,4 @@
+# Over 300 lines: every platform rule in one place, so no path applies one and misses another.
 """Platform rules that nothing a pod author controls may switch off, and a record they
 cannot forge. Pure functions of the parsed values; `webhook.core.mutation.create` (CREATE) and
 `webhook.core.mutation.update` (UPDATE) apply them.

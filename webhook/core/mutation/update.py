@@ -1,3 +1,4 @@
+# Over 300 lines: the rules of a pod UPDATE and the fix each warning names, read together.
 """Pod UPDATE: rewrite the images an update brings, and nothing the API server would refuse.
 
 After creation a pod is nearly immutable. What a kube-apiserver (1.24 and newer) lets an
@@ -51,29 +52,28 @@ Pure: the shell asks the `if-present` mirrors (`update_questions`) and passes th
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import replace
 from typing import Any
 
-from webhook.core.config import Config, EnvironmentDefaults, Mirror
-from webhook.core.dialects import ALL_REGISTRIES, Dialect, carries_foreign_hosts
+from webhook.core.config import Mirror
+from webhook.core.dialects import ALL_REGISTRIES, Dialect
 from webhook.core.model import HostAlias
-from webhook.core.mutation.create import (
+from webhook.core.mutation.context import (
     Context,
-    Outcome,
-    check_shape,
-    dialect_of,
+    MutationResult,
     excluded,
 )
 from webhook.core.mutation.images import (
     CONTAINER_LISTS,
-    Availability,
     Pod,
-    choose_mirror,
-    container_key,
-    container_where,
+    PresenceAnswers,
+    PresenceQuestion,
+    Rewrites,
+    Target,
     image_questions,
     image_refs,
+    rewrite,
 )
+from webhook.core.mutation.judge import judge
 from webhook.core.mutation.layers import (
     POD_KEYS,
     Layer,
@@ -83,17 +83,11 @@ from webhook.core.mutation.layers import (
     pulled_pins,
 )
 from webhook.core.mutation.rules import (
-    NO_PINS,
     carries_pin,
-    declared_by_author,
     dropped_pins,
-    foreign_alias_problems,
-    foreign_registry_problems,
     kept_record,
-    restricted,
     spec_host_aliases,
 )
-from webhook.core.reference import Reference
 from webhook.core.values.keys import ORIGINAL_IMAGES
 
 EPHEMERAL = "ephemeralcontainers"
@@ -103,8 +97,6 @@ EPHEMERAL_LIST = "ephemeralContainers"
 WATCHED = (*POD_KEYS, ORIGINAL_IMAGES)
 DEBUG_COPY = ("use `kubectl debug {pod} --copy-to={pod}-debug` instead, which creates a new "
               "pod that the webhook mutates in full")
-
-Target = tuple[str, int, dict[str, Any], str]     # list name, index, container, its image
 
 
 # --- what changed ------------------------------------------------------------------------
@@ -181,7 +173,7 @@ def _dicts(items: object) -> list[dict[str, Any]]:
 
 
 def update_questions(pod: object, old: object, ctx: Context, *,
-                     sub_resource: str) -> list[tuple[Mirror, Reference, str]]:
+                     sub_resource: str) -> list[PresenceQuestion]:
     """What to ask `policy: if-present` mirrors about the images this update brings."""
     if (not isinstance(pod, dict) or excluded(ctx)
             or changes_nothing(pod, old, sub_resource)):
@@ -191,69 +183,59 @@ def update_questions(pod: object, old: object, ctx: Context, *,
 
 
 def mutate_update(pod: Pod, old: object, ctx: Context, *, sub_resource: str,
-                  availability: Availability | None = None) -> Outcome:
+                  presence: PresenceAnswers | None = None) -> MutationResult:
     """The pod with the images this update brings rewritten to their mirrors (or a denial).
 
-    Like `webhook.core.mutation.create.mutate`, the input is never modified and `pod is original`
-    exactly
+    Like a CREATE's mutation, the input is never modified and `pod is original` exactly
     when nothing changed. Raises InvalidInput when the object is not shaped like a Pod.
     The rules judge the pod as it will be: its annotations after the update, its images
     after the rewrite.
     """
-    check_shape(pod)
-    if excluded(ctx):
-        return Outcome(pod, skipped=f"namespace {ctx.namespace} is excluded")
-    config = ctx.config
-    dialect = dialect_of(ctx)
-    warnings: list[str] = []
     ephemeral = sub_resource == EPHEMERAL
     before = _annotations(old)
     # The subresource keeps the stored pod's annotations, whatever the object says.
-    annotations = before if ephemeral else _annotations(pod)
-    kept = None
-    if not ephemeral:
-        denial, invalid = _annotation_changes(annotations, before, config, warnings, dialect,
-                                              environment=ctx.environment)
-        if denial:
-            return Outcome(pod, denial=denial, warnings=warnings)
-        kept = kept_as_stored(annotations, before, keys=invalid, warnings=warnings)
-        if kept is not None:    # the pod as it will be: judged with the values it keeps
-            annotations = kept
-    pod_layer = layer_from_annotations(annotations, level="pod", dialect=dialect)
+    judged = judge(pod, ctx, annotations=before if ephemeral else None, before=before)
+    if isinstance(judged, MutationResult):
+        return judged
+    config = ctx.config
+    dialect = judged.dialect
+    warnings = judged.warnings
+    annotations = judged.annotations
+    kept = judged.restored
+    pod_layer = judged.layer
     spec = pod["spec"]
     old_spec = old.get("spec") if isinstance(old, dict) else None
     # What cannot change on UPDATE is the stored pod's, whatever the object says.
     stored = old_spec if isinstance(old_spec, dict) else spec
     pins = protected_hostnames(config, ctx.environment)
-    lists, rewritten = (_rewrites(pod, old, ctx, sub_resource=sub_resource, stored=stored,
-                                  pod_layer=pod_layer, pins=pins, dialect=dialect,
-                                  availability=availability, warnings=warnings)
-                        if mirrors_enabled(pod_layer, ctx.namespace_layer) else ({}, {}))
+    rewrites = (_rewrites(pod, old, ctx, sub_resource=sub_resource, stored=stored,
+                          pod_layer=pod_layer, pins=pins, dialect=dialect, presence=presence)
+                if mirrors_enabled(pod_layer, ctx.namespace_layer) else Rewrites({}, {}, []))
+    lists, rewritten = rewrites.lists, rewrites.rewritten
+    warnings += rewrites.warnings
     new_spec = {**spec, **lists} if lists else spec
     new_annotations = None
     if not ephemeral:
         denied = _dropped_pins(annotations, before, new_spec, pins, dialect)
         if denied:
-            return Outcome(pod, denial="; ".join(denied), warnings=warnings)
+            return MutationResult(pod, denial="; ".join(denied), warnings=warnings)
         record = kept_record(annotations, before, warnings)
         new_annotations = kept if record is None else record
     if not lists and new_annotations is None:
-        return Outcome(pod, warnings=warnings)
+        return MutationResult(pod, warnings=warnings)
     new_pod = {**pod, "spec": new_spec} if lists else dict(pod)
     meta = pod.get("metadata")
     if new_annotations is not None and isinstance(meta, dict):
         new_pod["metadata"] = {**meta, "annotations": new_annotations}
-    return Outcome(new_pod, warnings=warnings, rewritten=rewritten)
+    return MutationResult(new_pod, warnings=warnings, rewritten=rewritten)
 
 
 def _rewrites(pod: Pod, old: object, ctx: Context, *, sub_resource: str, stored: Pod,
               pod_layer: Layer, pins: Mapping[str, str | None], dialect: Dialect,
-              availability: Availability | None, warnings: list[str]
-              ) -> tuple[dict[str, list[Any]], dict[str, tuple[str, str]]]:
-    """The container lists with the images this update brings rewritten, by list name,
-    and the record of rewrites; an image the pod, as it stands, cannot pull from its
-    mirror is kept, with a warning that says why."""
-    spec = pod["spec"]
+              presence: PresenceAnswers | None) -> Rewrites:
+    """The images this update brings rewritten (the container lists that change, by list
+    name, and the record of rewrites); an image the pod, as it stands, cannot pull from
+    its mirror is kept, with a warning that says why."""
     # The stored pod's secrets: the list cannot change on UPDATE, whatever the object says.
     secrets = {_text(s.get("name")) for s in _dicts(stored.get("imagePullSecrets"))}
     # Where the pod's pulls resolve a hostname: the dialect's hosts annotation (as it
@@ -261,25 +243,13 @@ def _rewrites(pod: Pod, old: object, ctx: Context, *, sub_resource: str, stored:
     resolving = (pod_layer.host_aliases if dialect.hosts_key
                  else spec_host_aliases(stored))
     pod_name = _text((pod.get("metadata") or {}).get("name")) or "POD"
-    lists: dict[str, list[Any]] = {}
-    rewritten: dict[str, tuple[str, str]] = {}
-    for list_name, index, container, image in targets(pod, old, sub_resource):
-        name = container_key(container, list_name, index)
-        where = container_where(container, list_name, index)
-        chosen = choose_mirror(image, ctx.config, where, warnings, availability)
-        if chosen is None:
-            continue
-        mirror, new_image = chosen
-        reason = _unusable(mirror, secrets, pod_layer, sub_resource, pod_name=pod_name,
-                           dialect=dialect, warnings=warnings,
-                           pin=_missing_pin(mirror, pins, resolving))
-        if reason:
-            warnings.append(f"{where}: image {image!r} kept: {reason}")
-            continue
-        lists.setdefault(list_name, list(spec[list_name]))[index] = {**container,
-                                                                   "image": new_image}
-        rewritten[name] = (image, new_image)
-    return lists, rewritten
+
+    def unusable(mirror: Mirror) -> tuple[str | None, list[str]]:
+        return _unusable(mirror, secrets, pod_layer, sub_resource, pod_name=pod_name,
+                         dialect=dialect, pin=_missing_pin(mirror, pins, resolving))
+
+    return rewrite(pod["spec"], targets(pod, old, sub_resource), config=ctx.config,
+                   presence=presence, unusable=unusable)
 
 
 def _missing_pin(mirror: Mirror, pins: Mapping[str, str | None],
@@ -292,7 +262,7 @@ def _missing_pin(mirror: Mirror, pins: Mapping[str, str | None],
     return None
 
 
-def _dropped_pins(annotations: dict[str, Any], before: dict[str, Any], spec: Pod,
+def _dropped_pins(annotations: Mapping[str, Any], before: Mapping[str, Any], spec: Pod,
                   pins: Mapping[str, str | None], dialect: Dialect) -> list[str]:
     """A plain UPDATE that changes the dialect's hosts annotation may not drop the
     platform's alias of a host the pod, with this update's images, pulls from."""
@@ -308,98 +278,31 @@ def _dropped_pins(annotations: dict[str, Any], before: dict[str, Any], spec: Pod
                         f"{key} (pod)")
 
 
-def _annotation_changes(annotations: dict[str, Any], before: dict[str, Any], config: Config,
-                        warnings: list[str], dialect: Dialect, *,
-                        environment: EnvironmentDefaults
-                        ) -> tuple[str | None, tuple[str, ...]]:
-    """Validate the KCI annotations this update adds or changes, as at CREATE; the security
-    rules judge the registries and host aliases it adds, in every dialect's keys. Returns
-    the denial, if any, and (`onInvalid: warn`) the keys whose new value is invalid and
-    ignored, which the patch puts back as the stored pod has them."""
-    changed = {key: annotations[key] for key in POD_KEYS
-               if key in annotations and annotations[key] != before.get(key)}
-    if not changed:
-        return None, ()
-    layer = layer_from_annotations(changed, level="pod", dialect=dialect)
-    if layer.problems:
-        if config.on_invalid == "deny":
-            return "; ".join(layer.problems), ()
-        warnings.extend(f"{p} (ignored)" for p in layer.problems)
-    old_layer = layer_from_annotations(before, level="pod", dialect=dialect)
-    old_aliases = {(name, alias.ip) for alias in old_layer.host_aliases or ()
-                   for name in alias.hostnames}
-    new_aliases = tuple(HostAlias(ip=alias.ip, hostnames=names)
-                        for alias in layer.host_aliases or ()
-                        if (names := tuple(n for n in alias.hostnames
-                                           if (n, alias.ip) not in old_aliases)))
-    # A mirror's own host is the platform's declaration (its `http://` endpoint or
-    # `insecureSkipVerify`), as the webhook writes it at creation: adding it is allowed,
-    # and is the fix the warnings below give for a pod created without it.
-    added = replace(declared_by_author(layer, config, besides=old_layer),
-                    host_aliases=new_aliases or None)
-    pins = (protected_hostnames(config, environment)
-            if new_aliases or carries_foreign_hosts(changed, dialect) else NO_PINS)
-    _allowed, denied = restricted(added, config, pins, dialect, remember=False)
-    denied += foreign_registry_problems(changed, config, dialect, exempt=before)
-    denied += foreign_alias_problems(changed, pins, dialect, exempt=before)
-    if denied:
-        return "; ".join(denied), ()
-    for key, value, field in ((dialect.hosts_key, layer.host_aliases, "spec.hostAliases"),
-                              (dialect.dns_key, layer.dns_config, "spec.dnsConfig")):
-        if value is not None:
-            warnings.append(f"{key} (pod): changed after creation; {field} cannot change on "
-                            "an existing pod, so the new value applies to pods created with it")
-    return None, layer.invalid
-
-
-def kept_as_stored(annotations: Mapping[str, Any], before: Mapping[str, Any], *,
-                   keys: tuple[str, ...], warnings: list[str]) -> dict[str, Any] | None:
-    """`annotations` with each of `keys` put back as the stored pod (`before`) has it, or
-    removed when it has none; None when `keys` is empty.
-
-    Under `onInvalid: warn` an invalid value is ignored as if unset; on CREATE the
-    write-back replaces it, but an UPDATE writes nothing back, so its raw text would stay on
-    the pod for the virtual kubelet to read — what deny mode refuses. Put back rather than
-    refused, so the rest of the update (a label, a finalizer's removal) still goes
-    through, as warn mode promises."""
-    if not keys:
-        return None
-    kept = dict(annotations)
-    for key in keys:
-        if key in before:
-            kept[key] = before[key]
-            warnings.append(f"{key} (pod): the update's value is invalid, so the pod keeps "
-                            "the value it had")
-        else:
-            del kept[key]
-            warnings.append(f"{key} (pod): the update's value is invalid, so the annotation "
-                            "is removed (the pod had none)")
-    return kept
-
-
 def _unusable(mirror: Mirror, secrets: set[str | None], pod_layer: Layer,
               sub_resource: str, *, pod_name: str, dialect: Dialect,
-              warnings: list[str], pin: HostAlias | None) -> str | None:
-    """Why the pod, as it stands, cannot pull from `mirror`, with the fix; None if it can.
-    `pin`: the platform's alias of the mirror's host, when the pod lacks it.
+              pin: HostAlias | None) -> tuple[str | None, list[str]]:
+    """Why the pod, as it stands, cannot pull from `mirror`, with the fix (None if it can),
+    and the warnings to give either way. `pin`: the platform's alias of the mirror's host,
+    when the pod lacks it.
 
     Where the dialect has no key for what the mirror needs, nothing the pod could write
     would help: the image is rewritten as at creation, with creation's warning."""
     ephemeral = sub_resource == EPHEMERAL
+    notes: list[str] = []
     copy_it = DEBUG_COPY.format(pod=pod_name)
     if mirror.pull_secret and mirror.pull_secret not in secrets:
         return (f"mirror {mirror.host} needs the pull secret {mirror.pull_secret!r}, which "
                 "this pod does not have (spec.imagePullSecrets cannot change after "
                 f"creation); a pod needs imagePullSecrets [{{name: {mirror.pull_secret}}}] "
                 "from its creation to use this mirror (the webhook adds it then): "
-                + (copy_it if ephemeral else "recreate the pod"))
+                + (copy_it if ephemeral else "recreate the pod")), notes
     for key, needed, listed, how in (
             (dialect.http_key, mirror.plain_http, pod_layer.http_registries,
              "plain HTTP"),
             (dialect.insecure_key, mirror.skips_verification,
              pod_layer.insecure_registries, "TLS without verification")):
         if needed and key is None:
-            warnings.append(dialect.cannot_say(mirror.host, how))
+            notes.append(dialect.cannot_say(mirror.host, how))
         elif needed and ALL_REGISTRIES not in listed and not any(
                 mirror.is_host(entry) for entry in listed):
             need = f"mirror {mirror.host} is reached over {how}, and this pod's {key} "
@@ -407,12 +310,12 @@ def _unusable(mirror: Mirror, secrets: set[str | None], pod_layer: Layer,
                 return (need + "does not list it (annotations cannot change through the "
                         f"ephemeralcontainers subresource); a pod needs {key}: {mirror.host} "
                         "from its creation to use this mirror (the webhook adds it then): "
-                        + copy_it)
+                        + copy_it), notes
             return (need + f"does not list it; add {mirror.host} to the pod's {key} (in this "
-                    "update or before it) to use the mirror")
+                    "update or before it) to use the mirror"), notes
     if pin is not None:
-        return _pin_fix(mirror, pin, dialect, ephemeral=ephemeral, copy_it=copy_it)
-    return None
+        return _pin_fix(mirror, pin, dialect, ephemeral=ephemeral, copy_it=copy_it), notes
+    return None, notes
 
 
 def _pin_fix(mirror: Mirror, pin: HostAlias, dialect: Dialect, *, ephemeral: bool,
@@ -435,5 +338,5 @@ def _pin_fix(mirror: Mirror, pin: HostAlias, dialect: Dialect, *, ephemeral: boo
             "update or before it) to use the mirror")
 
 
-__all__ = ["EPHEMERAL", "SUBRESOURCES", "WATCHED", "changes_nothing",
-           "kept_as_stored", "mutate_update", "targets", "update_questions"]
+__all__ = ["EPHEMERAL", "SUBRESOURCES", "WATCHED", "changes_nothing", "mutate_update",
+           "targets", "update_questions"]

@@ -1,6 +1,8 @@
 """What the mutation writes into a pod, so the API server and the virtual kubelet accept it.
 
-Pure functions of data, used by `webhook.core.mutation.create`:
+Pure functions of data, used by `webhook.core.mutation.create`: `apply_registries`,
+`apply_host_aliases`, `apply_dns` and `apply_pull_secrets` write each level's values into
+the new pod, by these rules:
 
 - **spec.hostAliases is a list-map keyed on `ip`**: hostnames are added to the entry of
   their IP (`add_by_ip`), never as a second entry for one IP.
@@ -24,8 +26,25 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from webhook.core.model import DnsConfig, DnsOption
-from webhook.core.values.checks import ip_key, is_ip, spec_ip
+from webhook.core.config import Config, Mirror
+from webhook.core.model import (
+    DnsConfig,
+    DnsOption,
+    dns_config_from_spec,
+    dns_config_to_spec,
+    host_aliases_to_spec,
+)
+from webhook.core.mutation.images import Pod
+from webhook.core.mutation.judge import Judged, on_invalid
+from webhook.core.mutation.layers import (
+    Layer,
+    effective_dns,
+    group_by_ip,
+    merge_host_aliases,
+    union,
+)
+from webhook.core.values.checks import dns_limit_problems, ip_key, is_ip, spec_ip
+from webhook.core.values.keys import KCI_DNS_CONFIG
 from webhook.core.values.problems import quoted
 from webhook.core.values.size import MAX_ANNOTATIONS_BYTES
 
@@ -155,3 +174,133 @@ def annotations_size_problem(before: Mapping[str, Any], after: Mapping[str, Any]
             f"values) total more than {MAX_ANNOTATIONS_BYTES} bytes. Shorten the pod's "
             f"annotations ({annotations_bytes(before)} bytes as received) or the defaults "
             "its namespace or the platform sets")
+
+
+# --- each level's values into the new pod ------------------------------------------------
+
+
+def apply_registries(annotations: dict[str, Any], judged: Judged, *, layers: list[Layer],
+                      used: list[Mirror]) -> None:
+    """Union of every level, plus the mirrors this pod pulls from that need them."""
+    dialect, pod_layer = judged.dialect, judged.layer
+    http = union([*(layer.http_registries for layer in layers),
+                  [m.host for m in used if m.plain_http]])
+    insecure = union([*(layer.insecure_registries for layer in layers),
+                      [m.host for m in used if m.skips_verification]])
+    for key, entries, own, need in (
+            (dialect.http_key, http, pod_layer.http_registries, "plain HTTP"),
+            (dialect.insecure_key, insecure, pod_layer.insecure_registries,
+             "TLS verification skipped")):
+        if not entries:
+            continue
+        if key is None:
+            judged.warnings.append(dialect.cannot_say(", ".join(entries), need))
+        elif entries != own:
+            annotations[key] = dialect.write_registries(entries)
+
+
+def apply_host_aliases(spec: Pod, annotations: dict[str, Any], *, judged: Judged,
+                        layers: list[Layer]) -> str | None:
+    """Add to spec.hostAliases the hostnames it lacks; write back what the spec resolves.
+
+    The spec's own entries are kept and win a hostname. The annotation written back is
+    read off the final spec — each effective hostname with the IP the container's
+    /etc/hosts gives it — so the virtual kubelet and the container cannot disagree. An IP
+    taken from the spec is written as Kubernetes reads it (`spec_ip`), so the value
+    written back is one the webhook's own parser accepts on the next pass.
+    """
+    dialect = judged.dialect
+    effective = merge_host_aliases(layers)
+    if not effective:
+        return None
+    current = spec.get("hostAliases")
+    if not current:     # the common case: the spec gets exactly the effective aliases
+        spec["hostAliases"] = host_aliases_to_spec(effective)
+        written = effective
+    else:
+        present = resolved(current)
+        missing = [(name, alias.ip) for alias in effective for name in alias.hostnames
+                   if name not in present]
+        final = add_by_ip(current, missing) if missing else current
+        if missing:
+            spec["hostAliases"] = final
+        if not (dialect.hosts_key and dialect.write_hosts):
+            return None
+        ip_of = resolved(final)
+        pairs = []
+        for name in (name for alias in effective for name in alias.hostnames):
+            ip = written_ip(ip_of[name], name, dialect.hosts_key, judged.warnings)
+            if ip is None:
+                return (f"spec.hostAliases: hostname {name!r}: {quoted(ip_of[name])} is not "
+                        "an IPv4 or IPv6 address")
+            pairs.append((name, ip))
+        written = group_by_ip(pairs)
+    if written != judged.layer.host_aliases and dialect.hosts_key and dialect.write_hosts:
+        annotations[dialect.hosts_key] = dialect.write_hosts(written)
+    return None
+
+
+def apply_dns(spec: Pod, annotations: dict[str, Any], *, judged: Judged, layers: list[Layer],
+               config: Config) -> str | None:
+    """Merge the winning DNS config into spec.dnsConfig; limits are checked after the merge.
+    What is written back is the winning config as the spec then has it (`as_merged`):
+    an option named twice is written once, with the value that wins in the kubelet."""
+    dialect, pod_layer, warnings = judged.dialect, judged.layer, judged.warnings
+    key = dialect.dns_key
+    dns, level = effective_dns(layers)
+    if dns is None:
+        return None
+    current = dns_config_from_spec(spec.get("dnsConfig"))
+    merged = merge_dns(current, dns)
+    problems = dns_limit_problems(merged, level=level, context="after merging with spec.dnsConfig",
+                                  key=key or KCI_DNS_CONFIG)
+    if problems:
+        denial, notes = on_invalid(problems, config, deny=level == "pod")
+        if denial:
+            return denial
+        warnings.extend(notes)
+        if level != "pod" or key is None:
+            return None
+        # Ignored as if unset: the next level's value takes its place, on the pod too.
+        ignored = replace(pod_layer, dns_config=None, invalid=(*pod_layer.invalid, key))
+        raw = annotations.get(key)
+        denial = apply_dns(spec, annotations, judged=replace(judged, layer=ignored),
+                            layers=[ignored, *layers[1:]], config=config)
+        if annotations.get(key) == raw:   # no other level's value took its place
+            annotations.pop(key, None)
+        return denial
+    effective = as_merged(dns, merged)
+    if dialect.unwritable_option is not None and key:
+        writable = writable_options(effective, spec.get("dnsConfig"), key=key, level=level,
+                                    check=dialect.unwritable_option, warnings=warnings)
+        if isinstance(writable, str):
+            return writable
+        effective = writable
+    if merged != current:
+        spec["dnsConfig"] = {**(spec.get("dnsConfig") or {}), **dns_config_to_spec(merged)}
+    if effective != pod_layer.dns_config and key and dialect.write_dns:
+        annotations[key] = dialect.write_dns(effective)
+    return None
+
+
+def merge_dns(current: DnsConfig, extra: DnsConfig) -> DnsConfig:
+    """The spec's entries first and winning; options by name. `extra`'s options are added
+    once a name, with the last value of that name (the kubelet's reading), so the spec and
+    the value written back agree on the first pass."""
+    names = {option.name for option in current.options}
+    added = {o.name: o for o in extra.options if o.name not in names}
+    options: tuple[DnsOption, ...] = current.options + tuple(added.values())
+    return DnsConfig(nameservers=union([current.nameservers, extra.nameservers]),
+                     searches=union([current.searches, extra.searches]),
+                     options=options)
+
+
+def apply_pull_secrets(spec: Pod, ns_layer: Layer | None, used: list[Mirror]) -> None:
+    """Existing entries kept, duplicates folded, order stable."""
+    wanted = [*(ns_layer.pull_secrets if ns_layer else ()),
+              *(m.pull_secret for m in used if m.pull_secret)]
+    existing = spec.get("imagePullSecrets") or []
+    present = {s.get("name") for s in existing}
+    added = [{"name": name} for name in dict.fromkeys(wanted) if name not in present]
+    if added:
+        spec["imagePullSecrets"] = [*existing, *added]

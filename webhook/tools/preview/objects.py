@@ -19,7 +19,8 @@ from typing import Any
 from webhook.core.admission.workloads import TEMPLATE_PATHS, pod_template, template_as_pod
 from webhook.core.config import Config, EnvironmentDefaults
 from webhook.core.errors import InvalidInput
-from webhook.core.mutation.create import Context, mutate
+from webhook.core.mutation.context import Context
+from webhook.core.mutation.create import mutate
 from webhook.core.mutation.layers import namespace_layer
 from webhook.tools.preview import lint
 from webhook.tools.preview.documents import Document
