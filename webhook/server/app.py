@@ -30,7 +30,7 @@ from webhook.core import config as config_mod
 from webhook.core.admission.dispatch import validate
 from webhook.core.admission.envelope import Decision
 from webhook.core.admission.pipeline import admit
-from webhook.core.mutation.images import PresenceQuestion
+from webhook.core.mutation.images import PresenceAnswers, PresenceQuestion
 from webhook.core.registration import excluded_namespaces
 from webhook.server import metrics
 from webhook.server.drain import Drain
@@ -88,7 +88,7 @@ def create_app(settings: Settings, *,
                   lifespan=lifespan)
 
     async def ask(asked: list[PresenceQuestion], /, *, config: config_mod.Config,
-                  dry_run: bool) -> tuple[dict[tuple[str, str], tuple[bool, str]], list[str]]:
+                  dry_run: bool) -> tuple[PresenceAnswers, list[str]]:
         return await ask_mirrors(state, config, asked, dry_run=dry_run)
 
     async def mutate_with_checks(body: bytes) -> Decision:

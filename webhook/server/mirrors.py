@@ -8,15 +8,14 @@ from __future__ import annotations
 
 from webhook.adapters.registry.presence import PresenceChecker
 from webhook.core import config as config_mod
-from webhook.core.mutation.images import NO_ANSWER, PresenceQuestion
+from webhook.core.mutation.images import NO_ANSWER, PresenceAnswers, PresenceQuestion
 from webhook.server import metrics
 from webhook.server.state import AppState
 
 
 async def ask_mirrors(state: AppState, config: config_mod.Config,
                       asked: list[PresenceQuestion], *,
-                      dry_run: bool = False) -> tuple[dict[tuple[str, str], tuple[bool, str]],
-                                                      list[str]]:
+                      dry_run: bool = False) -> tuple[PresenceAnswers, list[str]]:
     """The answers to one admission's questions, and the warnings about the asking itself.
 
     At most `mirrorChecks.maxLookupsPerAdmission` questions go past the cache; the images
@@ -38,35 +37,35 @@ async def ask_mirrors(state: AppState, config: config_mod.Config,
     before = checker.stats
     checker.hold()
     try:
-        answers = await checker.answer_all(
+        presences = await checker.answer_all(
             [(mirror, ref) for mirror, ref, _image in asked], budget=checks.budget_seconds,
             limit=checks.max_lookups_per_admission, dry_run=dry_run)
     finally:
         await checker.release()
-    availability: dict[tuple[str, str], tuple[bool, str]] = {}
+    answers: dict[tuple[str, str], tuple[bool, str]] = {}
     not_asked: dict[str, None] = {}
-    for (mirror, _ref, image), presence in zip(asked, answers, strict=True):
+    for (mirror, _ref, image), presence in zip(asked, presences, strict=True):
         key = (mirror.endpoint, image)
         if presence is None:
-            availability[key] = NO_ANSWER
+            answers[key] = NO_ANSWER
             not_asked[image] = None
         elif presence.present:
-            availability[key] = (True, "")
+            answers[key] = (True, "")
         elif presence.status == "absent":
-            availability[key] = (False, "does not have it" + (f" ({presence.detail})"
+            answers[key] = (False, "does not have it" + (f" ({presence.detail})"
                                                               if presence.detail else ""))
         elif presence.status == "unanswered":
-            availability[key] = (False, presence.detail)
+            answers[key] = (False, presence.detail)
         else:
-            availability[key] = (False, f"check failed: {presence.detail}")
+            answers[key] = (False, f"check failed: {presence.detail}")
     after = checker.stats
     metrics.MIRROR_CHECKS.labels("hit").inc(after["cache_hits"] - before["cache_hits"])
     metrics.MIRROR_CHECKS.labels("miss").inc(after["cache_misses"] - before["cache_misses"])
     if not not_asked:
-        return availability, []
-    metrics.MIRROR_CHECKS.labels("not_asked").inc(answers.count(None))
+        return answers, []
+    metrics.MIRROR_CHECKS.labels("not_asked").inc(presences.count(None))
     images = len({image for _m, _r, image in asked})
-    return availability, [
+    return answers, [
         f"{len(not_asked)} of {images} images not checked on their if-present mirror and "
         f"kept as written (pulled from their own registry): at most "
         f"{checks.max_lookups_per_admission} mirror lookups per admission "

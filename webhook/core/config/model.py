@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields
 
+from webhook.core.config.facts import ConfigFacts, config_facts
 from webhook.core.config.registries import RegistryKey, host_keys, registry_key
 from webhook.core.dialects import DEFAULT_DIALECT
 from webhook.core.model import DnsConfig, HostAlias
@@ -35,9 +35,15 @@ class Mirror:
     pull_credential_config_path: str | None = None
     # Every canonical key that names `host` (`mirror_keys`): derived, not part of the value.
     keys: frozenset[RegistryKey] = field(init=False, repr=False, compare=False)
+    # The value's hash, worked out once: caches of rewrite plans are keyed on the mirrors.
+    _hash: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "keys", host_keys(self.host, self.scheme))
+        object.__setattr__(self, "_hash", hash(_compared(self)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     @property
     def plain_http(self) -> bool:
@@ -109,13 +115,19 @@ class Config:
     # logs them at start-up and at every reload, `preview` reports them as warnings about
     # the file.
     warnings: tuple[str, ...] = field(default=(), compare=False)
-    # Memo of image → rewrite plan for this config, written by webhook.core.mutation.images;
-    # not its value.
-    rewrite_cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
-    # Memos of values derived from this config, under string keys, written on first use by
-    # webhook.core.mutation.layers (the platform's hostnames, per environment) and
-    # webhook.core.mutation.rules (mirror declarations, judged layers); not its value.
-    derived: dict[object, Any] = field(default_factory=dict, compare=False, repr=False)
+    # What the mirrors imply (`webhook.core.config.facts`): derived when the config is
+    # made, not part of its value.
+    facts: ConfigFacts = field(init=False, repr=False, compare=False)
+    # The value's hash, worked out once: caches keyed on a config (the platform's pins,
+    # judged layers) look it up on every admission.
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "facts", config_facts(self.mirrors))
+        object.__setattr__(self, "_hash", hash(_compared(self)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +137,11 @@ class EnvironmentDefaults:
 
     host_aliases: tuple[HostAlias, ...] = ()
     dns_config: DnsConfig | None = None
+
+
+def _compared(value: object) -> tuple[object, ...]:
+    """The fields of a frozen value that its equality compares: what its hash is of."""
+    return tuple(getattr(value, f.name) for f in fields(value) if f.compare)  # type: ignore[arg-type]
 
 
 def mirror_keys(mirror: Mirror) -> frozenset[RegistryKey]:

@@ -34,9 +34,8 @@ from webhook.core.mutation.layers import (
     config_layer,
     environment_layer,
     mirrors_enabled,
-    pin_layer,
-    protected_hostnames,
 )
+from webhook.core.mutation.pins import pin_layer, platform_pins
 from webhook.core.mutation.rules import (
     record_originals,
 )
@@ -89,7 +88,7 @@ def mutate(pod: Pod, ctx: Context, *, presence: PresenceAnswers | None = None
     if config.defaults.scope == "all" or is_virtual_kubelet_pod(spec):
         layers += [environment_layer(ctx.environment), config_layer(config)]
     else:   # outside the defaults' scope, but a pod pulls from a pinned host by its pin
-        layers.append(pin_layer(protected_hostnames(config, ctx.environment),
+        layers.append(pin_layer(platform_pins(config, ctx.environment),
                                 (ref.domain for ref in refs)))
 
     new_annotations = dict(annotations)
@@ -171,7 +170,7 @@ def is_virtual_kubelet_pod(spec: Pod) -> bool:
     virtual node's), or a node selector / required node affinity on
     `type: virtual-kubelet`. A `spec.nodeName` says nothing of the node's kind, so it is
     not recognised; such a pod still gets the platform's alias of every host it pulls
-    from (`webhook.core.mutation.layers.pin_layer`).
+    from (`webhook.core.mutation.pins.pin_layer`).
     """
     for toleration in spec.get("tolerations") or ():
         key = toleration.get("key")

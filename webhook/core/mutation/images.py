@@ -3,7 +3,8 @@
 For each image the plan is every mirror that serves its registry, in config order, with
 the rewritten reference; `policy: if-present` mirrors are used only when the shell's
 presence answers say they hold the image (containerd's fallback to upstream).
-Plans are remembered per config: the same few images recur on every pod.
+Plans are remembered per image and mirrors (a bounded cache of a pure function): the same
+few images recur on every pod.
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ def container_images(spec: Pod) -> dict[str, str]:
 def rewrites_to(original: str, image: str, config: Config) -> bool:
     """Whether this config rewrites `original` to exactly `image` (through any mirror that
     serves it): what a record of the webhook's own earlier pass must satisfy."""
-    plan = _plan(original, config)
+    plan = _plan(original, config.mirrors)
     return not isinstance(plan, str) and any(new == image for _m, new, _p in plan)
 
 
@@ -123,7 +124,7 @@ def choose_mirror(image: str, config: Config, *, where: str, presence: PresenceA
     `policy: if-present`, has the image, with the rewritten image; None keeps the
     original (upstream fallback), with the warning that says why when there is one.
     `where` names the container in warnings."""
-    plan = _plan(image, config)
+    plan = _plan(image, config.mirrors)
     if isinstance(plan, str):
         return None, f"{where}: image {image[:300]!r} {plan}; left unchanged"
     misses = []
@@ -146,20 +147,11 @@ def choose_mirror(image: str, config: Config, *, where: str, presence: PresenceA
 Option = tuple[Mirror, str | None, str | None]   # mirror, rewritten image, problem
 
 
-def _plan(image: str, config: Config) -> tuple[Option, ...] | str:
+@functools.lru_cache(maxsize=8192)
+def _plan(image: str, mirrors: tuple[Mirror, ...]) -> tuple[Option, ...] | str:
     """Every mirror that serves the image's registry, in order, with the rewritten image;
-    or why the image cannot be rewritten. Remembered per config: the same few images recur
-    on every pod, and the config is immutable."""
-    cache = config.rewrite_cache
-    planned = cache.get(image)
-    if planned is None:
-        if len(cache) >= 8192:
-            cache.clear()
-        planned = cache[image] = _plan_uncached(image, config.mirrors)
-    return planned
-
-
-def _plan_uncached(image: str, mirrors: tuple[Mirror, ...]) -> tuple[Option, ...] | str:
+    or why the image cannot be rewritten. A pure function of frozen values, remembered:
+    the same few images recur on every pod (a `Mirror` hashes in constant time)."""
     ref = parse_image(image)
     if isinstance(ref, ReferenceError_):
         return f"is not a valid reference ({ref.kind})" if mirrors else ()
@@ -233,7 +225,7 @@ def image_questions(images: Iterable[str], config: Config) -> list[PresenceQuest
         return []
     asked: dict[tuple[str, str], PresenceQuestion] = {}
     for image in images:
-        plan, ref = _plan(image, config), parse_image(image)
+        plan, ref = _plan(image, config.mirrors), parse_image(image)
         if isinstance(plan, str) or not isinstance(ref, Reference):
             continue
         for mirror, new_image, _problem in plan:

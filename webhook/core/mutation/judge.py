@@ -8,14 +8,14 @@ annotations and its namespace's; an UPDATE on what it adds or changes (values th
 it are not judged again, so a pod admitted under older rules stays editable), and then as
 it will be, with the values it keeps; an `ephemeralcontainers` UPDATE changes no
 annotation, so only the first steps apply. The verdict (`Judged`) carries what the
-mutation goes on with: the dialect, the layers, the platform's hostnames and the warnings
-so far.
+mutation goes on with: the dialect, the layers, the platform's pins and the warnings so
+far.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from webhook.core.config import Config
@@ -34,10 +34,9 @@ from webhook.core.mutation.layers import (
     Layer,
     layer_from_annotations,
     namespace_layer_as,
-    protected_hostnames,
 )
+from webhook.core.mutation.pins import NO_PINS, Pins, platform_pins
 from webhook.core.mutation.rules import (
-    NO_PINS,
     declared_by_author,
     foreign_alias_problems,
     foreign_registry_problems,
@@ -53,7 +52,7 @@ class Judged:
     `layer`: the pod's own annotations read in `dialect` (on UPDATE, as the pod will have
     them); `namespace_layer`: its namespace's, as it applies (CREATE only); `own`: what the
     pod itself declares beside the platform's entries (`declared_by_author`); `pins`: the
-    platform's hostnames the rules held it to (NO_PINS when nothing aliased a name);
+    platform's pins the rules held it to (NO_PINS when nothing aliased a name);
     `annotations`: the annotations it is judged with; `restored`: on UPDATE under
     `onInvalid: warn`, those annotations with each invalid value put back as stored
     (`kept_as_stored`), else None; `warnings`: in order, so far (the mutation goes on
@@ -65,7 +64,7 @@ class Judged:
     warnings: list[str]
     namespace_layer: Layer | None = None
     own: Layer | None = None
-    pins: Mapping[str, str | None] = field(default_factory=lambda: NO_PINS)
+    pins: Pins = NO_PINS
     restored: dict[str, Any] | None = None
 
 
@@ -98,7 +97,7 @@ def on_invalid(problems: Sequence[str], config: Config, *, deny: bool = True
 
 
 def platform_problems(declared: Layer, annotations: Mapping[str, Any], *, config: Config,
-                      pins: Mapping[str, str | None], dialect: Dialect,
+                      pins: Pins, dialect: Dialect,
                       exempt: Mapping[str, Any] | None = None,
                       remember: bool = False) -> list[str]:
     """Why the pod may not be admitted whatever `onInvalid` says: what it declares
@@ -128,8 +127,8 @@ def _judge_create(pod: Pod, ctx: Context, *, annotations: Mapping[str, Any],
     if ns_layer is not None:
         ns_layer = namespace_layer_as(ns_layer, dialect)
         warnings.extend(f"{p} (ignored)" for p in ns_layer.problems)
-    # The platform's hostnames, looked up only when something here aliases a name.
-    pins = (protected_hostnames(config, ctx.environment) if pod_layer.host_aliases
+    # The platform's pins, looked up only when something here aliases a name.
+    pins = (platform_pins(config, ctx.environment) if pod_layer.host_aliases
             or spec.get("hostAliases") or (ns_layer is not None and ns_layer.host_aliases)
             or carries_foreign_hosts(annotations, dialect)
             else NO_PINS)
@@ -181,7 +180,7 @@ def _judge_update(ctx: Context, *, annotations: Mapping[str, Any],
         # without it.
         added = replace(declared_by_author(layer, config, besides=old_layer),
                         host_aliases=new_aliases or None)
-        pins = (protected_hostnames(config, ctx.environment)
+        pins = (platform_pins(config, ctx.environment)
                 if new_aliases or carries_foreign_hosts(changed, dialect) else NO_PINS)
         denied = platform_problems(added, changed, config=config, pins=pins, dialect=dialect,
                                    exempt=before)

@@ -14,9 +14,8 @@ Pod and namespace annotations are read in the active dialect (`webhook.core.dial
 readers yield the canonical values a `Layer` holds, so nothing below this point knows
 which vendor's keys they came from.
 
-Some hostnames are the platform's: those of the configured mirrors, and those the config
-defaults or `KCI_HOST_ALIASES` alias. Images are rewritten to them and pull secrets sent
-there, so a pod or namespace may not point them elsewhere (`protected_hostnames`).
+The platform's pins (the hostnames a pod or namespace may not point elsewhere) are
+derived from the environment's and the config's layers in `webhook.core.mutation.pins`.
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 
-from webhook.core.config import Config, Defaults, EnvironmentDefaults, registry_key
+from webhook.core.config import Config, Defaults, EnvironmentDefaults
 from webhook.core.dialects import (
     ALL_KEYS,
     DEFAULT_DIALECT,
@@ -207,43 +206,6 @@ def config_layer(config: Config) -> Layer:
 def _defaults_layer(defaults: Defaults) -> Layer:
     return Layer(level="config", host_aliases=defaults.host_aliases or None,
                  dns_config=defaults.dns_config)
-
-
-def protected_hostnames(config: Config, env: EnvironmentDefaults) -> Mapping[str, str | None]:
-    """The platform's hostnames → the address the platform gives them (None: DNS's own).
-
-    The hosts of the configured mirrors, and every hostname the environment or the config
-    defaults alias (at the address the more specific of the two gives it). Derived once
-    per config and environment, not per pod."""
-    memo = config.derived.get("protected_hostnames")
-    if memo is not None and memo[0] is env:   # a server has one environment: no hashing
-        return memo[1]
-    pins: dict[str, str | None] = {registry_key(m.host)[0]: None for m in config.mirrors}
-    for alias in merge_host_aliases([environment_layer(env), config_layer(config)]):
-        pins.update(dict.fromkeys(alias.hostnames, alias.ip))
-    config.derived["protected_hostnames"] = (env, pins)
-    return pins
-
-
-def pulled_pins(pins: Mapping[str, str | None], domains: Iterable[str]
-                ) -> tuple[HostAlias, ...]:
-    """The platform's aliases for the registries a pod pulls from (`domains`: the
-    registries of its images): the hostnames that `pins` gives an address. Whatever
-    `defaults.scope` says, a pod that pulls from such a host gets its alias, or its own
-    resolver could answer for the host that images and pull secrets go to."""
-    ip_of: dict[str, str] = {}
-    for domain in domains:
-        host = registry_key(domain)[0]
-        ip = pins.get(host)
-        if ip is not None:
-            ip_of.setdefault(host, ip)
-    return group_by_ip(ip_of.items())
-
-
-def pin_layer(pins: Mapping[str, str | None], domains: Iterable[str]) -> Layer:
-    """`pulled_pins` as a layer of their own, below the pod's and the namespace's (which
-    may not re-point them anyway): what a pod outside `defaults.scope` still gets."""
-    return Layer(level="platform", host_aliases=pulled_pins(pins, domains) or None)
 
 
 def merge_host_aliases(layers: Iterable[Layer]) -> tuple[HostAlias, ...]:

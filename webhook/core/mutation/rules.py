@@ -8,11 +8,10 @@ cannot forge. Pure functions of the parsed values; `webhook.core.mutation.create
   host beyond what its config declares; another dialect's HTTP / insecure key on a pod is
   held to the same rules (`foreign_registry_problems`). Registries are compared as
   `webhook.core.config.registry_key`s, never as text.
-- The platform's hostnames (`webhook.core.mutation.layers.protected_hostnames`: the mirrors' hosts
-and
-  the names the config defaults or `KCI_HOST_ALIASES` alias) may not be aliased to
-  another address, in any dialect's hosts key or in `spec.hostAliases`; and an UPDATE may
-  not drop the platform's alias of a host the pod pulls from (`dropped_pins`).
+- The platform's pins (`webhook.core.mutation.pins`: the mirrors' hosts and the names
+  the config defaults or `KCI_HOST_ALIASES` alias) may not be aliased to another
+  address, in any dialect's hosts key or in `spec.hostAliases`; and an UPDATE may not
+  drop the platform's alias of a host the pod pulls from (`dropped_pins`).
 - `kci-webhook/original-images` holds what the webhook saw, whatever the pod arrived with
   (`record_originals`), and an UPDATE cannot change it (`kept_record`).
 
@@ -22,14 +21,22 @@ entry that breaks it, with a warning.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from types import MappingProxyType
+from dataclasses import replace
 from typing import Any
 
 import orjson
 
-from webhook.core.config import Config, RegistryKey, mirror_keys, registry_allowed, registry_key
+from webhook.core.config import (
+    HTTP,
+    INSECURE,
+    Config,
+    MirrorDeclaration,
+    RegistryKey,
+    registry_allowed,
+    registry_key,
+)
 from webhook.core.dialects import (
     ALL_REGISTRIES,
     Dialect,
@@ -39,19 +46,15 @@ from webhook.core.dialects import (
 from webhook.core.model import HostAlias
 from webhook.core.mutation.images import Pod, container_images, rewrites_to
 from webhook.core.mutation.layers import Layer
+from webhook.core.mutation.pins import Pins
 from webhook.core.values.checks import ip_key
 from webhook.core.values.keys import KCI_HOST_ALIASES, ORIGINAL_IMAGES
 from webhook.core.values.size import MAX_ANNOTATIONS_BYTES
 
-HTTP, INSECURE = "http", "insecure"   # the two ways a registry list weakens TLS
-# When nothing aliases a name, the platform's hostnames are not looked up: one shared value.
-NO_PINS: Mapping[str, str | None] = MappingProxyType({})
-
-
 # --- the rules ---------------------------------------------------------------------
 
 
-def restricted(layer: Layer, config: Config, pins: Mapping[str, str | None],
+def restricted(layer: Layer, config: Config, pins: Pins,
                dialect: Dialect, *, remember: bool = True) -> tuple[Layer, list[str]]:
     """The layer without the entries that would switch a platform rule off, and why each
     went. A pod's problems refuse it; a namespace's entries are dropped one by one, so one
@@ -59,8 +62,8 @@ def restricted(layer: Layer, config: Config, pins: Mapping[str, str | None],
 
     The rules: TLS may not be weakened (http / insecure) for a registry that
     `security.allowedInsecureRegistries` does not allow, nor for a configured mirror's
-    host beyond what its own config declares (its credentials go there); and a platform
-    hostname (see `protected_hostnames`) may not be aliased to another address.
+    host beyond what its own config declares (its credentials go there); and a pinned
+    hostname (see `webhook.core.mutation.pins`) may not be aliased to another address.
     Messages name the keys of `dialect`, the one the layer was read in. `remember`: the
     layer recurs (a pod's or namespace's cached layer), so keep the result."""
     patterns = config.allowed_insecure_registries
@@ -71,24 +74,23 @@ def restricted(layer: Layer, config: Config, pins: Mapping[str, str | None],
     if not remember:   # a layer built for one request only
         return _judged(layer, config, pins, dialect)
     # Pods of one workload carry the same annotations, hence the same (cached) layer:
-    # judge it once per config and platform hostnames. The memo holds the layer and the
-    # pins it was judged with, so their ids cannot be reused while it is there.
-    memo: dict[tuple[int, int], Any] = config.derived.setdefault("restricted", {})
-    seen = memo.get((id(layer), id(pins)))
-    if seen is not None and seen[0] is layer and seen[1] is pins and seen[2] is dialect:
-        return seen[3], list(seen[4])
-    if len(memo) >= 4096:
-        memo.clear()
+    # judge it once per layer, config, pins and dialect (all frozen, hashable values).
+    judged, problems = _remembered(layer, config, pins, dialect)
+    return judged, list(problems)
+
+
+@functools.lru_cache(maxsize=4096)
+def _remembered(layer: Layer, config: Config, pins: Pins, dialect: Dialect
+                ) -> tuple[Layer, tuple[str, ...]]:
     judged, problems = _judged(layer, config, pins, dialect)
-    memo[(id(layer), id(pins))] = (layer, pins, dialect, judged, tuple(problems))
-    return judged, problems
+    return judged, tuple(problems)
 
 
-def _judged(layer: Layer, config: Config, pins: Mapping[str, str | None], dialect: Dialect
+def _judged(layer: Layer, config: Config, pins: Pins, dialect: Dialect
             ) -> tuple[Layer, list[str]]:
     problems: list[str] = []
     patterns = config.allowed_insecure_registries
-    declared = _mirror_declarations(config)
+    declared = config.facts.declarations
     http, insecure = (
         _allowed_registries(entries, patterns, declared, kind, problems,
                             f"{key or kind} ({layer.level})")
@@ -114,8 +116,7 @@ def _judged(layer: Layer, config: Config, pins: Mapping[str, str | None], dialec
                    host_aliases=aliases), problems
 
 
-def _names_a_pinned_host(aliases: tuple[HostAlias, ...] | None,
-                         pins: Mapping[str, str | None]) -> bool:
+def _names_a_pinned_host(aliases: tuple[HostAlias, ...] | None, pins: Pins) -> bool:
     for alias in aliases or ():
         for hostname in alias.hostnames:
             if hostname in pins:
@@ -124,7 +125,7 @@ def _names_a_pinned_host(aliases: tuple[HostAlias, ...] | None,
 
 
 def _allowed_registries(registries: tuple[str, ...], patterns: tuple[str, ...],
-                        declared: Mapping[RegistryKey, _Declared], kind: str,
+                        declared: Mapping[RegistryKey, MirrorDeclaration], kind: str,
                         problems: list[str], where: str) -> tuple[str, ...]:
     if not registries or not (patterns or declared):
         return registries
@@ -158,7 +159,7 @@ def disallowed_registry(where: str, registry: str, patterns: tuple[str, ...]) ->
 
 
 def _all_problem(where: str, patterns: tuple[str, ...],
-                 declared: Mapping[RegistryKey, _Declared], kind: str) -> str | None:
+                 declared: Mapping[RegistryKey, MirrorDeclaration], kind: str) -> str | None:
     """'all' weakens TLS for every registry, the configured mirrors included: allowed only
     where nothing is restricted and every mirror's own config declares the same."""
     problem = disallowed_registry(where, ALL_REGISTRIES, patterns)
@@ -175,47 +176,12 @@ def _all_problem(where: str, patterns: tuple[str, ...],
     return None
 
 
-@dataclass(slots=True)
-class _Declared:
-    """What the config declares of one mirror host (a canonical `registry_key`): plain
-    HTTP (its `http://` endpoint), TLS without verification (`insecureSkipVerify`)."""
-
-    host: str          # as the config spells it, for messages
-    http: bool = False
-    insecure: bool = False
-
-    def says(self, kind: str) -> bool:
-        return self.http if kind == HTTP else self.insecure
-
-
-def _mirror_declarations(config: Config) -> Mapping[RegistryKey, _Declared]:
-    """Each mirror host, under every key that names it (`mirror_keys`) → what its config
-    declares, as the webhook writes it into the pod. Derived once per config."""
-    declared: dict[RegistryKey, _Declared] | None = config.derived.get("mirror_declarations")
-    if declared is None:
-        declared = {}
-        for mirror in config.mirrors:
-            for key in mirror_keys(mirror):
-                entry = declared.setdefault(key, _Declared(mirror.host))
-                entry.http |= mirror.plain_http
-                entry.insecure |= mirror.skips_verification
-        config.derived["mirror_declarations"] = declared
-    return declared
-
-
 def declared_mirror_hosts(config: Config) -> tuple[frozenset[RegistryKey],
                                                    frozenset[RegistryKey]]:
     """The mirror hosts (as `registry_key`s) the config itself declares plain HTTP, and
     those it declares TLS without verification: what the webhook writes into a pod's
-    lists, hence never the pod author's own declaration. Derived once per config."""
-    hosts: tuple[frozenset[RegistryKey], frozenset[RegistryKey]] | None = config.derived.get(
-        "declared_hosts")
-    if hosts is None:
-        declared = _mirror_declarations(config)
-        hosts = (frozenset(k for k, by_config in declared.items() if by_config.http),
-                 frozenset(k for k, by_config in declared.items() if by_config.insecure))
-        config.derived["declared_hosts"] = hosts
-    return hosts
+    lists, hence never the pod author's own declaration (`Config.facts`)."""
+    return config.facts.http_hosts, config.facts.insecure_hosts
 
 
 def foreign_registry_problems(annotations: Mapping[str, Any], config: Config,
@@ -235,7 +201,7 @@ def foreign_registry_problems(annotations: Mapping[str, Any], config: Config,
     before = {key: {registry_key(r) for r in registries or ()}
               for key, _kind, registries in foreign_registry_claims(exempt, dialect)
               } if exempt else {}
-    declared = _mirror_declarations(config)
+    declared = config.facts.declarations
     problems: list[str] = []
     for key, kind, registries in claims:
         where = f"{key} (pod)"
@@ -249,10 +215,10 @@ def foreign_registry_problems(annotations: Mapping[str, Any], config: Config,
     return problems
 
 
-def foreign_alias_problems(annotations: Mapping[str, Any], pins: Mapping[str, str | None],
+def foreign_alias_problems(annotations: Mapping[str, Any], pins: Pins,
                            dialect: Dialect, *,
                            exempt: Mapping[str, Any] | None = None) -> list[str]:
-    """Another dialect's hosts key on the pod may not re-point a platform hostname either:
+    """Another dialect's hosts key on the pod may not re-point a pin either:
     that vendor's virtual kubelet would write it into the instance's hosts file. Mappings
     already in `exempt` (the stored pod's annotations, on UPDATE) are not judged again."""
     if not pins:
@@ -299,9 +265,9 @@ def declared_by_author(layer: Layer, config: Config, *, besides: Layer | None) -
     return replace(layer, http_registries=own_http, insecure_registries=own_insecure)
 
 
-def repointed_in_spec(spec: Pod, pins: Mapping[str, str | None]) -> list[str]:
+def repointed_in_spec(spec: Pod, pins: Pins) -> list[str]:
     """The pod's own spec.hostAliases are kept and win in the container; a pod author
-    writes them as freely as the annotation, so they may not re-point a platform name."""
+    writes them as freely as the annotation, so they may not re-point a pin."""
     problems: list[str] = []
     for index, alias in enumerate(spec.get("hostAliases") or ()):
         hostnames = alias.get("hostnames")
@@ -312,9 +278,8 @@ def repointed_in_spec(spec: Pod, pins: Mapping[str, str | None]) -> list[str]:
     return problems
 
 
-def _repoints(hostname: str, ip: str, pins: Mapping[str, str | None], problems: list[str],
-              where: str) -> bool:
-    """Whether aliasing `hostname` to `ip` moves a platform name; if so, say so."""
+def _repoints(hostname: str, ip: str, pins: Pins, problems: list[str], where: str) -> bool:
+    """Whether aliasing `hostname` to `ip` moves a pin; if so, say so."""
     if hostname not in pins:
         return False
     pinned = pins[hostname]
@@ -337,7 +302,7 @@ def dropped_pins(before: tuple[HostAlias, ...] | None, after: tuple[HostAlias, .
                  pulled: tuple[HostAlias, ...], where: str) -> list[str]:
     """An UPDATE of a pod's hosts annotation may not drop the platform's alias of a
     hostname the pod, as it will be after the update, pulls from (`pulled`: see
-    `webhook.core.mutation.layers.pulled_pins`): the name would be left to the pod's own resolver,
+    `webhook.core.mutation.pins.pulled_pins`): the name would be left to the pod's own resolver,
     which the same or a later update can set. `where`: "KEY (pod)"."""
     problems = []
     for alias in pulled:
@@ -436,7 +401,7 @@ def _claimed_originals(value: object, warnings: list[str]) -> dict[str, str]:
     return {}
 
 
-__all__ = ["NO_PINS", "carries_pin", "declared_by_author", "declared_mirror_hosts",
+__all__ = ["carries_pin", "declared_by_author", "declared_mirror_hosts",
            "disallowed_registry", "dropped_pins", "foreign_alias_problems",
            "foreign_registry_problems", "kept_record", "record_originals",
            "repointed_in_spec", "restricted", "spec_host_aliases"]

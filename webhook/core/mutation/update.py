@@ -79,9 +79,8 @@ from webhook.core.mutation.layers import (
     Layer,
     layer_from_annotations,
     mirrors_enabled,
-    protected_hostnames,
-    pulled_pins,
 )
+from webhook.core.mutation.pins import Pins, platform_pins, pulled_pins
 from webhook.core.mutation.rules import (
     carries_pin,
     dropped_pins,
@@ -207,7 +206,7 @@ def mutate_update(pod: Pod, old: object, ctx: Context, *, sub_resource: str,
     old_spec = old.get("spec") if isinstance(old, dict) else None
     # What cannot change on UPDATE is the stored pod's, whatever the object says.
     stored = old_spec if isinstance(old_spec, dict) else spec
-    pins = protected_hostnames(config, ctx.environment)
+    pins = platform_pins(config, ctx.environment)
     rewrites = (_rewrites(pod, old, ctx, sub_resource=sub_resource, stored=stored,
                           pod_layer=pod_layer, pins=pins, dialect=dialect, presence=presence)
                 if mirrors_enabled(pod_layer, ctx.namespace_layer) else Rewrites({}, {}, []))
@@ -231,7 +230,7 @@ def mutate_update(pod: Pod, old: object, ctx: Context, *, sub_resource: str,
 
 
 def _rewrites(pod: Pod, old: object, ctx: Context, *, sub_resource: str, stored: Pod,
-              pod_layer: Layer, pins: Mapping[str, str | None], dialect: Dialect,
+              pod_layer: Layer, pins: Pins, dialect: Dialect,
               presence: PresenceAnswers | None) -> Rewrites:
     """The images this update brings rewritten (the container lists that change, by list
     name, and the record of rewrites); an image the pod, as it stands, cannot pull from
@@ -252,7 +251,7 @@ def _rewrites(pod: Pod, old: object, ctx: Context, *, sub_resource: str, stored:
                    presence=presence, unusable=unusable)
 
 
-def _missing_pin(mirror: Mirror, pins: Mapping[str, str | None],
+def _missing_pin(mirror: Mirror, pins: Pins,
                  resolving: tuple[HostAlias, ...] | None) -> HostAlias | None:
     """The platform's alias of `mirror`'s host when the pod lacks it, else None."""
     pulled = pulled_pins(pins, (mirror.host,))
@@ -263,7 +262,7 @@ def _missing_pin(mirror: Mirror, pins: Mapping[str, str | None],
 
 
 def _dropped_pins(annotations: Mapping[str, Any], before: Mapping[str, Any], spec: Pod,
-                  pins: Mapping[str, str | None], dialect: Dialect) -> list[str]:
+                  pins: Pins, dialect: Dialect) -> list[str]:
     """A plain UPDATE that changes the dialect's hosts annotation may not drop the
     platform's alias of a host the pod, with this update's images, pulls from."""
     key = dialect.hosts_key
