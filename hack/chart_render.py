@@ -6,8 +6,8 @@ made from the chart and committed, so a clone without Helm still has them, and t
 when a committed copy differs from a fresh render:
 
 - `manifests/base/*.yaml` and its kustomization, rendered with `manifests/chart-values.yaml`
-  (the Helm-only labels dropped), `manifests/overlays/cert-manager/certificates.yaml`
-  with the same values in cert-manager mode, and
+  (the Helm-only labels and the Helm hooks dropped),
+  `manifests/overlays/cert-manager/certificates.yaml` with the same values in cert-manager mode, and
   `manifests/overlays/node-config/daemonset.yaml` with `nodeConfig.enabled`; the overlays
   stay kustomize patches;
 - the values table of `docs/helm.md`, made from `values.schema.json` and `values.yaml`.
@@ -115,6 +115,14 @@ def node_config_values() -> dict[str, Any]:
     return values
 
 
+def is_hook(document: str) -> bool:
+    """A Helm hook (the config check before install and upgrade): Helm runs it around a
+    release; kustomize has no hooks, so it has no place in manifests/ (its users run
+    `kci-webhook config check` themselves, docs/deploying.md)."""
+    parsed = yaml.safe_load(document)
+    return "helm.sh/hook" in (parsed.get("metadata", {}).get("annotations") or {})
+
+
 def without_helm_labels(document: str) -> str:
     return _HELM_LABEL.sub("", document)
 
@@ -123,6 +131,8 @@ def manifest_files() -> dict[str, str]:
     """Every generated file under manifests/, path relative to it → content."""
     files: dict[str, list[str]] = {}
     for doc in render_documents(base_values()):
+        if is_hook(doc):
+            continue
         kind = yaml.safe_load(doc)["kind"]
         files.setdefault(f"base/{BASE_FILES[kind]}", []).append(without_helm_labels(doc))
     certs = [without_helm_labels(doc) for doc in render_documents(cert_manager_values())

@@ -227,7 +227,7 @@ NEWER_THAN_1_24 = {
     "spec.unhealthyPodEvictionPolicy": "PDB unhealthyPodEvictionPolicy (1.26 alpha, 1.27)",
 }
 # Every API group/version a 1.24 API server serves that these manifests use.
-SERVED_BY_1_24 = {"v1", "apps/v1", "policy/v1", "rbac.authorization.k8s.io/v1",
+SERVED_BY_1_24 = {"v1", "apps/v1", "batch/v1", "policy/v1", "rbac.authorization.k8s.io/v1",
                   "admissionregistration.k8s.io/v1", "networking.k8s.io/v1",
                   "cert-manager.io/v1", "monitoring.coreos.com/v1"}
 
@@ -480,7 +480,7 @@ def test_config_tls_and_namespace_reach_the_server(
     assert env["KCI_WEBHOOK_CONFIG"]["value"] == "/etc/kci-webhook/config/config.yaml"
     assert mounts["config"]["mountPath"] == "/etc/kci-webhook/config"
     assert "subPath" not in mounts["config"]      # updated in place: the server reloads it
-    configmap = one(objects, "ConfigMap")
+    configmap = one(objects, "ConfigMap", f"{SERVICE}-config")
     assert volumes["config"]["configMap"]["name"] == configmap["metadata"]["name"]
     assert configmap["metadata"]["name"] == "kci-webhook-config"   # fixed: reloaded in place
     # The TLS Secret: a directory mount (no subPath, or updates never arrive), and the
@@ -497,7 +497,7 @@ def test_config_tls_and_namespace_reach_the_server(
 def test_shipped_config_loads_and_the_server_makes_the_selector_from_it(
     objects: Objects, values: Values,
 ) -> None:
-    text = one(objects, "ConfigMap")["data"]["config.yaml"]
+    text = one(objects, "ConfigMap", f"{SERVICE}-config")["data"]["config.yaml"]
     loaded = config.load_config(text, source="ConfigMap kci-webhook-config")
     assert loaded.on_invalid == values["config"]["onInvalid"]
     assert len(loaded.mirrors) == len(values["config"]["mirrors"])
@@ -766,7 +766,8 @@ def test_an_overlays_exclude_list_is_the_selector_a_replica_writes(tmp_path: Pat
             "spec": {"template": {"spec": {"containers": [{"name": "webhook", "env": [
                 {"name": "KCI_WEBHOOK_CREATE_FAILURE_POLICY", "value": "Ignore"}]}]}}}})}]}))
     objects = render(mine)
-    loaded = config.load_config(one(objects, "ConfigMap")["data"]["config.yaml"], source="x")
+    text = one(objects, "ConfigMap", f"{SERVICE}-config")["data"]["config.yaml"]
+    loaded = config.load_config(text, source="x")
     container = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e.get("value") for e in container["env"]}
     targets = {t.resource: t for t in targets_from_environ(env)}

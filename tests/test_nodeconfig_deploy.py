@@ -104,7 +104,7 @@ def test_it_reads_the_webhooks_config_and_ca_mounts(objects: Objects,
     spec = daemonset["spec"]["template"]["spec"]
     volumes = {v["name"]: v for v in spec["volumes"]}
     mounts = {m["name"]: m for m in spec["containers"][0]["volumeMounts"]}
-    configmap = one(objects, "ConfigMap")
+    configmap = one(objects, "ConfigMap", "kci-webhook-config")
     assert volumes["config"]["configMap"]["name"] == configmap["metadata"]["name"]
     assert mounts["config"]["mountPath"] == "/etc/kci-webhook/config"
     assert "subPath" not in mounts["config"]  # updated in place; the watch follows it

@@ -1,4 +1,4 @@
-"""`kci-webhook` command line: serve, mutate, certs, doctor, trust, node-config."""
+"""`kci-webhook` command line: serve, mutate, config check, certs, doctor, trust, node-config."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from webhook.server.limits import (
     DEFAULT_MAX_CONNECTIONS,
 )
 from webhook.server.logs import log_config
-from webhook.tools import certs, doctor, nodeconfig, preview, trust
+from webhook.tools import certs, configcheck, doctor, nodeconfig, preview, trust
 from webhook.tools.helpformat import HelpFormatter, epilog, from_environment
 
 EXIT_CONFIG = 2
@@ -147,6 +147,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=_serve)
 
     preview.add_parser(commands)
+    configcheck.add_parser(commands)
     trust.add_parser(commands)
     doctor.add_parser(commands)
     nodeconfig.add_parser(commands)

@@ -284,14 +284,12 @@ def test_default_webhook_timeout_is_the_one_the_manifests_declare() -> None:
 DIRECTORY = object()   # the named path is a directory
 FILES = [
     # (id, key, content (None: missing, DIRECTORY), fragment of the message after the path)
-    ("ca-file-missing", "caFile", None,
-     "cannot load a PEM certificate: No such file or directory"),
+    ("ca-file-missing", "caFile", None, "not found on this machine"),
     ("ca-file-is-a-directory", "caFile", DIRECTORY, "cannot load a PEM certificate: Is a "
                                                     "directory"),
     ("ca-file-not-pem", "caFile", "not a certificate\n", "no certificate in it"),
     ("ca-file-empty", "caFile", "", "no certificate in it"),
-    ("credentials-missing", "pullCredentialConfigPath", None,
-     "cannot read: No such file or directory"),
+    ("credentials-missing", "pullCredentialConfigPath", None, "not found on this machine"),
     ("credentials-not-json", "pullCredentialConfigPath", "{", "not valid JSON"),
     ("credentials-auths-not-an-object", "pullCredentialConfigPath", '{"auths": []}',
      '"auths" must be an object'),

@@ -190,8 +190,8 @@ def test_config_reload_refuses_an_unusable_named_file_and_retries_when_it_is_fix
     assert eventually(lambda: scrape(server).get(failures) == 1)
     assert rewritten_image(server).startswith("mirror.example:5000/cache/")  # the old serves
     assert reload_error(server) == (
-        f"config.yaml: mirrors[0].caFile (mirror-ca.crt = {workdir}/mirror-ca.crt): cannot "
-        "load a PEM certificate: No such file or directory")
+        f"config.yaml: mirrors[0].caFile (mirror-ca.crt = {workdir}/mirror-ca.crt): not "
+        "found on this machine")
     # The file arrives, the config is unchanged: the refused config is tried again.
     swap(workdir / "mirror-ca.crt", (workdir / "certs" / "ca.crt").read_text())
     assert eventually(lambda: rewritten_image(server).startswith("other-mirror.example:5000/"))
@@ -209,7 +209,7 @@ SERVE_REFUSALS = [
     ("ca-file-missing",
      "mirrors: [{endpoint: 'https://m.example', hosts: [a.io], caFile: missing-ca.crt}]",
      {}, (), {}, "config.yaml: mirrors[0].caFile (missing-ca.crt = {dir}/missing-ca.crt): "
-                 "cannot load a PEM certificate: No such file or directory"),
+                 "not found on this machine"),
     ("credentials-not-json",
      "mirrors: [{endpoint: 'https://m.example', hosts: [a.io], "
      "pullCredentialConfigPath: creds.json}]",

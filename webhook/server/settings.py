@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from webhook.adapters.registry.files import check_config_files
+from webhook.adapters.configfile import read_config_bytes, validated_config
 from webhook.core import config as config_mod
 from webhook.core.admission.envelope import DEFAULT_MAX_BODY_BYTES
-from webhook.core.errors import ConfigError
 from webhook.server.drain import DEFAULT_SHUTDOWN_DELAY
 from webhook.server.limits import DEFAULT_BODY_MEMORY_BYTES, Limits
 
@@ -61,9 +59,10 @@ class Settings:
 def load_settings_config(settings: Settings) -> tuple[config_mod.Config,
                                                        config_mod.EnvironmentDefaults]:
     """Config file and KCI_* environment, validated, and the files the config names
-    usable; raises ConfigError naming the source (and the key and file)."""
-    config = read_config(settings)
-    check_config_files(config)
+    usable (the validator `mutate` and `config check` share); raises ConfigError naming
+    the source (and the key and file)."""
+    config = (validated_config(settings.config_path, webhook_timeout=settings.webhook_timeout)
+              if settings.config_path else config_mod.Config())
     return config, config_mod.environment_defaults(settings.environ)
 
 
@@ -72,11 +71,7 @@ def read_config(settings: Settings, text: bytes | None = None) -> config_mod.Con
     content as already read (a reload parses the bytes it took the digest of)."""
     if not settings.config_path:
         return config_mod.Config()
-    path = Path(settings.config_path)
     if text is None:
-        try:
-            text = path.read_bytes()
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    return config_mod.load_config(text, source=str(path),
+        text = read_config_bytes(settings.config_path)
+    return config_mod.load_config(text, source=settings.config_path,
                                   webhook_timeout=settings.webhook_timeout)

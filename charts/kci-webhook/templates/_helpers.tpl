@@ -118,3 +118,17 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
+
+{{/* The config file's text: the release's ConfigMap and the config check hook's carry
+     the same. Refused here, at render, what a template can tell: a mirror-check budget
+     that leaves no room in the webhook's timeout (the loader's rule: at most the timeout
+     less 1 s, or less half of it under 2 s). */}}
+{{- define "kci-webhook.configYaml" -}}
+{{- $timeout := float64 .Values.webhook.timeoutSeconds -}}
+{{- $limit := subf $timeout (minf 1.0 (divf $timeout 2.0)) -}}
+{{- $budget := dig "mirrorChecks" "budgetSeconds" nil (.Values.config | default dict) -}}
+{{- if and (not (kindIs "invalid" $budget)) (gt (float64 $budget) $limit) -}}
+{{- fail (printf "config.mirrorChecks.budgetSeconds: %v s leaves too little of the webhook's %v s timeout (webhook.timeoutSeconds) for the rest of the request: at most %v s" $budget .Values.webhook.timeoutSeconds $limit) -}}
+{{- end -}}
+{{- toYaml .Values.config -}}
+{{- end -}}

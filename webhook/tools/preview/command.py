@@ -11,7 +11,14 @@ from typing import Any
 
 import yaml
 
-from webhook.core.config import Config, environment_defaults, load_config, yaml_error_message
+from webhook.adapters.configfile import ConfigUnreadable, check_config
+from webhook.core.config import (
+    DEFAULT_WEBHOOK_TIMEOUT_SECONDS,
+    Config,
+    environment_defaults,
+    parse_webhook_timeout,
+    yaml_error_message,
+)
 from webhook.core.dialects import DIALECT_NAMES
 from webhook.core.errors import ConfigError
 from webhook.tools.helpformat import HelpFormatter, epilog, from_environment
@@ -50,7 +57,8 @@ DESCRIPTION = (
 EXIT_CODES = {
     EXIT_OK: "admitted (warnings, if any, on stderr)",
     EXIT_REFUSED: "an object is denied, or --strict and there are warnings: stdout is empty",
-    EXIT_USAGE: "unreadable input or config (FILE:LINE:COL: for a YAML error), bad arguments",
+    EXIT_USAGE: "unreadable input, a config serve would refuse (the same words; "
+                "FILE:LINE:COL: for a YAML error), bad arguments",
 }
 EXAMPLES = (
     "kci-webhook mutate -f deploy.yaml --config config.yaml --diff",
@@ -67,7 +75,12 @@ def add_parser(commands: Any) -> None:
                         help="manifest file, or - for stdin")
     from_environment(parser.add_argument(
         "--config", default=os.environ.get("KCI_WEBHOOK_CONFIG"),
-        help="the webhook's config file; without one, built-in defaults"), "KCI_WEBHOOK_CONFIG")
+        help="the webhook's config file, checked as serve checks it (kci-webhook config "
+             "check); without one, built-in defaults"), "KCI_WEBHOOK_CONFIG")
+    parser.add_argument("--files", action="store_true",
+                        help="a file the config names (caFile, pullCredentialConfigPath) "
+                             "that is not on this machine is an error, as it is to serve; "
+                             "without --files, a warning")
     parser.add_argument("-n", "--namespace", default="default",
                         help="namespace of objects that name none")
     parser.add_argument("--namespace-annotations", metavar="JSON|FILE",
@@ -89,8 +102,7 @@ def add_parser(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        config = (load_config(Path(args.config).read_bytes(), source=args.config)
-                  if args.config else Config())
+        config = _config(args.config, files=args.files) if args.config else Config()
         environment = environment_defaults(os.environ)
         ns_annotations = _namespace_annotations(args.namespace_annotations)
         text = _read(args.filename)
@@ -120,6 +132,23 @@ def run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(output)
     return EXIT_OK
+
+
+def _config(path: str, *, files: bool) -> Config:
+    """The config through the validator `serve` uses (its words, its timeout from
+    $KCI_WEBHOOK_TIMEOUT_SECONDS); a named file absent here is a warning unless `files`."""
+    timeout = parse_webhook_timeout(
+        os.environ.get("KCI_WEBHOOK_TIMEOUT_SECONDS") or str(DEFAULT_WEBHOOK_TIMEOUT_SECONDS),
+        where="KCI_WEBHOOK_TIMEOUT_SECONDS")
+    try:
+        report = check_config(path, webhook_timeout=timeout, absent_files_are_errors=files)
+    except ConfigUnreadable as exc:
+        raise ConfigError(str(exc)) from None
+    if report.config is None:
+        raise ConfigError(f"invalid configuration:\n{report.message()}")
+    for warning in report.warnings:
+        print(f"kci-webhook mutate: warning: {warning}", file=sys.stderr)
+    return report.config
 
 
 def _read(filename: str) -> str:
