@@ -93,6 +93,10 @@ INVALID = [
     ("cross-cycle", "mirrors: [{endpoint: m.example, hosts: [a.io]},"
                     " {endpoint: n.example, hosts: [m.example]}]",
      "mirrors[0]: endpoint host 'm.example' is also a source in mirrors[1].hosts"),
+    # an invalid mirror before it is left out, and the cycle still names its own position
+    ("cycle-after-an-invalid-mirror", "mirrors: [{endpoint: 'ftp://x.example', hosts: [b.io]},"
+                                      " {endpoint: m.example, hosts: [a.io, m.example]}]",
+     "mirrors[1]: endpoint host 'm.example' is also a source in mirrors[1].hosts"),
     ("bad-pattern", "security: {allowedInsecureRegistries: ['http://x']}",
      "allowedInsecureRegistries[0]"),
     ("bad-excluded", "exclude: {namespaces: [Kube_System]}", "exclude.namespaces[0]"),

@@ -61,14 +61,15 @@ def config_from_data(data: object, *, source: str,
     on_invalid = choice(top.get("onInvalid", "deny"), "onInvalid", ON_INVALID, problems)
     dialect = choice(top.get("dialect", DEFAULT_DIALECT), "dialect", DIALECT_NAMES, problems)
     defaults = _defaults(top.get("defaults") or {}, problems)
-    mirrors = tuple(mirrors_from_data(top.get("mirrors") or [], problems))
+    placed = mirrors_from_data(top.get("mirrors") or [], problems)
+    mirrors = tuple(mirror for _position, mirror in placed)
     security = mapping(top.get("security") or {}, "security", problems,
                         {"allowedInsecureRegistries"})
     allowed = tuple(_patterns(security.get("allowedInsecureRegistries") or [], problems))
     exclude = mapping(top.get("exclude") or {}, "exclude", problems, {"namespaces"})
     excluded = _namespaces(exclude.get("namespaces", list(DEFAULT_EXCLUDED_NAMESPACES)), problems)
     checks = _mirror_checks(top.get("mirrorChecks") or {}, problems, webhook_timeout)
-    problems.extend(cycles(mirrors))
+    problems.extend(cycles(placed))
     if problems:
         raise ConfigError("\n".join(f"{source}: {p}" for p in problems))
     return Config(on_invalid=on_invalid, dialect=dialect, defaults=defaults, mirrors=mirrors,

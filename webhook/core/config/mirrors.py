@@ -14,7 +14,9 @@ _MIRROR_KEYS = {"endpoint", "hosts", "pullSecret", "caFile", "insecureSkipVerify
                 "allowCredentialsOverHTTP", "pullCredentialConfigPath"}
 
 
-def mirrors_from_data(value: object, problems: list[str]) -> list[Mirror]:
+def mirrors_from_data(value: object, problems: list[str]) -> list[tuple[int, Mirror]]:
+    """The valid mirrors, each with its position in the file (a message about one names
+    that position, even when an invalid mirror before it was left out)."""
     if not isinstance(value, list):
         problems.append(f"mirrors: expected a list, got {kind(value)}")
         return []
@@ -22,7 +24,7 @@ def mirrors_from_data(value: object, problems: list[str]) -> list[Mirror]:
     for index, item in enumerate(value):
         mirror = _mirror(item, f"mirrors[{index}]", problems)
         if mirror is not None:
-            mirrors.append(mirror)
+            mirrors.append((index, mirror))
     return mirrors
 
 
@@ -116,11 +118,12 @@ def _source_hosts(value: object, where: str, problems: list[str]) -> tuple[str, 
     return tuple(hosts)
 
 
-def cycles(mirrors: tuple[Mirror, ...]) -> list[str]:
-    """A mirror host that is also a source would be rewritten again: refuse it at load."""
+def cycles(mirrors: list[tuple[int, Mirror]]) -> list[str]:
+    """A mirror host that is also a source would be rewritten again: refuse it at load.
+    `mirrors`: each with its position in the file."""
     problems = []
-    for i, mirror in enumerate(mirrors):
-        for j, other in enumerate(mirrors):
+    for i, mirror in mirrors:
+        for j, other in mirrors:
             if normalize_domain(mirror.host) in other.hosts:
                 problems.append(
                     f"mirrors[{i}]: endpoint host {mirror.host!r} is also a source in "
