@@ -9,7 +9,7 @@ from typing import Any
 
 import jsonpatch
 import orjson
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import pod_review
@@ -213,6 +213,12 @@ def test_tags_and_digests_never_change() -> None:
 
     @PROPERTY_SETTINGS
     @given(pods(), contexts())
+    # Both lists' branch, every run: a mirrored image in a container and an init container.
+    @example({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+              "spec": {"containers": [{"name": "c0", "image": "nginx:1.25"}],
+                       "initContainers": [{"name": "i1", "image": "gcr.io/init@sha256:"
+                                           + "a" * 64}]}},
+             Context(config=CONFIG, namespace="team-a"))
     def rewritten_images(pod: dict[str, Any], ctx: Context) -> None:
         result = mutate(pod, ctx).pod
         for list_name in ("containers", "initContainers"):

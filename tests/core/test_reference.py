@@ -588,6 +588,7 @@ def test_any_text_gives_a_reference_or_reference_error() -> None:
     @example("")
     @example("a" * 4097)
     @example("[" * 300)
+    @example("docker.io/library/nginx:1.25")    # every branch below, every run
     def any_text(text: str) -> None:
         strict = outcome(parse, text)
         normalized = outcome(parse_normalized, text)
