@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from webhook.core.config import Config, EnvironmentDefaults, environment_defaults
-from webhook.core.mutation.create import Context
+from webhook.core.mutation.context import Context
 from webhook.core.mutation.layers import namespace_layer
 
 

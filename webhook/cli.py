@@ -15,7 +15,7 @@ from pathlib import Path
 
 from webhook.adapters.tls.issue import ensure_dev_certificates
 from webhook.core.admission.envelope import DEFAULT_MAX_BODY_BYTES
-from webhook.core.config import DEFAULT_WEBHOOK_TIMEOUT_SECONDS, parse_webhook_timeout
+from webhook.core.config import DEFAULT_WEBHOOK_TIMEOUT_SECONDS
 from webhook.core.errors import ConfigError
 from webhook.server.drain import DEFAULT_SHUTDOWN_DELAY
 from webhook.server.limits import (
@@ -26,6 +26,7 @@ from webhook.server.limits import (
 )
 from webhook.server.logs import log_config
 from webhook.tools import certs, configcheck, doctor, nodeconfig, preview, trust
+from webhook.tools.arguments import positive_int, seconds, webhook_timeout
 from webhook.tools.helpformat import HelpFormatter, epilog, from_environment
 
 EXIT_CONFIG = 2
@@ -105,19 +106,19 @@ def _parser() -> argparse.ArgumentParser:
              "than the endpoint removal takes to reach every balancer; 0 stops at once"),
         "KCI_WEBHOOK_SHUTDOWN_DELAY")
     from_environment(serve.add_argument(
-        "--max-body-bytes", type=_positive_int, metavar="BYTES",
+        "--max-body-bytes", type=positive_int, metavar="BYTES",
         default=os.environ.get("KCI_WEBHOOK_MAX_BODY_BYTES", str(DEFAULT_MAX_BODY_BYTES)),
         help="admission request bodies larger than this get HTTP 413 (37 MiB: an UPDATE's "
              "two objects at the API server's 3 MiB limit, as it escapes them, plus the "
              "envelope)"), "KCI_WEBHOOK_MAX_BODY_BYTES")
     from_environment(serve.add_argument(
-        "--body-memory-bytes", type=_positive_int, metavar="BYTES",
+        "--body-memory-bytes", type=positive_int, metavar="BYTES",
         default=os.environ.get("KCI_WEBHOOK_BODY_MEMORY_BYTES", str(DEFAULT_BODY_MEMORY_BYTES)),
         help="admission request bodies held at once, per worker, at most this many bytes in "
              "all (at least --max-body-bytes); a request waits for room within "
              "--body-timeout, then gets HTTP 503"), "KCI_WEBHOOK_BODY_MEMORY_BYTES")
     from_environment(serve.add_argument(
-        "--max-connections", type=_positive_int, metavar="N",
+        "--max-connections", type=positive_int, metavar="N",
         default=os.environ.get("KCI_WEBHOOK_MAX_CONNECTIONS", str(DEFAULT_MAX_CONNECTIONS)),
         help="open connections per worker; one more is closed as soon as it is accepted"),
         "KCI_WEBHOOK_MAX_CONNECTIONS")
@@ -133,7 +134,7 @@ def _parser() -> argparse.ArgumentParser:
         help="a request's body must arrive within this long of its head, else HTTP 408 and "
              "the connection is closed"), "KCI_WEBHOOK_BODY_TIMEOUT")
     from_environment(serve.add_argument(
-        "--webhook-timeout", type=_webhook_timeout, metavar="SECONDS",
+        "--webhook-timeout", type=webhook_timeout, metavar="SECONDS",
         default=os.environ.get("KCI_WEBHOOK_TIMEOUT_SECONDS",
                                str(DEFAULT_WEBHOOK_TIMEOUT_SECONDS)),
         help="the webhook configurations' timeoutSeconds, 1 to 30; "
@@ -245,24 +246,7 @@ def _version() -> str:
         return "unknown"
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0 <= value <= 3600:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 3600 seconds, got {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
-    return value
+_seconds = seconds(low=0, high=3600)
 
 
 def _timeout(text: str) -> float:
@@ -271,13 +255,6 @@ def _timeout(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text}")
     return value
-
-
-def _webhook_timeout(text: str) -> int:
-    try:
-        return parse_webhook_timeout(text, where="--webhook-timeout")
-    except ConfigError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 if __name__ == "__main__":

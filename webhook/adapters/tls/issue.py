@@ -14,11 +14,8 @@ so everything here is about getting those two right:
 from __future__ import annotations
 
 import base64
-import contextlib
 import ipaddress
 import logging
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -31,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from webhook.adapters.files import write_atomic
 from webhook.adapters.tls.check import check_pair
 from webhook.core.errors import ConfigError
 
@@ -147,24 +145,6 @@ def service_dns_names(service: str, namespace: str, cluster_domain: str = "clust
             f"{service}.{namespace}.svc.{cluster_domain}"]
 
 
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
-    """Write via a temp file in the same directory + os.replace: readers (the reload
-    watcher, a second replica sharing a volume) never see a half-written file, and the
-    key's temp file is created 0600 so it is never briefly world-readable."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def write_pair(directory: Path, *, ca: KeyPair, serving: KeyPair,
                write_ca_key: bool = False) -> None:
     """Write ca.crt, tls.key, tls.crt (and ca.key only if `write_ca_key`).
@@ -173,11 +153,11 @@ def write_pair(directory: Path, *, ca: KeyPair, serving: KeyPair,
     key with the old certificate, refuses the mismatch, and picks up the pair next poll.
     """
     directory.mkdir(parents=True, exist_ok=True)
-    _write_atomic(directory / "ca.crt", ca.cert_pem, 0o644)
+    write_atomic(directory / "ca.crt", ca.cert_pem, mode=0o644)
     if write_ca_key:
-        _write_atomic(directory / "ca.key", ca.key_pem, 0o600)
-    _write_atomic(directory / "tls.key", serving.key_pem, 0o600)
-    _write_atomic(directory / "tls.crt", serving.cert_pem, 0o644)
+        write_atomic(directory / "ca.key", ca.key_pem, mode=0o600)
+    write_atomic(directory / "tls.key", serving.key_pem, mode=0o600)
+    write_atomic(directory / "tls.crt", serving.cert_pem, mode=0o644)
 
 
 def ensure_dev_certificates(directory: Path) -> tuple[Path, Path, Path]:

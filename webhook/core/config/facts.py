@@ -10,14 +10,25 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from webhook.core.config.registries import RegistryKey
 
-if TYPE_CHECKING:   # the model holds the facts: it imports this module
-    from webhook.core.config.model import Mirror
-
 HTTP, INSECURE = "http", "insecure"   # the two ways a registry list weakens TLS
+
+
+class DeclaringMirror(Protocol):
+    """What the facts read of a mirror (`webhook.core.config.model.Mirror`, which holds
+    the facts and so is not imported here)."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def keys(self) -> frozenset[RegistryKey]: ...
+    @property
+    def plain_http(self) -> bool: ...
+    @property
+    def skips_verification(self) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +57,7 @@ class ConfigFacts:
     insecure_hosts: frozenset[RegistryKey]
 
 
-def config_facts(mirrors: Iterable[Mirror]) -> ConfigFacts:
+def config_facts(mirrors: Iterable[DeclaringMirror]) -> ConfigFacts:
     """The facts of a config's mirrors: each host under every key that names it
     (`Mirror.keys`), with what its config declares, as the webhook writes it into a pod."""
     declared: dict[RegistryKey, MirrorDeclaration] = {}

@@ -35,10 +35,8 @@ from webhook.core.mutation.layers import (
     environment_layer,
     mirrors_enabled,
 )
+from webhook.core.mutation.originals import record_originals
 from webhook.core.mutation.pins import pin_layer, platform_pins
-from webhook.core.mutation.rules import (
-    record_originals,
-)
 from webhook.core.mutation.writeback import (
     annotations_size_problem,
     apply_dns,

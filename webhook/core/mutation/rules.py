@@ -1,7 +1,7 @@
-# Over 300 lines: every platform rule in one place, so no path applies one and misses another.
-"""Platform rules that nothing a pod author controls may switch off, and a record they
-cannot forge. Pure functions of the parsed values; `webhook.core.mutation.create` (CREATE) and
-`webhook.core.mutation.update` (UPDATE) apply them.
+# Over 300 lines: every TLS and pin rule in one place, so no path applies one and misses another.
+"""Platform rules that nothing a pod author controls may switch off. Pure functions of the
+parsed values; `webhook.core.mutation.create` (CREATE) and `webhook.core.mutation.update`
+(UPDATE) apply them.
 
 - TLS may not be weakened (`kci-http-registry`, `kci-insecure-registry`) for a registry
   that `security.allowedInsecureRegistries` does not allow, nor for a configured mirror's
@@ -12,8 +12,8 @@ cannot forge. Pure functions of the parsed values; `webhook.core.mutation.create
   the config defaults or `KCI_HOST_ALIASES` alias) may not be aliased to another
   address, in any dialect's hosts key or in `spec.hostAliases`; and an UPDATE may not
   drop the platform's alias of a host the pod pulls from (`dropped_pins`).
-- `kci-webhook/original-images` holds what the webhook saw, whatever the pod arrived with
-  (`record_originals`), and an UPDATE cannot change it (`kept_record`).
+- `kci-webhook/original-images` holds what the webhook saw, and an UPDATE cannot change
+  it (`webhook.core.mutation.originals`).
 
 A pod that breaks a rule is refused whatever `onInvalid` says; a namespace loses only the
 entry that breaks it, with a warning.
@@ -25,8 +25,6 @@ import functools
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
-
-import orjson
 
 from webhook.core.config import (
     HTTP,
@@ -44,12 +42,11 @@ from webhook.core.dialects import (
     foreign_registry_claims,
 )
 from webhook.core.model import HostAlias
-from webhook.core.mutation.images import Pod, container_images, rewrites_to
+from webhook.core.mutation.images import Pod
 from webhook.core.mutation.layers import Layer
 from webhook.core.mutation.pins import Pins
 from webhook.core.values.checks import ip_key
-from webhook.core.values.keys import KCI_HOST_ALIASES, ORIGINAL_IMAGES
-from webhook.core.values.size import MAX_ANNOTATIONS_BYTES
+from webhook.core.values.keys import KCI_HOST_ALIASES
 
 # --- the rules ---------------------------------------------------------------------
 
@@ -327,81 +324,7 @@ def spec_host_aliases(spec: Pod) -> tuple[HostAlias, ...]:
     return tuple(aliases)
 
 
-# --- the record of original images -------------------------------------------------
-
-
-def record_originals(annotations: dict[str, Any], seen: Pod,
-                      rewritten: dict[str, tuple[str, str]], config: Config,
-                      warnings: list[str]) -> None:
-    """Record each rewritten container's image as the webhook saw it.
-
-    A pod may arrive with this annotation already: the webhook's own, when it is called
-    again on its output, or one its author wrote. Only an entry that this config's
-    rewrite of it gives exactly the container's current image is the webhook's own and
-    is kept (re-invocation must not forget the true original); any other entry is
-    replaced by the image seen, or dropped when it names no container."""
-    if ORIGINAL_IMAGES not in annotations:   # the first pass, usually: nothing claimed
-        annotations[ORIGINAL_IMAGES] = orjson.dumps(
-            {name: old for name, (old, _new) in rewritten.items()}).decode()
-        return
-    claimed = _claimed_originals(annotations[ORIGINAL_IMAGES], warnings)
-    images_seen = container_images(seen) if claimed else {}
-    originals: dict[str, str] = {}
-    for name, original in claimed.items():
-        image = images_seen.get(name)
-        if image is None:
-            warnings.append(f"{ORIGINAL_IMAGES}: no container {name[:100]!r}; entry dropped")
-        elif original == image or rewrites_to(original, image, config):
-            originals[name] = original
-        else:
-            warnings.append(f"{ORIGINAL_IMAGES}: container {name[:100]!r} was not rewritten "
-                            f"from {original[:300]!r}; recorded as seen")
-            originals[name] = image
-    for name, (old, _new) in rewritten.items():
-        originals[name] = old
-    if originals:
-        annotations[ORIGINAL_IMAGES] = orjson.dumps(originals).decode()
-    else:
-        annotations.pop(ORIGINAL_IMAGES, None)
-
-
-def kept_record(annotations: Mapping[str, Any], before: Mapping[str, Any],
-                warnings: list[str]) -> dict[str, Any] | None:
-    """On UPDATE: `annotations` with the stored pod's record of original images put back
-    (or the record dropped, if the stored pod had none), or None when the update leaves
-    it as it was. The record was verified at creation; `kubectl annotate` may not
-    rewrite history afterwards. Restored rather than refused, so the rest of the update
-    (a label, a finalizer's removal) still goes through."""
-    old, new = before.get(ORIGINAL_IMAGES), annotations.get(ORIGINAL_IMAGES)
-    if new == old:
-        return None
-    kept = dict(annotations)
-    if old is None:
-        del kept[ORIGINAL_IMAGES]
-    else:
-        kept[ORIGINAL_IMAGES] = old
-    warnings.append(f"{ORIGINAL_IMAGES}: recorded by the webhook when the pod was created; "
-                    "an update may not change it (kept as it was)")
-    return kept
-
-
-def _claimed_originals(value: object, warnings: list[str]) -> dict[str, str]:
-    """The incoming record as container → image, or nothing (with a warning) when it is
-    not the JSON object of strings the webhook writes. A record longer than the API
-    server lets all annotations be cannot come from a pod it admitted."""
-    if isinstance(value, str) and len(value) <= MAX_ANNOTATIONS_BYTES:
-        try:
-            decoded = orjson.loads(value)
-        except orjson.JSONDecodeError:
-            decoded = None
-        if isinstance(decoded, dict) and all(isinstance(v, str) for v in decoded.values()):
-            return decoded
-    warnings.append(f"{ORIGINAL_IMAGES}: not a JSON object of container name to image; "
-                    "replaced")
-    return {}
-
-
 __all__ = ["carries_pin", "declared_by_author", "declared_mirror_hosts",
            "disallowed_registry", "dropped_pins", "foreign_alias_problems",
-           "foreign_registry_problems", "kept_record", "record_originals",
-           "repointed_in_spec", "restricted", "spec_host_aliases"]
+           "foreign_registry_problems", "repointed_in_spec", "restricted",
+           "spec_host_aliases"]

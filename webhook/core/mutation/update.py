@@ -80,11 +80,11 @@ from webhook.core.mutation.layers import (
     layer_from_annotations,
     mirrors_enabled,
 )
+from webhook.core.mutation.originals import kept_record
 from webhook.core.mutation.pins import Pins, platform_pins, pulled_pins
 from webhook.core.mutation.rules import (
     carries_pin,
     dropped_pins,
-    kept_record,
     spec_host_aliases,
 )
 from webhook.core.values.keys import ORIGINAL_IMAGES

@@ -8,8 +8,8 @@ import sys
 from typing import Any
 
 from webhook.adapters.configfile import ConfigUnreadable, check_config
-from webhook.core.config import DEFAULT_WEBHOOK_TIMEOUT_SECONDS, parse_webhook_timeout
-from webhook.core.errors import ConfigError
+from webhook.core.config import DEFAULT_WEBHOOK_TIMEOUT_SECONDS
+from webhook.tools.arguments import webhook_timeout
 from webhook.tools.helpformat import HelpFormatter, epilog, from_environment
 
 EXIT_VALID, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
@@ -55,7 +55,7 @@ def add_parser(commands: Any) -> None:
                         help="a file the config names that is not on this machine is an "
                              "error, as it is to serve; without --files, a warning")
     from_environment(parser.add_argument(
-        "--webhook-timeout", type=_webhook_timeout, metavar="SECONDS",
+        "--webhook-timeout", type=webhook_timeout, metavar="SECONDS",
         default=os.environ.get(TIMEOUT_ENV, str(DEFAULT_WEBHOOK_TIMEOUT_SECONDS)),
         help="the webhook configurations' timeoutSeconds, 1 to 30, as serve takes it; "
              "mirrorChecks.budgetSeconds must leave room in it"), TIMEOUT_ENV)
@@ -86,10 +86,3 @@ def _usage(parser: argparse.ArgumentParser) -> int:
     parser.print_usage(sys.stderr)
     print("kci-webhook config: a command is needed: check", file=sys.stderr)
     return EXIT_USAGE
-
-
-def _webhook_timeout(text: str) -> int:
-    try:
-        return parse_webhook_timeout(text, where="--webhook-timeout")
-    except ConfigError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None

@@ -10,6 +10,7 @@ import sys
 import threading
 from pathlib import Path
 
+from webhook.tools.arguments import seconds
 from webhook.tools.helpformat import HelpFormatter, epilog
 from webhook.tools.nodeconfig.watch import (
     DEFAULT_INTERVAL,
@@ -65,7 +66,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--watch", action="store_true",
                         help="keep running: read the config and CA files again every "
                              "--interval seconds and keep the directory in step")
-    parser.add_argument("--interval", type=_interval, default=DEFAULT_INTERVAL,
+    parser.add_argument("--interval", type=seconds(low=0.1, high=3600), default=DEFAULT_INTERVAL,
                         metavar="SECONDS", help="with --watch: seconds between passes")
     parser.add_argument("--listen", type=_address, metavar="HOST:PORT",
                         help="with --watch: serve /readyz (503 while the last pass failed), "
@@ -110,16 +111,6 @@ def run(args: argparse.Namespace) -> int:
             server.shutdown()
             server.server_close()
     return EXIT_OK
-
-
-def _interval(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0.1 <= value <= 3600:
-        raise argparse.ArgumentTypeError(f"must be between 0.1 and 3600 seconds, got {text}")
-    return value
 
 
 def _address(text: str) -> tuple[str, int]:

@@ -20,12 +20,11 @@ is refused, so a wrong `caFile` never spreads a key to every node.
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from webhook.adapters.files import write_atomic
 from webhook.tools.nodeconfig.render import HOSTS_FILE, MARKER, HostDir, Plan, is_owned
 
 MAX_CA_BYTES = 1024 * 1024  # a ConfigMap or Secret holds at most 1 MiB
@@ -110,23 +109,12 @@ def ca_copy(data: bytes) -> bytes:
     return f"{MARKER}\n".encode() + data
 
 
-def write_atomic(path: Path, data: bytes) -> bool:
-    """Write `data` to `path` by rename; False (and no write) when it already holds it."""
+def write_if_changed(path: Path, data: bytes) -> bool:
+    """Write `data` to `path` atomically; False (and no write) when it already holds it."""
     with contextlib.suppress(FileNotFoundError):
         if path.read_bytes() == data:
             return False
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, FILE_MODE)
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
+    write_atomic(path, data, mode=FILE_MODE)
     return True
 
 
@@ -157,8 +145,8 @@ def _write_dir(root: Path, entry: HostDir, read: ReadFile, outcome: Outcome) -> 
         return
     try:
         directory.mkdir(mode=DIR_MODE, parents=False, exist_ok=True)
-        changed = [write_atomic(directory / name, data) for name, data in cas]
-        changed.append(write_atomic(directory / HOSTS_FILE, entry.hosts_toml.encode()))
+        changed = [write_if_changed(directory / name, data) for name, data in cas]
+        changed.append(write_if_changed(directory / HOSTS_FILE, entry.hosts_toml.encode()))
         _remove_stale_cas(directory, keep={name for name, _ in cas})
     except OSError as exc:
         outcome.errors.append(f"{directory}: {exc.strerror or exc}")
@@ -207,4 +195,4 @@ def apply(plan: Plan, root: Path, *, read: ReadFile = read_file) -> Outcome:
 
 
 __all__ = ["MAX_CA_BYTES", "Outcome", "apply", "ca_copy", "check_ca", "owner", "read_file",
-           "write_atomic"]
+           "write_if_changed"]
