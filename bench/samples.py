@@ -10,8 +10,8 @@ carries no warning.
 The same pod once more in each annotation dialect (`dia-kci`, `dia-eci`, `dia-eks`,
 `dia-cci`), in a namespace whose `kci-webhook/dialect` annotation selects it, as the
 server's namespace cache would hold it: what the vendor has no annotation for is written
-in the pod's own `spec.hostAliases` / `spec.dnsConfig`. Only `dia-cci` draws a warning (its
-gcr.io mirror skips TLS verification, which CCI has no annotation for).
+in the pod's own `spec.hostAliases` / `spec.dnsConfig`. None draws a warning: every
+dialect has a key that says the gcr.io mirror skips TLS verification.
 """
 
 from __future__ import annotations

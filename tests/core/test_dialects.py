@@ -38,7 +38,13 @@ from tests.core.test_properties import pods as property_pods
 from webhook.adapters.namespaces import NamespaceCache
 from webhook.core.config import EnvironmentDefaults, load_config
 from webhook.core.dialects import ALL_REGISTRIES, DIALECTS, foreign_key_warnings
-from webhook.core.dialects.eci import custom_hosts_json, parse_custom_hosts
+from webhook.core.dialects.cci import parse_registries as parse_cci_registries
+from webhook.core.dialects.eci import (
+    custom_dnsconfig_json,
+    custom_hosts_json,
+    parse_custom_dnsconfig,
+    parse_custom_hosts,
+)
 from webhook.core.dialects.eks import parse_resolv_conf, registries_text, resolv_conf_text
 from webhook.core.errors import AnnotationError, ConfigError
 from webhook.core.model import DnsConfig, DnsOption, HostAlias
@@ -46,6 +52,7 @@ from webhook.core.mutation.context import Context, MutationResult, dialect_of
 from webhook.core.mutation.create import mutate
 from webhook.core.mutation.layers import layer_from_annotations, namespace_layer, namespace_layer_as
 from webhook.core.mutation.update import mutate_update
+from webhook.core.values.lists import registry_list_text
 from webhook.tools.preview import load, preview
 
 KCI, ECI, EKS, CCI = (DIALECTS[n] for n in ("kci", "eci", "eks", "cci"))
@@ -54,6 +61,9 @@ ROOT = Path(__file__).resolve().parents[2]
 ECI_HTTP = "k8s.aliyun.com/plain-http-registry"
 ECI_INSECURE = "k8s.aliyun.com/insecure-registry"
 ECI_HOSTS = "k8s.aliyun.com/eci-custom-hosts"
+ECI_DNS = "k8s.aliyun.com/eci-custom-dnsconfig"
+CCI_HTTP = "cci.io/http-registries"
+CCI_INSECURE = "cci.io/insecure-registries"
 EKS_HTTP = "eks.tke.cloud.tencent.com/registry-http-endpoint"
 EKS_INSECURE = "eks.tke.cloud.tencent.com/registry-insecure-skip-verify"
 EKS_DNS = "eks.tke.cloud.tencent.com/resolv-conf"
@@ -122,6 +132,41 @@ PARSED = [
                       HostAlias("10.0.0.2", ("b.example",)))),
     ("eci-custom-hosts-ipv6", "eci", {ECI_HOSTS: '[{"host":"v6.example","ip":"fd00::1"}]'},
      "host_aliases", (HostAlias("fd00::1", ("v6.example",)),)),
+    # "Configure a custom DNS server for a pod": the vendor's format, its "xx" made real.
+    ("eci-doc-dnsconfig", "eci",
+     {ECI_DNS: '{"nameservers":"20.1.0.1,20.1.0.2","searches":"xx.com,xx.eee",'
+               '"options":"ndots:2,edns0"}'},
+     "dns_config", DnsConfig(("20.1.0.1", "20.1.0.2"), ("xx.com", "xx.eee"),
+                             (DnsOption("ndots", "2"), DnsOption("edns0")))),
+    ("eci-dnsconfig-one-field", "eci", {ECI_DNS: '{"nameservers":"10.0.0.53"}'},
+     "dns_config", DnsConfig(("10.0.0.53",))),
+    ("eci-dnsconfig-blanks-and-repeats-fold", "eci",
+     {ECI_DNS: '{"nameservers":" 10.0.0.53 , 10.0.0.53","searches":"a.example, b.example.",'
+               '"options":"timeout:3, attempts:2 ,rotate"}'},
+     "dns_config", DnsConfig(("10.0.0.53",), ("a.example", "b.example."),
+                             (DnsOption("timeout", "3"), DnsOption("attempts", "2"),
+                              DnsOption("rotate")))),
+    ("eci-dnsconfig-empty-and-null-fields", "eci",
+     {ECI_DNS: '{"nameservers":"","searches":null,"options":"ndots:"}'},
+     "dns_config", DnsConfig(options=(DnsOption("ndots", ""),))),
+    ("eci-dnsconfig-empty-object", "eci", {ECI_DNS: "{}"}, "dns_config", DnsConfig()),
+    # "Pulling an image from a self-managed image repository" (cci_01_0117): the table's
+    # example values, their "***" and "XX" made real, and its Deployment's one address.
+    ("cci-doc-http-registries", "cci",
+     {CCI_HTTP: "harbor.corp.com,192.168.10.20:5000,100.95.10.20,http://harbor.corp.com"},
+     "http_registries", ("harbor.corp.com", "192.168.10.20:5000", "100.95.10.20")),
+    ("cci-doc-insecure-registries", "cci",
+     {CCI_INSECURE: "harbor.corp.com,192.168.10.20:5000,100.95.10.20,https://harbor.corp.com"},
+     "insecure_registries", ("harbor.corp.com", "192.168.10.20:5000", "100.95.10.20")),
+    ("cci-doc-deployment", "cci", {CCI_HTTP: "192.168.10.20"}, "http_registries",
+     ("192.168.10.20",)),
+    ("cci-doc-port-kept", "cci", {CCI_INSECURE: "192.168.10.20:5000"}, "insecure_registries",
+     ("192.168.10.20:5000",)),
+    ("cci-relative-path-kept", "cci",
+     {CCI_HTTP: "http://Harbor.Corp.com:8080/library/,harbor.corp.com:8080/library"},
+     "http_registries", ("harbor.corp.com:8080/library",)),
+    ("cci-ten-entries", "cci", {CCI_HTTP: ",".join(f"r{i}.corp.com" for i in range(10))},
+     "http_registries", tuple(f"r{i}.corp.com" for i in range(10))),
     ("eks-doc-http-endpoint", "eks", {EKS_HTTP: "harbor.example.com"}, "http_registries",
      ("harbor.example.com",)),
     ("eks-doc-port-kept", "eks", {EKS_INSECURE: "10.16.100.174:5000"}, "insecure_registries",
@@ -184,6 +229,60 @@ INVALID = [
      f"{ECI_HOSTS} (pod): invalid JSON"),
     ("eci-hosts-oversized", "eci", {ECI_HOSTS: "[" + " " * (256 * 1024) + "]"},
      f"{ECI_HOSTS} (pod): value too large"),
+    ("eci-dns-kci-shape", "eci", {ECI_DNS: '{"nameservers":["1.1.1.1"]}'},
+     f'{ECI_DNS} (pod): "nameservers": expected a string, got array (ECI\'s format is one '
+     'comma-separated string: "a,b")'),
+    ("eci-dns-three-nameservers", "eci", {ECI_DNS: '{"nameservers":"1.1.1.1,2.2.2.2,3.3.3.3"}'},
+     f'{ECI_DNS} (pod): "nameservers": 3 nameservers, at most 2 allowed (ECI reads 2 and '
+     "silently ignores the rest)"),
+    ("eci-dns-doc-mask-not-an-ip", "eci", {ECI_DNS: '{"nameservers":"20.1.xx.xx"}'},
+     f'{ECI_DNS} (pod): "nameservers" entry 1: "20.1.xx.xx" is not an IPv4 or IPv6 address'),
+    ("eci-dns-empty-entry", "eci", {ECI_DNS: '{"searches":"a.example,,b.example"}'},
+     f'{ECI_DNS} (pod): "searches" entry 2: is empty (remove the extra comma)'),
+    ("eci-dns-bad-search", "eci", {ECI_DNS: '{"searches":"Corp_Example"}'},
+     f'{ECI_DNS} (pod): "searches" entry 1: "Corp_Example" is not a DNS-1123 subdomain'),
+    ("eci-dns-seven-searches", "eci",
+     {ECI_DNS: '{"searches":"' + ",".join(f"d{i}.example" for i in range(7)) + '"}'},
+     f'{ECI_DNS} (pod): "searches": 7 search domains, at most 6 allowed (the limit of '
+     "Kubernetes 1.24"),
+    ("eci-dns-search-characters", "eci",
+     {ECI_DNS: '{"searches":"' + ",".join(f"{'d' * 60}{i}.example" for i in range(4)) + '"}'},
+     f'{ECI_DNS} (pod): "searches": 279 characters in all'),
+    ("eci-dns-option-blank", "eci", {ECI_DNS: '{"options":"ndots 2"}'},
+     f'{ECI_DNS} (pod): "options" entry 1: "ndots 2": an option is printable ASCII with no '
+     "blank"),
+    ("eci-dns-option-without-name", "eci", {ECI_DNS: '{"options":":5"}'},
+     f'{ECI_DNS} (pod): "options" entry 1: option ":5" has no name'),
+    ("eci-dns-option-kci-shape", "eci", {ECI_DNS: '{"options":[{"name":"ndots","value":"2"}]}'},
+     f'{ECI_DNS} (pod): "options": expected a string, got array'),
+    ("eci-dns-unknown-key", "eci", {ECI_DNS: '{"servers":"1.1.1.1"}'},
+     f'{ECI_DNS} (pod): unknown key "servers" (expected "nameservers", "searches", "options")'),
+    ("eci-dns-not-an-object", "eci", {ECI_DNS: '"nameservers=1.1.1.1"'},
+     f"{ECI_DNS} (pod): expected a JSON object, got string"),
+    ("eci-dns-key-twice", "eci", {ECI_DNS: '{"nameservers":"1.1.1.1","nameservers":"6.6.6.6"}'},
+     f'{ECI_DNS} (pod): invalid JSON: key "nameservers" appears twice'),
+    ("cci-eleven-entries", "cci", {CCI_HTTP: ",".join(f"r{i}.corp.com" for i in range(11))},
+     f"{CCI_HTTP} (pod): 11 entries, at most 10 allowed (the CCI 2.0 limit)"),
+    ("cci-eleven-entries-even-repeated", "cci", {CCI_INSECURE: ",".join(["r.corp.com"] * 11)},
+     f"{CCI_INSECURE} (pod): 11 entries, at most 10 allowed"),
+    ("cci-empty-entry", "cci", {CCI_HTTP: "harbor.corp.com,,192.168.10.20"},
+     f"{CCI_HTTP} (pod): entry 2: is empty (remove the extra comma)"),
+    ("cci-https-in-http-list", "cci", {CCI_HTTP: "https://harbor.corp.com"},
+     f'{CCI_HTTP} (pod): entry 1: "https://harbor.corp.com": only "http://" may prefix an '
+     "entry of this list: write harbor.corp.com"),
+    ("cci-http-in-insecure-list", "cci", {CCI_INSECURE: "http://harbor.corp.com"},
+     f'{CCI_INSECURE} (pod): entry 1: "http://harbor.corp.com": only "https://" may prefix'),
+    ("cci-not-an-ipv4-address", "cci", {CCI_HTTP: "192.168.10.256:5000"},
+     f'{CCI_HTTP} (pod): entry 1: "192.168.10.256:5000": expected host[:port]'),
+    ("cci-bad-port", "cci", {CCI_HTTP: "harbor.corp.com:0/library"},
+     f'{CCI_HTTP} (pod): entry 1: "harbor.corp.com:0/library": port must be a number 1-65535'),
+    ("cci-uppercase-path", "cci", {CCI_HTTP: "harbor.corp.com/Library"},
+     f'{CCI_HTTP} (pod): entry 1: "harbor.corp.com/Library": path "Library" is not a '
+     "repository path"),
+    ("cci-path-with-query", "cci", {CCI_INSECURE: "harbor.corp.com/library?x=1"},
+     "is not a repository path"),
+    ("cci-scheme-only", "cci", {CCI_HTTP: "http://"},
+     f'{CCI_HTTP} (pod): entry 1: "http://": expected host[:port]'),
     ("eks-http-scheme", "eks", {EKS_HTTP: "https://harbor.example.com"},
      f'{EKS_HTTP} (pod): entry 1: "https://harbor.example.com": no scheme: write '
      "harbor.example.com"),
@@ -231,11 +330,11 @@ def test_invalid_values_are_named_by_the_vendors_key(dialect: str, annotations: 
     assert message in problems[0]
 
 
-@pytest.mark.parametrize("dialect", ["kci", "eci", "eks"])
+@pytest.mark.parametrize("dialect", ["kci", "eci", "eks", "cci"])
 def test_an_invalid_value_denies_the_pod_in_every_dialect(dialect: str) -> None:
     key = DIALECTS[dialect].http_key
     assert key is not None
-    outcome = mutate(pod(annotations={key: "http://reg.example"}), ctx(dialect))
+    outcome = mutate(pod(annotations={key: "ftp://reg.example"}), ctx(dialect))
     assert outcome.denial is not None and outcome.denial.startswith(f"{key} (pod): entry 1:")
 
 
@@ -250,8 +349,10 @@ def test_an_empty_value_is_refused_the_first_time_too(dialect: str, key: str) ->
 
 
 @pytest.mark.parametrize(("dialect", "key"), [
-    ("eci", ECI_HTTP), ("eks", EKS_INSECURE), ("eks", EKS_DNS)], ids=["eci-http", "eks-insecure",
-                                                                     "eks-resolv-conf"])
+    ("eci", ECI_HTTP), ("eci", ECI_DNS), ("eks", EKS_INSECURE), ("eks", EKS_DNS),
+    ("cci", CCI_HTTP), ("cci", CCI_INSECURE)],
+    ids=["eci-http", "eci-dnsconfig", "eks-insecure", "eks-resolv-conf", "cci-http",
+         "cci-insecure"])
 def test_an_empty_list_or_resolv_conf_is_refused_as_in_kci(dialect: str, key: str) -> None:
     assert problems_of(dialect, {key: ""}) == (
         f"{key} (pod): is empty; remove the annotation or give a value",)
@@ -271,6 +372,13 @@ ROUND_TRIPS = [
      DnsConfig(("1.1.1.1", "fd00::53"), ("a.example", "b.example."),
                (DnsOption("ndots", "2"), DnsOption("rotate"), DnsOption("attempts", "")))),
     ("eks-resolv-conf-empty", parse_resolv_conf, resolv_conf_text, DnsConfig()),
+    ("eci-dnsconfig", parse_custom_dnsconfig, custom_dnsconfig_json,
+     DnsConfig(("1.1.1.1", "fd00::53"), ("a.example", "b.example."),
+               (DnsOption("ndots", "2"), DnsOption("edns0"), DnsOption("attempts", ""),
+                DnsOption("x", "a:b")))),
+    ("eci-dnsconfig-empty", parse_custom_dnsconfig, custom_dnsconfig_json, DnsConfig()),
+    ("cci-registries", partial(parse_cci_registries, key=CCI_HTTP), registry_list_text,
+     ("harbor.corp.com:8080/library", "192.168.10.20:5000", "[fd00::1]:5000")),
 ]
 
 
@@ -284,6 +392,14 @@ def test_eci_hosts_are_written_one_mapping_per_host() -> None:
     text = custom_hosts_json((HostAlias("10.0.0.1", ("a.example", "b.example")),))
     assert orjson.loads(text) == [{"host": "a.example", "ip": "10.0.0.1"},
                                   {"host": "b.example", "ip": "10.0.0.1"}]
+
+
+def test_eci_dnsconfig_is_written_as_the_vendors_comma_strings() -> None:
+    text = custom_dnsconfig_json(DnsConfig(("20.1.0.1", "20.1.0.2"), ("xx.com", "xx.eee"),
+                                           (DnsOption("ndots", "2"), DnsOption("edns0"))))
+    assert text == ('{"nameservers":"20.1.0.1,20.1.0.2","searches":"xx.com,xx.eee",'
+                    '"options":"ndots:2,edns0"}')
+    assert custom_dnsconfig_json(DnsConfig(("10.0.0.53",))) == '{"nameservers":"10.0.0.53"}'
 
 
 @pytest.mark.parametrize(("entries", "text"), [
@@ -388,10 +504,13 @@ HINTS = [
     ("eci-hosts-in-kci", "kci", ECI_HOSTS, f"did you mean {KCI_HOSTS}?"),
     ("kci-hosts-in-eks", "eks", KCI_HOSTS,
      "the eks dialect has no such annotation; set spec.hostAliases instead"),
-    ("kci-dns-in-eci", "eci", KCI_DNS,
-     "the eci dialect has no such annotation; set spec.dnsConfig instead"),
-    ("eci-http-in-cci", "cci", ECI_HTTP,
-     "the cci dialect has no such annotation; it cannot be expressed there"),
+    ("kci-dns-in-eci", "eci", KCI_DNS, f"did you mean {ECI_DNS}?"),
+    ("eci-http-in-cci", "cci", ECI_HTTP, f"did you mean {CCI_HTTP}?"),
+    ("cci-insecure-in-eks", "eks", CCI_INSECURE, f"did you mean {EKS_INSECURE}?"),
+    ("eci-dns-in-cci", "cci", ECI_DNS,
+     "the cci dialect has no such annotation; set spec.dnsConfig instead"),
+    ("eci-hosts-in-cci", "cci", ECI_HOSTS,
+     "the cci dialect has no such annotation; set spec.hostAliases instead"),
 ]
 
 
@@ -440,7 +559,7 @@ def equivalent(dialect: str, *, http: str = "", insecure: str = "",
     return out
 
 
-@pytest.mark.parametrize("dialect", ["kci", "eci", "eks"])
+@pytest.mark.parametrize("dialect", ["kci", "eci", "eks", "cci"])
 def test_pod_and_namespace_registry_lists_are_a_union_pod_first(dialect: str) -> None:
     d = DIALECTS[dialect]
     outcome = mutate(
@@ -463,7 +582,7 @@ def test_a_pods_host_entry_wins_its_hostname_over_the_namespaces(dialect: str) -
         {"ip": "10.0.0.2", "hostnames": ["ns.example"]}]
 
 
-@pytest.mark.parametrize("dialect", ["kci", "eks"])
+@pytest.mark.parametrize("dialect", ["kci", "eks", "eci"])
 def test_dns_over_the_limits_once_merged_with_the_spec_names_the_dialects_key(
         dialect: str) -> None:
     d = DIALECTS[dialect]
@@ -473,12 +592,68 @@ def test_dns_over_the_limits_once_merged_with_the_spec_names_the_dialects_key(
                               '"nameservers": 4 nameservers, at most 3 allowed')
 
 
-@pytest.mark.parametrize("dialect", ["kci", "eks"])
+@pytest.mark.parametrize("dialect", ["kci", "eks", "eci"])
 def test_the_pods_dns_wins_whole_over_the_namespaces(dialect: str) -> None:
     mine, theirs = DnsConfig(("1.1.1.1",)), DnsConfig(("2.2.2.2",), ("ns.example",))
     outcome = mutate(pod(annotations=equivalent(dialect, dns=mine)),
                      ctx(dialect, ns=equivalent(dialect, dns=theirs)))
     assert outcome.pod["spec"]["dnsConfig"] == {"nameservers": ["1.1.1.1"]}
+    assert outcome.pod["metadata"]["annotations"] == equivalent(dialect, dns=mine)
+
+
+@pytest.mark.parametrize("dialect", ["kci", "eks", "eci"])
+def test_the_spec_keeps_its_dns_and_the_annotation_gets_what_wins_in_the_spec(
+        dialect: str) -> None:
+    """Merged with spec.dnsConfig as in kci: the spec's entries first, an option the spec
+    names keeps the spec's value, and the value written back says the same."""
+    d = DIALECTS[dialect]
+    ns = equivalent(dialect, dns=DnsConfig(("10.0.0.53",), ("ns.example",),
+                                           (DnsOption("ndots", "2"), DnsOption("edns0"))))
+    outcome = mutate(pod(dnsConfig={"nameservers": ["10.0.0.10"],
+                                    "options": [{"name": "ndots", "value": "5"}]}),
+                     ctx(dialect, ns=ns))
+    assert outcome.denial is None
+    assert outcome.pod["spec"]["dnsConfig"] == {
+        "nameservers": ["10.0.0.10", "10.0.0.53"], "searches": ["ns.example"],
+        "options": [{"name": "ndots", "value": "5"}, {"name": "edns0"}]}
+    assert d.dns_key is not None and d.read_dns is not None
+    assert d.read_dns(outcome.pod["metadata"]["annotations"][d.dns_key], level="pod") == \
+        DnsConfig(("10.0.0.53",), ("ns.example",), (DnsOption("ndots", "5"), DnsOption("edns0")))
+
+
+ECI_DNS_DEFAULTS = """
+defaults:
+  dnsConfig:
+    nameservers: [10.0.0.1, 10.0.0.2, 10.0.0.3]
+    options: [{name: ndots, value: "2"}, {name: odd, value: "a,b"}]
+"""
+
+
+def test_eci_leaves_out_of_its_annotation_what_a_platform_default_holds_beyond_it() -> None:
+    """JSON defaults may hold 3 nameservers and any option text: ECI would silently drop
+    the third nameserver, and a comma would split an option, so the annotation carries
+    what ECI reads as written, with a warning each; the spec has them all."""
+    outcome = mutate(pod(tolerations=[{"operator": "Exists"}]), ctx("eci", ECI_DNS_DEFAULTS))
+    assert outcome.denial is None
+    assert outcome.pod["spec"]["dnsConfig"]["nameservers"] == ["10.0.0.1", "10.0.0.2",
+                                                               "10.0.0.3"]
+    assert outcome.pod["metadata"]["annotations"][ECI_DNS] == \
+        '{"nameservers":"10.0.0.1,10.0.0.2","options":"ndots:2"}'
+    assert (f"{ECI_DNS}: nameserver 10.0.0.3 from the config defaults is left out of it "
+            "(Alibaba Cloud Elastic Container Instance reads at most 2); spec.dnsConfig has "
+            "it") in outcome.warnings
+    assert any(w.startswith(f'{ECI_DNS}: option "odd" from the config defaults cannot be '
+                            "written into it") for w in outcome.warnings)
+    again = mutate(copy.deepcopy(outcome.pod), ctx("eci", ECI_DNS_DEFAULTS))
+    assert again.pod == outcome.pod
+
+
+def test_eci_refuses_a_spec_option_its_annotation_cannot_carry() -> None:
+    outcome = mutate(pod(annotations={ECI_DNS: '{"options":"ndots:2"}'},
+                         dnsConfig={"options": [{"name": "ndots", "value": "1,2"}]}), ctx("eci"))
+    assert outcome.denial == (f'spec.dnsConfig.options[0]: "ndots"="1,2" cannot be written '
+                              f"into {ECI_DNS}: an ECI option value is printable ASCII with no "
+                              "blank or ','")
 
 
 @pytest.mark.parametrize("dialect", ["eks", "cci", "eci"])
@@ -513,6 +688,13 @@ SECURITY = [
      "security.allowedInsecureRegistries restricts"),
     ("eks-wildcard-apex-not-covered", "eks", {EKS_HTTP: "corp.example"},
      f"{EKS_HTTP} (pod): registry 'corp.example' is not in"),
+    ("cci-http-not-allowed", "cci", {CCI_HTTP: "harbor.example.com,192.168.10.20:5000"},
+     f"{CCI_HTTP} (pod): registry '192.168.10.20:5000' is not in "
+     "security.allowedInsecureRegistries"),
+    ("cci-scheme-and-path-judged-by-host", "cci",
+     {CCI_INSECURE: "https://evil.example:5000/library"},
+     f"{CCI_INSECURE} (pod): registry 'evil.example:5000/library' is not in "
+     "security.allowedInsecureRegistries"),
 ]
 
 
@@ -528,7 +710,9 @@ def test_tls_may_only_be_weakened_for_allowed_registries(dialect: str,
 @pytest.mark.parametrize(("dialect", "annotations"), [
     ("eci", {ECI_INSECURE: "harbor.example.com,r.corp.example:443"}),
     ("eks", {EKS_HTTP: "harbor.example.com:8080", EKS_INSECURE: "x.corp.example"}),
-], ids=["eci-allowed", "eks-allowed"])
+    ("cci", {CCI_HTTP: "http://harbor.example.com/library,r.corp.example:5000",
+             CCI_INSECURE: "https://x.corp.example/team"}),
+], ids=["eci-allowed", "eks-allowed", "cci-allowed"])
 def test_allowed_registries_pass(dialect: str, annotations: dict[str, str]) -> None:
     assert mutate(pod(annotations=annotations), ctx(dialect, ALLOWED)).denial is None
 
@@ -578,7 +762,53 @@ def test_every_dialects_key_is_held_to_the_mirror_rule_in_every_dialect(
         assert f"{key} (pod): 'all' (every registry)" in outcome.denial
 
 
-@pytest.mark.parametrize("dialect", ["eci", "eks"])
+CCI_MIRROR_FORMS = [
+    # (key, a spelling of the verified https mirror 172.18.0.20:5000 CCI's grammar reads)
+    (CCI_INSECURE, "https://172.18.0.20:5000"),
+    (CCI_INSECURE, "172.18.0.20:5000/test-namespace"),
+    (CCI_INSECURE, "HTTPS://172.18.0.20:05000/test-namespace/library/"),
+    (CCI_HTTP, "http://172.18.0.20:5000/test-namespace"),
+    (CCI_HTTP, "172.18.0.20:5000/x"),
+]
+
+
+@pytest.mark.parametrize("active", sorted(DIALECTS))
+@pytest.mark.parametrize(("key", "value"), CCI_MIRROR_FORMS,
+                         ids=[f"{k.split('/')[1]}-{v}" for k, v in CCI_MIRROR_FORMS])
+def test_cci_entries_with_scheme_port_or_path_are_judged_as_the_mirror_host(
+        active: str, key: str, value: str) -> None:
+    """A scheme, a port spelt otherwise or a path does not take a mirror's host out of the
+    rule: its pull secret goes there, whatever the path."""
+    outcome = mutate(pod(annotations={key: value}), ctx(active, MIRRORS))
+    assert outcome.denial is not None, (active, key, value)
+    assert f"{key} (pod): registry " in outcome.denial
+    assert "is a configured mirror's host (172.18.0.20:5000), which the config does not " \
+           "declare so" in outcome.denial
+
+
+def test_cci_may_declare_a_mirror_host_as_its_config_does() -> None:
+    annotations = {CCI_HTTP: "http://10.0.0.9:5000/prom", CCI_INSECURE: "mirror.example:5443"}
+    outcome = mutate(pod("quay.io/prom/node:1", annotations=annotations), ctx("cci", MIRRORS))
+    assert outcome.denial is None
+    assert outcome.pod["metadata"]["annotations"][CCI_HTTP] == "10.0.0.9:5000/prom,10.0.0.9:5000"
+    # Only the HTTP mirror's own key: its insecure entry is the config's too (the mirror of
+    # ghcr.io skips verification), so the author may write it, even unused.
+    assert outcome.pod["metadata"]["annotations"][CCI_INSECURE] == "mirror.example:5443"
+
+
+def test_cci_refuses_a_merged_list_longer_than_it_reads() -> None:
+    mine = ",".join(f"r{i}.corp.example" for i in range(9))
+    outcome = mutate(pod("quay.io/prom/node:1", annotations={CCI_HTTP: mine}),
+                     ctx("cci", MIRRORS, ns={CCI_HTTP: "ns.corp.example"}))
+    assert outcome.denial == (
+        f"{CCI_HTTP}: 11 registries once every level's are merged (9 from the pod, 1 from the "
+        "namespace team, 1 for the mirrors), and Huawei Cloud CCI 2.0 reads at most 10; list "
+        "fewer on the pod (the namespace's and the mirrors' are added)")
+    assert mutate(pod("quay.io/prom/node:1", annotations={CCI_HTTP: mine}),
+                  ctx("cci", MIRRORS)).denial is None
+
+
+@pytest.mark.parametrize("dialect", ["eci", "eks", "cci"])
 def test_a_namespace_value_the_rule_refuses_is_dropped_not_applied(dialect: str) -> None:
     d = DIALECTS[dialect]
     assert d.insecure_key is not None
@@ -592,7 +822,7 @@ def test_a_namespace_value_the_rule_refuses_is_dropped_not_applied(dialect: str)
 # --- mirror-driven entries --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("dialect", ["kci", "eci", "eks"])
+@pytest.mark.parametrize("dialect", ["kci", "eci", "eks", "cci"])
 def test_mirrors_add_their_hosts_to_the_dialects_lists(dialect: str) -> None:
     d = DIALECTS[dialect]
     outcome = mutate(pod("quay.io/prom/node:1", "ghcr.io/org/app:2"), ctx(dialect, MIRRORS))
@@ -602,13 +832,10 @@ def test_mirrors_add_their_hosts_to_the_dialects_lists(dialect: str) -> None:
     assert written[d.insecure_key] == "mirror.example:5443"
 
 
-def test_cci_warns_that_a_mirror_needs_what_it_cannot_say() -> None:
+def test_every_dialect_can_say_what_a_mirror_needs() -> None:
     outcome = mutate(pod("quay.io/prom/node:1", "ghcr.io/org/app:2"), ctx("cci", MIRRORS))
-    assert "10.0.0.9:5000: needs plain HTTP, but the cci dialect (Huawei Cloud CCI 2.0) has " \
-           "no annotation to say so; pulls from it may fail" in outcome.warnings
-    assert any(w.startswith("mirror.example:5443: needs TLS verification skipped")
-               for w in outcome.warnings)
-    assert set(outcome.pod["metadata"]["annotations"]) == {"kci-webhook/original-images"}
+    assert not [w for w in outcome.warnings if "has no annotation to say so" in w]
+    assert all(d.http_key and d.insecure_key for d in DIALECTS.values())
 
 
 # --- one pod, four dialects --------------------------------------------------------------
@@ -656,6 +883,24 @@ def test_the_same_pod_pulls_from_the_same_mirrors_with_the_same_secrets_in_every
                            ("host_aliases", d.hosts_key), ("dns_config", d.dns_key)):
             if key:
                 assert getattr(parsed, field) == getattr(kci_layer, field), (name, field)
+
+
+def test_cci_spellings_with_scheme_and_path_pull_the_same_as_kci() -> None:
+    """The vendor's forms (a scheme prefix, a relative path) change nothing the pod pulls
+    or the secrets it gets; the lists keep the author's path and gain the mirrors' hosts."""
+    kci_pod, _ = _pulled("kci")
+    annotations = {CCI_HTTP: "http://registry.corp.example:5000/team",
+                   CCI_INSECURE: "https://harbor.corp.example"}
+    spec = {"hostAliases": kci_pod["spec"]["hostAliases"],
+            "dnsConfig": kci_pod["spec"]["dnsConfig"]}
+    outcome = mutate(pod(*IMAGES, annotations=annotations, **spec),
+                     ctx("cci", MIRRORS, ns={"kci-webhook/image-pull-secrets": "team-pull"}))
+    assert outcome.denial is None
+    for field in ("containers", "imagePullSecrets", "hostAliases", "dnsConfig"):
+        assert outcome.pod["spec"][field] == kci_pod["spec"][field], field
+    written = outcome.pod["metadata"]["annotations"]
+    assert written[CCI_HTTP] == "registry.corp.example:5000/team,10.0.0.9:5000"
+    assert written[CCI_INSECURE] == "harbor.corp.example,mirror.example:5443"
 
 
 @pytest.mark.parametrize("version", ["1.25.0", kubernetes_validate.latest_version()])
@@ -726,6 +971,17 @@ DIALECT_VALUES: dict[str, Any] = {
                        st.just("nameserver 1.1.1.1\nsearch a.example\noptions ndots:5 rotate"),
                        st.just("nameserver 1.1.1.1\nnameserver 2.2.2.2\nnameserver 3.3.3.3"),
                        st.text(alphabet="nameserv 1.2\n#;:", max_size=30)),
+    ECI_DNS: st.one_of(
+        st.just('{"nameservers":"20.1.0.1,20.1.0.2","searches":"xx.com,xx.eee",'
+                '"options":"ndots:2,edns0"}'),
+        st.just('{"nameservers":"1.1.1.1,2.2.2.2,3.3.3.3"}'),
+        st.just('{"nameservers":["1.1.1.1"]}'), st.text(alphabet='{}":,nameservr1.2 ',
+                                                        max_size=30)),
+    CCI_HTTP: st.one_of(st.just("harbor.corp.com,192.168.10.20:5000,http://harbor.corp.com"),
+                        st.just("http://10.0.0.9:5000/prom"), st.text(max_size=20)),
+    CCI_INSECURE: st.one_of(st.just("https://ghcr.io/org"), st.just("harbor.corp.com"),
+                            st.just(",".join(f"r{i}.example" for i in range(11))),
+                            st.text(max_size=20)),
     DIALECT: st.sampled_from(["eci", "kci", "nope"]),
 }
 
@@ -801,8 +1057,12 @@ UPDATES = [
      "quay.io/prom/node:2", "10.0.0.9:5000/prom/node:2"),
     ("eci-unlisted-http-mirror-kept", "eci", {}, {}, "quay.io/prom/node:2",
      "quay.io/prom/node:2"),
-    ("cci-http-mirror-as-at-creation", "cci", {}, {}, "quay.io/prom/node:2",
-     "10.0.0.9:5000/prom/node:2"),
+    ("cci-listed-http-mirror", "cci", {CCI_HTTP: "http://10.0.0.9:5000"},
+     {CCI_HTTP: "http://10.0.0.9:5000"}, "quay.io/prom/node:2", "10.0.0.9:5000/prom/node:2"),
+    ("cci-unlisted-http-mirror-kept", "cci", {}, {}, "quay.io/prom/node:2",
+     "quay.io/prom/node:2"),
+    ("cci-a-path-entry-does-not-list-the-mirror", "cci", {CCI_HTTP: "10.0.0.9:5000/prom"},
+     {CCI_HTTP: "10.0.0.9:5000/prom"}, "quay.io/prom/node:2", "quay.io/prom/node:2"),
 ]
 
 
@@ -832,6 +1092,12 @@ UPDATE_DENIALS = [
      {EKS_INSECURE: "evil.example,harbor.example.com"}, None),
     ("eci-invalid-value", "eci", {}, {ECI_HOSTS: "[1]"},
      f"{ECI_HOSTS} (pod): item 1: expected a JSON object"),
+    ("cci-adds-disallowed", "cci", {}, {CCI_INSECURE: "https://evil.example/library"},
+     f"{CCI_INSECURE} (pod): registry 'evil.example/library' is not in"),
+    ("cci-foreign-adds-the-mirror-by-path", "kci", {},
+     {CCI_INSECURE: "172.18.0.20:5000/test-namespace"},
+     f"{CCI_INSECURE} (pod): registry '172.18.0.20:5000/test-namespace' is a configured "
+     "mirror's host"),
 ]
 
 

@@ -40,6 +40,9 @@ KCI_DNS = "k8s.ksyun.com/kci-dns-config"
 ECI_HTTP = "k8s.aliyun.com/plain-http-registry"
 ECI_INSECURE = "k8s.aliyun.com/insecure-registry"
 ECI_HOSTS = "k8s.aliyun.com/eci-custom-hosts"
+ECI_DNS = "k8s.aliyun.com/eci-custom-dnsconfig"
+CCI_HTTP = "cci.io/http-registries"
+CCI_INSECURE = "cci.io/insecure-registries"
 EKS_HTTP = "eks.tke.cloud.tencent.com/registry-http-endpoint"
 EKS_INSECURE = "eks.tke.cloud.tencent.com/registry-insecure-skip-verify"
 EKS_DNS = "eks.tke.cloud.tencent.com/resolv-conf"
@@ -77,16 +80,20 @@ VALUES: dict[str, tuple[str, str, tuple[str, ...]]] = {
                 '[{"host":"team.example","ip":"10.1.1.2"}]',
                 ('[{"host":"team.example","ip":"10.1.1"}]',
                  '[{"host":"team.example","ip":"10.1.1.1","port":1}]')),
+    ECI_DNS: ('{"nameservers":"1.1.1.1"}', '{"nameservers":"8.8.8.8","options":"ndots:2"}',
+              ('{"nameservers":["1.1.1.1"]}', '{"nameservers":"1.1.1.1,2.2.2.2,3.3.3.3"}')),
+    CCI_HTTP: (*LISTS, ("evil.example.com,", "https://harbor.example.com")),
+    CCI_INSECURE: (*LISTS, (f"https://{MIRROR_HOST}/ghcr,http://x",
+                            ",".join(f"r{i}.corp.example" for i in range(11)))),
     EKS_HTTP: (*LISTS, ("evil.example.com,",)),
     EKS_INSECURE: (*LISTS, (f"{MIRROR_HOST},http://x",)),
     EKS_DNS: ("nameserver 1.1.1.1", "nameserver 8.8.8.8",
               ("nameserver 1.2.3", "nameserver 1.1.1.1\nsortlist 10.0.0.0/8")),
     SWITCH: ("off", "on", ("maybe", " ")),
 }
-# Each dialect's own keys (cci has none but the mirror switch, which every dialect reads).
+# Each dialect's own keys, and the mirror switch, which every dialect reads.
 KEYS = {name: (*dialect.annotation_keys(), SWITCH) for name, dialect in DIALECTS.items()}
-assert set(KEYS["kci"]) | set(KEYS["eci"]) | set(KEYS["eks"]) | {SWITCH} == set(VALUES)
-assert KEYS["cci"] == (SWITCH,)
+assert {key for keys in KEYS.values() for key in keys} == set(VALUES)
 
 CASES = [pytest.param(dialect, key, invalid, id=f"{dialect}-{key.rsplit('/', 1)[1]}-{n}")
          for dialect, keys in KEYS.items() for key in keys

@@ -625,3 +625,96 @@ def test_namespace_annotations_say_what_they_expect(tmp_path: Path, value: str,
     assert result.returncode == 2
     assert result.stderr.startswith(f"kci-webhook mutate: {message}"), result.stderr
     assert "No such file" not in result.stderr
+
+
+# --- dialects: the keys of ECI and CCI 2.0 ------------------------------------------------
+
+DIALECT_CONFIG = CONFIG + """\
+  - endpoint: http://10.0.0.9:5000
+    hosts: [quay.io]
+"""
+
+# The vendors' own examples ("Configure a custom DNS server for a pod"; CCI 2.0's
+# "Pulling an image from a self-managed image repository"), their masks made real.
+ECI_POD = """\
+apiVersion: v1
+kind: Pod
+metadata:
+  name: p
+  annotations:
+    k8s.aliyun.com/eci-custom-dnsconfig: '{"nameservers":"20.1.0.1,20.1.0.2","searches":"xx.com,xx.eee","options":"ndots:2,edns0"}'
+spec:
+  containers:
+  - {name: c, image: 'quay.io/prom/node:1'}
+"""  # noqa: E501
+CCI_POD = """\
+apiVersion: v1
+kind: Pod
+metadata:
+  name: p
+  annotations:
+    cci.io/http-registries: harbor.corp.com,192.168.10.20:5000,100.95.10.20,http://harbor.corp.com
+spec:
+  containers:
+  - {name: c, image: 'quay.io/prom/node:1'}
+  - {name: d, image: '192.168.10.20:5000/team/app:2'}
+"""
+
+
+def test_mutate_previews_eci_dns_in_its_own_format(tmp_path: Path) -> None:
+    result = run(tmp_path, "-f", manifest(tmp_path, ECI_POD), "--dialect", "eci",
+                 config=DIALECT_CONFIG)
+    assert result.returncode == 0, result.stderr
+    out = yaml.safe_load(result.stdout)
+    annotations = out["metadata"]["annotations"]
+    assert annotations["k8s.aliyun.com/eci-custom-dnsconfig"] == (
+        '{"nameservers":"20.1.0.1,20.1.0.2","searches":"xx.com,xx.eee",'
+        '"options":"ndots:2,edns0"}')
+    assert out["spec"]["dnsConfig"] == {
+        "nameservers": ["20.1.0.1", "20.1.0.2"], "searches": ["xx.com", "xx.eee"],
+        "options": [{"name": "ndots", "value": "2"}, {"name": "edns0"}]}
+    assert annotations["k8s.aliyun.com/plain-http-registry"] == "10.0.0.9:5000"
+    assert out["spec"]["containers"][0]["image"] == "10.0.0.9:5000/prom/node:1"
+
+
+def test_mutate_previews_a_namespace_dns_default_in_eci(tmp_path: Path) -> None:
+    result = run(tmp_path, "-f", manifest(tmp_path, POD), "--dialect", "eci",
+                 "--namespace-annotations",
+                 '{"k8s.aliyun.com/eci-custom-dnsconfig": "{\\"nameservers\\":\\"10.0.0.53\\"}"}')
+    assert result.returncode == 0, result.stderr
+    out = yaml.safe_load(result.stdout)
+    assert out["metadata"]["annotations"]["k8s.aliyun.com/eci-custom-dnsconfig"] == \
+        '{"nameservers":"10.0.0.53"}'
+    assert out["spec"]["dnsConfig"] == {"nameservers": ["10.0.0.53"]}
+
+
+def test_mutate_refuses_eci_dns_beyond_the_vendors_limit(tmp_path: Path) -> None:
+    pod = ECI_POD.replace('"20.1.0.1,20.1.0.2"', '"20.1.0.1,20.1.0.2,20.1.0.3"')
+    result = run(tmp_path, "-f", manifest(tmp_path, pod), "--dialect", "eci")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert '"nameservers": 3 nameservers, at most 2 allowed' in result.stderr
+
+
+def test_mutate_previews_cci_registry_lists_with_the_mirrors_entries(tmp_path: Path) -> None:
+    result = run(tmp_path, "-f", manifest(tmp_path, CCI_POD), "--dialect", "cci",
+                 config=DIALECT_CONFIG)
+    assert result.returncode == 0, result.stderr
+    assert "has no annotation to say so" not in result.stderr
+    out = yaml.safe_load(result.stdout)
+    assert out["metadata"]["annotations"]["cci.io/http-registries"] == \
+        "harbor.corp.com,192.168.10.20:5000,100.95.10.20,10.0.0.9:5000"
+    assert [c["image"] for c in out["spec"]["containers"]] == [
+        "10.0.0.9:5000/prom/node:1", "192.168.10.20:5000/team/app:2"]
+
+
+def test_mutate_refuses_a_cci_entry_that_weakens_a_mirror(tmp_path: Path) -> None:
+    pod = CCI_POD.replace(
+        "cci.io/http-registries: harbor.corp.com,192.168.10.20:5000,100.95.10.20,"
+        "http://harbor.corp.com",
+        "cci.io/insecure-registries: harbor.corp.com,https://172.18.0.20:5000/test-namespace")
+    result = run(tmp_path, "-f", manifest(tmp_path, pod), "--dialect", "cci",
+                 config=DIALECT_CONFIG)
+    assert result.returncode == 1
+    assert "cci.io/insecure-registries (pod): registry '172.18.0.20:5000/test-namespace' is a " \
+           "configured mirror's host (172.18.0.20:5000)" in result.stderr

@@ -22,8 +22,12 @@ def registry_key(registry: str) -> RegistryKey:
 
     The host in lower case, an IPv6 address compressed (an IPv4-mapped one as its IPv4
     address, which is where it connects), the port as a number, None when there is none.
-    Text that is not `host[:port]` is its own key, in lower case: it matches no mirror."""
-    text = registry.lower()
+    Text that is not `host[:port]` is its own key, in lower case: it matches no mirror.
+
+    An entry with a repository path (`host[:port]/path`, which CCI 2.0's lists accept) is
+    keyed by its host: the path narrows what the vendor weakens TLS for, but never takes
+    the host out of the rules on it."""
+    text = registry.lower().partition("/")[0]
     try:
         host, port = parse_registry_host(text)
     except ReferenceError_:

@@ -56,6 +56,10 @@ class Dialect:
     # Why a DNS option cannot be written so that `read_dns` gives it back (None: it can);
     # absent when the dialect's format can hold any option (JSON).
     unwritable_option: Callable[[DnsOption], str | None] | None = None
+    # The vendor's own limits, below the pod API's (None: none documented): the most
+    # nameservers its DNS key is read with, the most entries in each registry list.
+    max_nameservers: int | None = None
+    max_registries: int | None = None
 
     def roles(self) -> tuple[tuple[str, str | None], ...]:
         """(role, key) for the four things a dialect can say, in a fixed order (the order

@@ -90,8 +90,8 @@ def mutate(pod: Pod, ctx: Context, *, presence: PresenceAnswers | None = None
                                 (ref.domain for ref in refs)))
 
     new_annotations = dict(annotations)
-    apply_registries(new_annotations, judged, layers=layers, used=used)
-    denial = (apply_host_aliases(new_spec, new_annotations, judged=judged, layers=layers)
+    denial = (apply_registries(new_annotations, judged, layers=layers, used=used)
+              or apply_host_aliases(new_spec, new_annotations, judged=judged, layers=layers)
               or apply_dns(new_spec, new_annotations, judged=judged, layers=layers,
                             config=config))
     if denial:

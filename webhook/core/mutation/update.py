@@ -285,7 +285,9 @@ def _unusable(mirror: Mirror, secrets: set[str | None], pod_layer: Layer,
     when the pod lacks it.
 
     Where the dialect has no key for what the mirror needs, nothing the pod could write
-    would help: the image is rewritten as at creation, with creation's warning."""
+    would help: the image is rewritten as at creation, with creation's warning. An entry
+    with a path (CCI) covers only part of the host, so it never counts as listing the
+    mirror: the rewritten image's path is the mirror's, not the one the author listed."""
     ephemeral = sub_resource == EPHEMERAL
     notes: list[str] = []
     copy_it = DEBUG_COPY.format(pod=pod_name)
@@ -303,7 +305,7 @@ def _unusable(mirror: Mirror, secrets: set[str | None], pod_layer: Layer,
         if needed and key is None:
             notes.append(dialect.cannot_say(mirror.host, how))
         elif needed and ALL_REGISTRIES not in listed and not any(
-                mirror.is_host(entry) for entry in listed):
+                mirror.is_host(entry) for entry in listed if "/" not in entry):
             need = f"mirror {mirror.host} is reached over {how}, and this pod's {key} "
             if ephemeral:
                 return (need + "does not list it (annotations cannot change through the "

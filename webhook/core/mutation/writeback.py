@@ -1,3 +1,4 @@
+# Over 300 lines: every value written into a pod, and how it reads again, judged in one place.
 """What the mutation writes into a pod, so the API server and the virtual kubelet accept it.
 
 Pure functions of data, used by `webhook.core.mutation.create`: `apply_registries`,
@@ -180,23 +181,37 @@ def annotations_size_problem(before: Mapping[str, Any], after: Mapping[str, Any]
 
 
 def apply_registries(annotations: dict[str, Any], judged: Judged, *, layers: list[Layer],
-                      used: list[Mirror]) -> None:
-    """Union of every level, plus the mirrors this pod pulls from that need them."""
+                      used: list[Mirror]) -> str | None:
+    """Union of every level, plus the mirrors this pod pulls from that need them; the
+    denial when the union is longer than the vendor reads (`Dialect.max_registries`:
+    each level is within it, their union need not be)."""
     dialect, pod_layer = judged.dialect, judged.layer
-    http = union([*(layer.http_registries for layer in layers),
-                  [m.host for m in used if m.plain_http]])
-    insecure = union([*(layer.insecure_registries for layer in layers),
-                      [m.host for m in used if m.skips_verification]])
-    for key, entries, own, need in (
-            (dialect.http_key, http, pod_layer.http_registries, "plain HTTP"),
+    mirrors_http = [m.host for m in used if m.plain_http]
+    mirrors_insecure = [m.host for m in used if m.skips_verification]
+    http = union([*(layer.http_registries for layer in layers), mirrors_http])
+    insecure = union([*(layer.insecure_registries for layer in layers), mirrors_insecure])
+    for key, entries, own, need, field, mirrors in (
+            (dialect.http_key, http, pod_layer.http_registries, "plain HTTP",
+             "http_registries", mirrors_http),
             (dialect.insecure_key, insecure, pod_layer.insecure_registries,
-             "TLS verification skipped")):
+             "TLS verification skipped", "insecure_registries", mirrors_insecure)):
         if not entries:
             continue
         if key is None:
             judged.warnings.append(dialect.cannot_say(", ".join(entries), need))
-        elif entries != own:
+            continue
+        limit = dialect.max_registries
+        if limit is not None and len(entries) > limit:
+            sources = [f"{len(getattr(layer, field))} from the {layer.level}"
+                       for layer in layers if getattr(layer, field)]
+            if mirrors:
+                sources.append(f"{len(mirrors)} for the mirrors")
+            return (f"{key}: {len(entries)} registries once every level's are merged "
+                    f"({', '.join(sources)}), and {dialect.vendor} reads at most {limit}; "
+                    "list fewer on the pod (the namespace's and the mirrors' are added)")
+        if entries != own:
             annotations[key] = dialect.write_registries(entries)
+    return None
 
 
 def apply_host_aliases(spec: Pod, annotations: dict[str, Any], *, judged: Judged,
@@ -276,6 +291,14 @@ def apply_dns(spec: Pod, annotations: dict[str, Any], *, judged: Judged, layers:
         if isinstance(writable, str):
             return writable
         effective = writable
+    limit = dialect.max_nameservers
+    if limit is not None and key and len(effective.nameservers) > limit:
+        # Only a platform default (read as JSON, up to the API's 3) can be longer: the
+        # dialect's own reader refuses more. The spec keeps them all.
+        warnings.append(f"{key}: nameserver {', '.join(effective.nameservers[limit:])} from "
+                        f"the {level} defaults is left out of it ({dialect.vendor} reads at "
+                        f"most {limit}); spec.dnsConfig has it")
+        effective = replace(effective, nameservers=effective.nameservers[:limit])
     if merged != current:
         spec["dnsConfig"] = {**(spec.get("dnsConfig") or {}), **dns_config_to_spec(merged)}
     if effective != pod_layer.dns_config and key and dialect.write_dns:

@@ -155,10 +155,13 @@ def mapped_twice(name: str, ip: str, where: str) -> str:
             "address (remove one of the mappings)")
 
 
-def check_dns_limits(dns: DnsConfig, problems: Problems, context: str) -> None:
-    if len(dns.nameservers) > MAX_NAMESERVERS:
+def check_dns_limits(dns: DnsConfig, problems: Problems, context: str, *,
+                     max_nameservers: int = MAX_NAMESERVERS, why: str = "") -> None:
+    """The pod API's limits; a vendor that reads fewer nameservers passes its own limit
+    (`max_nameservers`, below the API's) and the reason (`why`, appended)."""
+    if len(dns.nameservers) > max_nameservers:
         problems.add(context + '"nameservers"', f"{len(dns.nameservers)} nameservers, "
-                     f"at most {MAX_NAMESERVERS} allowed")
+                     f"at most {max_nameservers} allowed{why}")
     if len(dns.searches) > MAX_SEARCHES:
         problems.add(context + '"searches"', f"{len(dns.searches)} search domains, "
                      f"at most {MAX_SEARCHES} allowed{_OLDEST}")

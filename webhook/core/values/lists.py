@@ -16,7 +16,7 @@ from webhook.core.values.size import check_size
 _PORT = re.compile(r"[0-9]{1,5}")
 
 
-def _entries(raw: str, problems: Problems) -> Iterator[tuple[str, str]]:
+def list_entries(raw: str, problems: Problems) -> Iterator[tuple[str, str]]:
     """(position, trimmed entry) of a comma list; an empty value is an empty list."""
     check_size(raw, problems)
     if not raw.strip():
@@ -33,13 +33,13 @@ def parse_registry_list(raw: str, *, key: str, level: str) -> tuple[str, ...]:
     """Parse a `kci-http-registry` / `kci-insecure-registry` value: `host[:port]`, ..."""
     problems = Problems(key, level)
     registries: dict[str, None] = {}
-    for position, entry in _entries(raw, problems):
+    for position, entry in list_entries(raw, problems):
         # Hostnames are case-insensitive: fold to lowercase, the canonical form, so
         # `Harbor.example.com` and `harbor.example.com` are one entry.
         host = entry.lower()
         if host in registries:
             continue
-        problem = _registry_problem(host)
+        problem = registry_problem(host)
         if problem:
             problems.add(position, f"{quoted(entry)}: {problem}")
         else:
@@ -48,7 +48,7 @@ def parse_registry_list(raw: str, *, key: str, level: str) -> tuple[str, ...]:
     return tuple(registries)
 
 
-def _registry_problem(entry: str) -> str | None:
+def registry_problem(entry: str) -> str | None:
     """Why `entry` is not `host[:port]`, phrased as what to write instead."""
     if "://" in entry:
         rest = entry.split("://", 1)[1]
@@ -89,7 +89,7 @@ def parse_name_list(raw: str, *, key: str, level: str) -> tuple[str, ...]:
     """Parse a comma list of object names (pull secrets); duplicates fold, order kept."""
     problems = Problems(key, level)
     names: dict[str, None] = {}
-    for position, entry in _entries(raw, problems):
+    for position, entry in list_entries(raw, problems):
         if is_dns1123_subdomain(entry):
             names.setdefault(entry)
         else:
