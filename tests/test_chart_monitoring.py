@@ -37,7 +37,8 @@ from webhook.server.metrics import REGISTRY
 
 DASHBOARD_FILE = chart.CHART / "dashboards" / "kci-webhook.json"
 OPERATING = ROOT / "docs" / "operating.md"
-ON = {"grafanaDashboard": {"enabled": True}, "prometheusRule": {"enabled": True}}
+ON = {"grafanaDashboard": {"enabled": True}, "prometheusRule": {"enabled": True},
+      "serviceMonitor": {"enabled": True}}
 SELECTOR = 'job="kci-webhook",namespace="kci-webhook"'
 PROMTOOL_TIMEOUT = 60
 
@@ -295,7 +296,8 @@ def test_the_opt_ins_off_render_nothing_new() -> None:
     def identities(objects: Objects) -> set[tuple[str, str]]:
         return {(o["kind"], o["metadata"]["name"]) for o in objects}
     assert identities(chart.render(ON)) - identities(default) == {
-        ("ConfigMap", "kci-webhook-dashboard"), ("PrometheusRule", "kci-webhook")}
+        ("ConfigMap", "kci-webhook-dashboard"), ("PrometheusRule", "kci-webhook"),
+        ("ServiceMonitor", "kci-webhook")}
 
 
 def test_the_dashboard_configmap_carries_the_sidecar_label_and_the_json() -> None:
@@ -339,7 +341,7 @@ def test_promtool_check_can_fail(tmp_path: Path) -> None:
 
 def test_a_selector_of_your_own_reaches_every_alert_and_still_checks(tmp_path: Path) -> None:
     mine = 'job="kubernetes-pods",app="kci-webhook"'
-    values = {"prometheusRule": {"enabled": True, "selector": mine}}
+    values = {"prometheusRule": {"enabled": True, "selector": mine}}     # no ServiceMonitor
     for rule in rules(values):
         assert mine in rule["expr"] and SELECTOR not in rule["expr"], rule["alert"]
     done = run_promtool("check", "rules", str(rules_file(tmp_path, values)))
@@ -361,7 +363,7 @@ def test_the_alerts_are_the_ones_the_schema_lets_you_disable() -> None:
     names = {rule["alert"] for rule in rules()}
     schema = chart.schema()["properties"]["prometheusRule"]["properties"]["disabled"]
     assert names == set(schema["items"]["enum"])
-    kept = rules({"prometheusRule": {"enabled": True, "disabled": [
+    kept = rules({**ON, "prometheusRule": {"enabled": True, "disabled": [
         "KciWebhookMirrorMisses", "KciWebhookCertificateExpiry"]}})
     assert {rule["alert"] for rule in kept} == names - {"KciWebhookMirrorMisses",
                                                         "KciWebhookCertificateExpiry"}
@@ -369,7 +371,7 @@ def test_the_alerts_are_the_ones_the_schema_lets_you_disable() -> None:
 
 def test_alert_labels_and_thresholds_follow_the_values() -> None:
     tuned = {rule["alert"] + rule["labels"]["severity"]: rule for rule in rules(
-        {"prometheusRule": {"enabled": True, "alertLabels": {"team": "platform"},
+        {**ON, "prometheusRule": {"enabled": True, "alertLabels": {"team": "platform"},
                             "thresholds": {"latencyP99Seconds": 0.25,
                                            "certificateCriticalDays": 5}}})}
     assert all(rule["labels"]["team"] == "platform" for rule in tuned.values())
@@ -380,8 +382,14 @@ def test_alert_labels_and_thresholds_follow_the_values() -> None:
 
 def test_a_critical_certificate_threshold_above_the_warning_is_refused() -> None:
     with pytest.raises(HelmRenderError, match="certificateCriticalDays"):
-        chart.render({"prometheusRule": {"enabled": True, "thresholds": {
+        chart.render({**ON, "prometheusRule": {"enabled": True, "thresholds": {
             "certificateWarningDays": 7, "certificateCriticalDays": 10}}})
+
+
+def test_alerts_without_a_scrape_they_can_select_are_refused() -> None:
+    """Rules for series nobody scrapes would only ever say KciWebhookDown."""
+    with pytest.raises(HelmRenderError, match="serviceMonitor.enabled"):
+        chart.render({"prometheusRule": {"enabled": True}})
 
 
 # --- the alerts on made-up series: promtool test rules -----------------------------------------

@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from tests.conftest import RunningServer, pod_review
 from tests.registry_support import (  # noqa: F401 - fixtures
@@ -23,7 +25,9 @@ from tests.registry_support import (  # noqa: F401 - fixtures
     registry_fixture,
     start_registry,
 )
+from webhook.adapters.registry.manifest import Presence
 from webhook.server.metrics import MIRROR_RESULTS
+from webhook.server.mirrors import lookup_result
 
 SERIES = re.compile(r'^kci_webhook_mirror_lookups_total\{mirror="([^"]*)",result="([^"]*)"\} '
                     r"(\S+)$", re.M)
@@ -150,3 +154,28 @@ def test_labels_come_from_the_config_and_a_closed_set_whatever_pods_ask(
     assert {m for m, _ in series} <= set(mirrors.values())
     assert {r for _, r in series} <= set(MIRROR_RESULTS)
     assert len(series) <= len(mirrors) * len(MIRROR_RESULTS)
+
+
+# (status, timed_out) → result. An answer that came is what it says, whatever the clock.
+EXPECTED = {("present", False): "present", ("present", True): "present",
+            ("absent", False): "missing", ("absent", True): "missing",
+            ("error", True): "timeout", ("unanswered", True): "timeout",
+            ("error", False): "error", ("unanswered", False): "cancelled"}
+
+
+@given(status=st.sampled_from(["present", "absent", "error", "unanswered"]),
+       timed_out=st.booleans(), detail=st.text(max_size=300),
+       digest=st.none() | st.text(max_size=80))
+@example(status="unanswered", timed_out=False, detail="present", digest=None)
+@example(status="error", timed_out=False, detail="timeout after 1s", digest=None)
+def test_the_result_label_is_the_kind_of_answer_never_its_words(
+        status: str, timed_out: bool, detail: str, digest: str | None) -> None:
+    """Whatever a registry says (the detail, the digest), the label is one of the closed
+    set and depends only on the kind of answer; a missing answer is `not_asked`."""
+    presence = Presence(status, detail, digest, timed_out=timed_out)  # type: ignore[arg-type]
+    result = lookup_result(presence)
+    assert result in MIRROR_RESULTS
+    assert result == EXPECTED[status, timed_out]
+    assert result == lookup_result(Presence(status, "", None,  # type: ignore[arg-type]
+                                            timed_out=timed_out))
+    assert lookup_result(None) == "not_asked"

@@ -2,6 +2,8 @@
 
 The answers come from the worker's presence checker (`webhook.adapters.registry`), made
 from the config on first use and kept on the `AppState` until a config reload retires it.
+Each answer is counted here, by the configured mirror's host and the kind of answer
+(`metrics.MIRROR_LOOKUPS`): the adapter knows nothing of Prometheus.
 """
 
 from __future__ import annotations
