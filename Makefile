@@ -12,8 +12,9 @@ LOCK   := requirements.lock
 HOST   ?= 127.0.0.1
 PORT   ?= 8443
 # Debian packages the tests start for real (a registry, skopeo to push test images,
-# containerd and runc to pull what node-config writes).
-DEB_PACKAGES ?= docker-registry skopeo wrk containerd runc
+# containerd and runc to pull what node-config writes, prometheus for promtool to check
+# and unit-test the chart's alerts).
+DEB_PACKAGES ?= docker-registry skopeo wrk containerd runc prometheus
 
 .PHONY: all venv deps run lock image test lint typecheck bench bench-compare soak fuzz clean certs manifests chart-docs
 

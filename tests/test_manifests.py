@@ -122,7 +122,31 @@ _SERVICE_MONITOR_ENDPOINT = {
                            "additionalProperties": False,
                            "properties": {"name": {"type": "string"},
                                           "key": {"type": "string"}}}}}}}}}
+_DURATION_PROMQL = {"type": "string", "pattern": r"^([0-9]+(ms|s|m|h|d|w|y))+$"}
+_ALERTING_RULE = {
+    "type": "object", "required": ["alert", "expr"], "additionalProperties": False,
+    "properties": {
+        "alert": {"type": "string", "pattern": r"^[a-zA-Z_][a-zA-Z0-9_]*$"},
+        "expr": {"type": "string", "minLength": 1}, "for": _DURATION_PROMQL,
+        "keep_firing_for": _DURATION_PROMQL, "labels": _LABELS, "annotations": _LABELS}}
 CUSTOM_SCHEMAS: dict[str, dict[str, Any]] = {
+    "PrometheusRule": {
+        "type": "object", "required": ["apiVersion", "kind", "metadata", "spec"],
+        "additionalProperties": False,
+        "properties": {
+            "apiVersion": {"const": "monitoring.coreos.com/v1"},
+            "kind": {"const": "PrometheusRule"}, "metadata": _METADATA,
+            "spec": {
+                "type": "object", "required": ["groups"], "additionalProperties": False,
+                "properties": {"groups": {"type": "array", "minItems": 1, "items": {
+                    "type": "object", "required": ["name", "rules"],
+                    "additionalProperties": False,
+                    "properties": {"name": {"type": "string"}, "interval": _DURATION_PROMQL,
+                                   "rules": {"type": "array", "minItems": 1,
+                                             "items": _ALERTING_RULE}}}}},
+            },
+        },
+    },
     "Issuer": {
         "type": "object", "required": ["apiVersion", "kind", "metadata", "spec"],
         "additionalProperties": False,
@@ -557,9 +581,13 @@ def test_everything_namespaced_is_in_the_webhook_namespace(objects: Objects,
         [NAMESPACE] if values["namespace"]["create"] else [])
     cluster_scoped = {"Namespace", "ClusterRole", "ClusterRoleBinding",
                       *WEBHOOK_CONFIGURATIONS}
+    # The two monitoring objects go where Grafana's sidecar and Prometheus look for them.
+    elsewhere = {("ConfigMap", f"{SERVICE}-dashboard"): values["grafanaDashboard"]["namespace"],
+                 ("PrometheusRule", SERVICE): values["prometheusRule"]["namespace"]}
     for obj in objects:
+        expected = elsewhere.get((obj["kind"], obj["metadata"]["name"])) or NAMESPACE
         assert obj["metadata"].get("namespace") == (
-            None if obj["kind"] in cluster_scoped else NAMESPACE), obj["kind"]
+            None if obj["kind"] in cluster_scoped else expected), obj["kind"]
 
 
 # --- the webhook configurations ------------------------------------------------------------

@@ -68,6 +68,30 @@ def test_bookmarks_move_the_resource_version(standin: tuple[StandIn, client.Core
     assert eventually(lambda: cache.resource_version == str(state.resource_version))
 
 
+def test_events_bookmarks_and_a_watch_run_to_its_end_each_prove_the_cache_current(
+        standin: tuple[StandIn, client.CoreV1Api]) -> None:
+    """What the last-sync metric reports: in a quiet cluster nothing changes for hours, yet
+    each watch that runs to its timeout (and each bookmark) shows the cache current; only
+    the first list is a list."""
+    state, api = standin
+    syncs: list[float] = []
+    cache = NamespaceCache(api, on_sync=lambda c: syncs.append(c.synced_at or 0.0))
+    cache.start()
+    try:
+        assert state.wait_for_watchers(1) and len(syncs) == 1         # the list
+        state.bookmark()
+        assert eventually(lambda: len(syncs) == 2)
+        state.set("team-b")
+        assert eventually(lambda: len(syncs) == 3)
+        state.broadcast(None)          # the stream ends as at the watch's timeoutSeconds
+        assert eventually(lambda: len(syncs) == 4)
+        assert state.wait_for_watchers(1) and len(state.watch_requests()) >= 2
+    finally:
+        cache.stop()
+    assert cache.lists == 1 and cache.state == "synced"
+    assert syncs == sorted(syncs) and syncs[-1] == cache.synced_at
+
+
 def test_410_gone_lists_again(standin: tuple[StandIn, client.CoreV1Api],
                               cache: NamespaceCache) -> None:
     state, _ = standin

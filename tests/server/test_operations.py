@@ -158,12 +158,14 @@ def test_config_reload_applies_a_valid_file_and_refuses_an_invalid_one(
         return rewritten_image(server)
 
     assert image_after().startswith("mirror.example:5000/cache/")
+    assert scrape(server)["kci_webhook_config_last_reload_successful"] == 1   # from start
     swap(config_file, OTHER_CONFIG)
     assert eventually(lambda: image_after().startswith("other-mirror.example:5000/"))
     swap(config_file, "onInvalidd: typo\n")
     assert eventually(lambda: scrape(server).get(
         'kci_webhook_config_reloads_total{result="failure"}') == 1)
     assert image_after().startswith("other-mirror.example:5000/")   # the old one serves
+    assert scrape(server)["kci_webhook_config_last_reload_successful"] == 0
     with server.client() as client:
         ready = client.get("/readyz").json()
     assert "unknown key 'onInvalidd'" in ready["detail"]["configReloadError"]
@@ -186,8 +188,10 @@ def test_config_reload_refuses_an_unusable_named_file_and_retries_when_it_is_fix
         server: RunningServer) -> None:
     workdir = server.log.parent
     failures = 'kci_webhook_config_reloads_total{result="failure"}'
+    serving = "kci_webhook_config_last_reload_successful"    # what the reload alert reads
     swap(workdir / "config.yaml", CONFIG_WITH_CA)
     assert eventually(lambda: scrape(server).get(failures) == 1)
+    assert scrape(server)[serving] == 0
     assert rewritten_image(server).startswith("mirror.example:5000/cache/")  # the old serves
     assert reload_error(server) == (
         f"config.yaml: mirrors[0].caFile (mirror-ca.crt = {workdir}/mirror-ca.crt): not "
@@ -195,10 +199,11 @@ def test_config_reload_refuses_an_unusable_named_file_and_retries_when_it_is_fix
     # The file arrives, the config is unchanged: the refused config is tried again.
     swap(workdir / "mirror-ca.crt", (workdir / "certs" / "ca.crt").read_text())
     assert eventually(lambda: rewritten_image(server).startswith("other-mirror.example:5000/"))
-    assert reload_error(server) is None
+    assert reload_error(server) is None and scrape(server)[serving] == 1
     # The file breaks: a change of a named file is a reload too, refused like any other.
     swap(workdir / "mirror-ca.crt", "not a certificate\n")
     assert eventually(lambda: scrape(server).get(failures) == 2)
+    assert scrape(server)[serving] == 0     # stays 0 until a reload succeeds, however long
     assert "mirrors[0].caFile (mirror-ca.crt" in (reload_error(server) or "")
     assert "no certificate in it" in (reload_error(server) or "")
     assert rewritten_image(server).startswith("other-mirror.example:5000/")

@@ -149,11 +149,15 @@ def api_for(source: ApiSource) -> client.CoreV1Api | None:
 
 
 class NamespaceCache:
-    """Namespace → `Layer` of its defaults. `get` is safe from any thread, never blocks."""
+    """Namespace → `Layer` of its defaults. `get` is safe from any thread, never blocks.
+
+    `on_state` hears each change of `state`; `on_sync` each time the cache is known current
+    (`synced_at`), which a watch in a quiet cluster still proves every few minutes."""
 
     def __init__(self, api: client.CoreV1Api | None, *,
                  on_invalid: Callable[[str, str], None] | None = None,
                  on_state: Callable[[NamespaceCache], None] | None = None,
+                 on_sync: Callable[[NamespaceCache], None] | None = None,
                  watch_timeout: int = WATCH_TIMEOUT_SECONDS,
                  dialect: str = DEFAULT_DIALECT) -> None:
         self._api = api
@@ -162,6 +166,7 @@ class NamespaceCache:
         self._interest: dict[str, Interest] = {}
         self._on_invalid = on_invalid or (lambda _ns, _key: None)
         self._on_state = on_state or (lambda _cache: None)
+        self._on_sync = on_sync or (lambda _cache: None)
         self._watch_timeout = watch_timeout
         self._stop = threading.Event()
         self._writing = threading.Lock()   # readers never take it: they see whole dicts
@@ -243,7 +248,7 @@ class NamespaceCache:
         self._layers, self._interest = fresh_layers, fresh_interest   # one atomic swap each
         self.resource_version = (body.get("metadata") or {}).get("resourceVersion")
         self.lists += 1
-        self.synced_at = time.time()
+        self._mark_synced()
         self._set_state("synced")
         log.info("namespace cache listed %d namespaces (%d with defaults) at resourceVersion %s",
                  len(body.get("items") or ()), len(fresh_layers), self.resource_version)
@@ -276,6 +281,8 @@ class NamespaceCache:
                 if event.get("type") == "ERROR":
                     raise _error_event(event.get("object"))
                 self.apply(event)
+            else:   # the stream ended at its timeout: nothing was missed until now
+                self._mark_synced()
         finally:
             response.release_conn()
 
@@ -292,6 +299,7 @@ class NamespaceCache:
             self._update(name, ())
         if version:
             self.resource_version = version
+        self._mark_synced()
         if self.state != "synced":
             self._set_state("synced")
 
@@ -326,6 +334,13 @@ class NamespaceCache:
             key = problem.split(" ", 1)[0]       # a label: only from the closed set
             self._on_invalid(name, key if key in NAMESPACE_KEYS else "other")
         return layer
+
+    def _mark_synced(self) -> None:
+        """The cache is known current now (a list, an event or bookmark, a watch that ran
+        to its timeout): what `lastSyncAgeSeconds` and the last-sync metric measure from,
+        so a quiet cluster's healthy watch never looks stale."""
+        self.synced_at = time.time()
+        self._on_sync(self)
 
     def _set_state(self, state: str) -> None:
         if state != self.state:

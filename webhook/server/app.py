@@ -52,6 +52,7 @@ def create_app(settings: Settings, *,
             api_for(choose_source(override=settings.kubeconfig, environ=settings.environ)),
             on_invalid=lambda _ns, key: metrics.NAMESPACE_INVALID.labels(key).inc(),
             on_state=lambda cache: metrics.set_namespace_state(cache.state, cache.synced_at),
+            on_sync=lambda cache: metrics.set_namespace_state(cache.state, cache.synced_at),
             dialect=config.dialect)
     files = config_files(config)
     state = AppState(config=config, environment=environment, namespaces=namespaces, tls=tls,
@@ -59,6 +60,7 @@ def create_app(settings: Settings, *,
                      config_digest=snapshot(settings.config_path, files)[1],
                      watched_files=files)
     metrics.set_namespace_state(namespaces.state, None)
+    metrics.CONFIG_LAST_RELOAD_OK.set(1)   # the config at start is the file's, or no start
     drain = Drain(settings.shutdown_delay)
     # Self-activation of the webhook configurations (webhook.adapters.registration).
     registration = Registration.from_environ(

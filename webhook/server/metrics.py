@@ -65,17 +65,29 @@ NAMESPACE_STATE = Gauge(
     multiprocess_mode="max")
 NAMESPACE_LAST_SYNC = Gauge(
     "kci_webhook_namespace_cache_last_sync_timestamp_seconds", "When the namespace cache "
-    "last listed or saw a watch event.", registry=REGISTRY, multiprocess_mode="max")
+    "was last known current: a list, a watch event or bookmark, or a watch that ran to its "
+    "timeout (every few minutes in a quiet cluster).", registry=REGISTRY,
+    multiprocess_mode="max")
 MIRROR_CHECKS = Counter(
     "kci_webhook_mirror_check_cache_total", "Mirror presence checks, by cache result "
     "(hit, miss), and not_asked: past mirrorChecks.maxLookupsPerAdmission.", ["result"],
     registry=REGISTRY)
+MIRROR_LOOKUPS = Counter(
+    "kci_webhook_mirror_lookups_total", "if-present questions answered, by mirror host (the "
+    "config's, never a request's) and result: present, missing (the mirror lacks the "
+    "image), timeout (no answer in time), error, cancelled (config reload or shutdown), "
+    "not_asked (past mirrorChecks.maxLookupsPerAdmission); cache hits included.",
+    ["mirror", "result"], registry=REGISTRY)
 CERT_EXPIRY = Gauge(
     "kci_webhook_certificate_expiry_timestamp_seconds", "notAfter of the serving "
     "certificate in use.", registry=REGISTRY, multiprocess_mode="min")
 CONFIG_RELOADS = Counter(
     "kci_webhook_config_reloads_total", "Config file reloads, by result (success, failure).",
     ["result"], registry=REGISTRY)
+CONFIG_LAST_RELOAD_OK = Gauge(
+    "kci_webhook_config_last_reload_successful", "1 while the config file's content is the "
+    "config serving; 0 from a refused reload until a reload succeeds (the previous config "
+    "keeps serving meanwhile).", registry=REGISTRY, multiprocess_mode="livemin")
 
 STATES = ("disabled", "starting", "synced", "degraded")
 # Label values come from the request body; anything else would let a caller mint series.
@@ -124,6 +136,10 @@ def denial_reasons(message: str) -> frozenset[str]:
         elif _OBJECT.match(part):
             reasons.add("invalid-object")
     return frozenset(reasons or ("other",))
+
+
+# The results of an if-present question: a closed set, whatever a registry answers.
+MIRROR_RESULTS = ("present", "missing", "timeout", "error", "cancelled", "not_asked")
 
 
 def set_namespace_state(state: str, last_sync: float | None) -> None:

@@ -2,10 +2,15 @@
 
 The answers come from the worker's presence checker (`webhook.adapters.registry`), made
 from the config on first use and kept on the `AppState` until a config reload retires it.
+Each answer is counted here, by the configured mirror's host and the kind of answer
+(`metrics.MIRROR_LOOKUPS`): the adapter knows nothing of Prometheus.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+
+from webhook.adapters.registry.manifest import Presence
 from webhook.adapters.registry.presence import PresenceChecker
 from webhook.core import config as config_mod
 from webhook.core.mutation.images import NO_ANSWER, PresenceAnswers, PresenceQuestion
@@ -44,8 +49,10 @@ async def ask_mirrors(state: AppState, config: config_mod.Config,
         await checker.release()
     answers: dict[tuple[str, str], tuple[bool, str]] = {}
     not_asked: dict[str, None] = {}
+    results: Counter[tuple[str, str]] = Counter()
     for (mirror, _ref, image), presence in zip(asked, presences, strict=True):
         key = (mirror.endpoint, image)
+        results[mirror.host, lookup_result(presence)] += 1
         if presence is None:
             answers[key] = NO_ANSWER
             not_asked[image] = None
@@ -58,6 +65,8 @@ async def ask_mirrors(state: AppState, config: config_mod.Config,
             answers[key] = (False, presence.detail)
         else:
             answers[key] = (False, f"check failed: {presence.detail}")
+    for (host, result), count in results.items():
+        metrics.MIRROR_LOOKUPS.labels(host, result).inc(count)
     after = checker.stats
     metrics.MIRROR_CHECKS.labels("hit").inc(after["cache_hits"] - before["cache_hits"])
     metrics.MIRROR_CHECKS.labels("miss").inc(after["cache_misses"] - before["cache_misses"])
@@ -70,3 +79,17 @@ async def ask_mirrors(state: AppState, config: config_mod.Config,
         f"kept as written (pulled from their own registry): at most "
         f"{checks.max_lookups_per_admission} mirror lookups per admission "
         f"(mirrorChecks.maxLookupsPerAdmission)"]
+
+
+def lookup_result(presence: Presence | None) -> str:
+    """The `result` label of one question's answer, from `metrics.MIRROR_RESULTS`: a
+    registry's words never become a label, only which kind of answer it gave."""
+    if presence is None:
+        return "not_asked"
+    if presence.status == "present":
+        return "present"
+    if presence.status == "absent":
+        return "missing"
+    if presence.timed_out:
+        return "timeout"
+    return "cancelled" if presence.status == "unanswered" else "error"

@@ -74,6 +74,7 @@ async def watch_config(state: AppState, settings: Settings, interval: float = 2.
         except ConfigError as exc:
             state.reload_error = str(exc)
             metrics.CONFIG_RELOADS.labels("failure").inc()
+            metrics.CONFIG_LAST_RELOAD_OK.set(0)
             log.error("new config refused, the previous one keeps serving: %s", exc)
             continue
         old_checker = state.checker
@@ -82,6 +83,7 @@ async def watch_config(state: AppState, settings: Settings, interval: float = 2.
         if old_checker is not None:           # trust and credentials may have changed;
             await old_checker.retire()        # admissions that hold it finish on it first
         metrics.CONFIG_RELOADS.labels("success").inc()
+        metrics.CONFIG_LAST_RELOAD_OK.set(1)
         log.info("config reloaded from %s: %d mirror(s)", config.source, len(config.mirrors))
         for warning in config.warnings:
             log.warning("%s: %s", config.source, warning)

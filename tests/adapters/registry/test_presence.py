@@ -366,6 +366,7 @@ def test_a_mirror_that_never_answers_times_out_on_time() -> None:
                                   source="test").mirrors[0]
         presence = check(mirror, "library/nginx", "1.25", timeout=SHORT)
     assert presence == Presence("error", f"timeout after {SHORT:g}s")
+    assert presence.timed_out    # what the server counts as result="timeout"
 
 
 def test_errors_are_not_cached_and_a_failing_mirror_cools_down() -> None:

@@ -243,6 +243,7 @@ def test_lookups_waiting_for_a_slot_are_abandoned_at_the_budget_and_never_sent()
 
         answers, cached, stats = asyncio.run(scenario())
     assert answers == [Presence("unanswered", "no answer within the 0.3s budget")] * 6
+    assert all(answer is not None and answer.timed_out for answer in answers)
     assert gate.paths == ["/v2/kci/queued-0/manifests/1.0"]
     assert stats["abandoned"] == 5 and stats["lookups"] == 6
     assert cached.status == "absent" and stats["cache_hits"] == 1
@@ -429,6 +430,7 @@ def test_a_lookup_cancelled_under_an_admission_is_no_answer_not_an_error() -> No
     assert answers == [Presence("unanswered", "no answer: the lookup was cancelled "
                                               "(config reload or shutdown)")]
     assert stats["cancelled"] == 1
+    assert answers[0] is not None and not answers[0].timed_out   # no clock ran out
 
 
 # --- the settings ---------------------------------------------------------------------------

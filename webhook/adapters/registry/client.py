@@ -80,7 +80,7 @@ class RegistryClient:
             async with asyncio.timeout(self._timeout):
                 return await self._ask(mirror, repository, reference)
         except (TimeoutError, httpx.TimeoutException):
-            return Presence("error", f"timeout after {self._timeout:g}s")
+            return Presence("error", f"timeout after {self._timeout:g}s", timed_out=True)
         except _Refused as exc:
             return Presence("error", exc.detail)
         except httpx.HTTPError as exc:

@@ -13,7 +13,7 @@ No I/O here: `kci-webhook doctor` reads these without loading the HTTP client.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from webhook.core.reference import Reference
@@ -35,11 +35,15 @@ Status = Literal["present", "absent", "error", "unanswered"]
 @dataclass(frozen=True, slots=True)
 class Presence:
     """The mirror's answer. `detail` says why, for a warning or a log line (empty when
-    present); `digest` is the manifest digest the mirror reported, when present."""
+    present); `digest` is the manifest digest the mirror reported, when present;
+    `timed_out`: the error or the missing answer is a clock's (the lookup's timeout, the
+    admission's budget), which the server counts apart from other failures. Not part of
+    the answer's identity: two answers with the same words are the same answer."""
 
     status: Status
     detail: str = ""
     digest: str | None = None
+    timed_out: bool = field(default=False, compare=False)
 
     @property
     def present(self) -> bool:

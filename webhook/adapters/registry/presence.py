@@ -257,7 +257,7 @@ class PresenceChecker:
             self._forget(lookup.key, lookup)   # a later question starts afresh
             task.cancel()
         return Presence("unanswered", "no answer" if budget is None
-                        else f"no answer within the {budget:g}s budget")
+                        else f"no answer within the {budget:g}s budget", timed_out=True)
 
     def _forget(self, key: _Key, lookup: _Lookup) -> None:
         if self._inflight.get(key) is lookup:
