@@ -17,21 +17,36 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 WORKDIR /src
+# A C compiler for the compiled core (setup.py: mypyc), in this stage only. Not pinned by
+# version: it is the base image's Debian release (pinned by digest), and nothing of it but
+# the compiled modules reaches the final image.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
 # Only what the install needs (.dockerignore keeps everything else, certs and keys above
 # all, out of the build context).
-COPY requirements.lock ./
+COPY requirements.lock requirements-build.lock ./
 # Every runtime dependency at the version `make lock` resolved, each file checked
 # against its hash: the same inputs give the same image. All ship manylinux wheels for
-# CPython 3.11, so no compiler is needed; pip compiles the .pyc files here, because the
-# final image cannot write them at run time (read-only root filesystem).
+# CPython 3.11; pip compiles the .pyc files here, because the final image cannot write
+# them at run time (read-only root filesystem). The build tools (setuptools, mypy) go to
+# a venv of their own, locked and checked the same way, and never reach the image.
 RUN python -m venv /opt/venv \
- && /opt/venv/bin/pip install --no-cache-dir --require-hashes -r requirements.lock
-COPY pyproject.toml README.md ./
+ && /opt/venv/bin/pip install --no-cache-dir --require-hashes -r requirements.lock \
+ && python -m venv /opt/build \
+ && /opt/build/bin/pip install --no-cache-dir --require-hashes -r requirements-build.lock
+COPY pyproject.toml setup.py README.md ./
 COPY webhook ./webhook
-# The project itself, without resolving anything again (--no-deps), then no installer
-# left behind.
-RUN /opt/venv/bin/pip install --no-cache-dir --no-deps . \
+# The project as a wheel with its core compiled (no isolation: the locked build tools
+# above, nothing fetched again), then installed without resolving anything (--no-deps),
+# and no installer left behind.
+RUN /opt/build/bin/pip wheel --no-cache-dir --no-build-isolation --no-deps \
+        --wheel-dir /tmp/wheels . \
+ && /opt/venv/bin/pip install --no-cache-dir --no-deps /tmp/wheels/kci_webhook-*.whl \
+ && /opt/venv/bin/python -c "import webhook.core.admission.patch as m; assert not m.__file__.endswith('.py'), m.__file__" \
  && /opt/venv/bin/pip uninstall --yes pip setuptools
 
 # --- final: the venv on a clean slim image, no build tools, no wheels --------------------

@@ -21,6 +21,20 @@ import orjson
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The tests run the compiled core when it is built (hack/native.py), as the image
+    does: never a compiled module older than its source, which would shadow the edit.
+    `make test` sets KCI_WEBHOOK_NATIVE=required: there, the compiled core must be built."""
+    from hack import native
+    stale = native.stale()
+    if stale:
+        raise pytest.UsageError(f"compiled core older than its source ({', '.join(stale)}): "
+                                "run `make native` (python -m hack.native)")
+    if os.environ.get("KCI_WEBHOOK_NATIVE") == "required" and native.missing():
+        raise pytest.UsageError("KCI_WEBHOOK_NATIVE=required but the core is not compiled: "
+                                "run `make native`")
 DATA = ROOT / "tests" / "data"       # copied in; tests/data/README.md says from where
 ADMISSION = DATA / "admission"
 EXAMPLES = ROOT / "examples"

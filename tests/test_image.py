@@ -24,6 +24,7 @@ from tests.conftest import ROOT
 
 LOCK = ROOT / "requirements.lock"
 TEST_LOCK = ROOT / "requirements-test.lock"
+BUILD_LOCK = ROOT / "requirements-build.lock"
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 
@@ -72,10 +73,11 @@ def test_every_runtime_dependency_is_locked_at_a_version_it_allows() -> None:
             "run `make lock`")
 
 
-@pytest.mark.parametrize("lock", [LOCK, TEST_LOCK], ids=lambda p: p.name)
+@pytest.mark.parametrize("lock", [LOCK, TEST_LOCK, BUILD_LOCK], ids=lambda p: p.name)
 def test_every_pin_carries_sha256_hashes(lock: Path) -> None:
     pins = locked(lock)
-    assert len(pins) >= len(PYPROJECT["project"]["dependencies"])
+    assert len(pins) >= (len(PYPROJECT["build-system"]["requires"]) if lock == BUILD_LOCK
+                         else len(PYPROJECT["project"]["dependencies"]))
     for name, (_version, hashes) in pins.items():
         assert hashes, f"{name} has no hash"
         assert all(re.fullmatch(r"sha256:[0-9a-f]{64}", h.strip()) for h in hashes), name
@@ -89,7 +91,7 @@ def test_the_lock_holds_no_test_tool() -> None:
             assert name not in pins, f"{name} (extra {extra!r}) is in the runtime lock"
 
 
-@pytest.mark.parametrize("lock", [LOCK, TEST_LOCK], ids=lambda p: p.name)
+@pytest.mark.parametrize("lock", [LOCK, TEST_LOCK, BUILD_LOCK], ids=lambda p: p.name)
 def test_the_lock_names_its_generator(lock: Path) -> None:
     assert "make lock" in lock.read_text().split("\n\n", 1)[0]
 
@@ -122,8 +124,27 @@ def make_commands(target: str, *args: str) -> list[str]:
 def test_make_test_installs_the_test_lock_with_hashes_and_nothing_unpinned() -> None:
     installs = [line for line in make_commands("venv") if "pip install" in line]
     assert any(f"--require-hashes -r {TEST_LOCK.name}" in line for line in installs), installs
-    assert any(re.search(r"--no-deps -e \.(\s|$)", line) for line in installs), installs
+    assert any(f"--require-hashes -r {BUILD_LOCK.name}" in line for line in installs), installs
+    assert any(re.search(r"--no-deps --no-build-isolation -e \.(\s|$)", line)
+               for line in installs), installs
     assert not any("[test]" in line for line in installs), installs
+
+
+def test_the_build_lock_pins_the_build_system_with_hashes() -> None:
+    pins = locked(BUILD_LOCK)
+    for text in tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]["requires"]:
+        requirement = Requirement(text)
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{name} is not in {BUILD_LOCK.name}"
+        assert requirement.specifier.contains(pins[name][0]), (name, pins[name][0])
+        assert pins[name][1], f"{name} has no hash"
+    # one mypy for type-checking and compiling: the test lock's
+    assert pins["mypy"][0] == locked(TEST_LOCK)["mypy"][0]
+
+
+def test_make_test_and_make_run_run_the_compiled_core() -> None:
+    assert any("python -m hack.native" in line for line in make_commands("test"))
+    assert "python -m hack.native" in make_dry_run()
 
 
 def test_make_image_pins_the_base_image_by_the_digest_its_registry_answers() -> None:
@@ -147,15 +168,32 @@ def dockerfile_instructions() -> list[str]:
 
 def test_the_image_installs_the_lock_with_hashes_then_the_package_alone() -> None:
     lines = dockerfile_instructions()
-    installs = [line for line in lines if "pip install" in line]
-    assert any(re.search(r"pip install .*--require-hashes -r requirements\.lock", line)
-               for line in installs), installs
-    assert any(re.search(r"pip install .*--no-deps \.(\s|$)", line) for line in installs)
-    # nothing else resolves dependencies: every pip install is one of those two
-    assert len(installs) == 2, installs
+    commands = [part.strip() for line in lines for part in line.split("&&")]
+    installs = [c for c in commands if re.search(r"pip (install|wheel) ", c)]
+    assert any(re.search(r"pip install .*--require-hashes -r requirements\.lock", c)
+               for c in installs), installs
+    # the build tools (mypyc) from their own lock, into a venv that is not the image's
+    assert any(re.search(r"/opt/build/bin/pip install .*--require-hashes "
+                         r"-r requirements-build\.lock", c) for c in installs), installs
+    # the wheel is built with those tools alone (nothing fetched), then installed alone
+    assert any(re.search(r"pip wheel .*--no-build-isolation --no-deps", c) for c in installs)
+    assert any(re.search(r"/opt/venv/bin/pip install .*--no-deps /tmp/wheels/", c)
+               for c in installs), installs
+    # nothing else resolves dependencies
+    assert all("--require-hashes" in c or "--no-deps" in c for c in installs), installs
+    assert len(installs) == 4, installs
     copies = " ".join(line for line in lines if line.upper().startswith("COPY"))
-    assert "requirements.lock" in copies
-    assert "!requirements.lock" in (ROOT / ".dockerignore").read_text().splitlines()
+    assert "requirements.lock" in copies and "requirements-build.lock" in copies
+    ignored = (ROOT / ".dockerignore").read_text().splitlines()
+    assert {"!requirements.lock", "!requirements-build.lock", "!setup.py"} <= set(ignored)
+
+
+def test_the_final_image_gets_the_venv_and_no_compiler() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    final = text[text.rindex("\nFROM "):]
+    assert "apt-get" not in final and "gcc" not in final
+    assert "COPY --from=build /opt/venv /opt/venv" in final
+    assert "/opt/build" not in final
 
 
 def make_dry_run(*args: str) -> str:

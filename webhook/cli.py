@@ -47,6 +47,13 @@ SERVE_EXIT_CODES = {0: "stopped by SIGTERM or SIGINT",
                                         "is taken): nothing was served"}
 
 
+def core_compiled() -> bool:
+    """Whether the admission path runs compiled (setup.py): what the image ships. A build
+    without a compiler (KCI_WEBHOOK_PURE=1) serves the same answers, slower."""
+    from webhook.core.admission import pipeline
+    return not (pipeline.__file__ or "").endswith(".py")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -223,8 +230,9 @@ def _serve(args: argparse.Namespace) -> int:
     })
     for warning in config.warnings:
         log.warning("%s: %s", config.source, warning)
-    log.info("serving on https://%s:%d with config %s, %d mirror(s), %d worker(s)",
-             args.host, args.port, config.source, len(config.mirrors), args.workers)
+    log.info("serving on https://%s:%d with config %s, %d mirror(s), %d worker(s), %s",
+             args.host, args.port, config.source, len(config.mirrors), args.workers,
+             "compiled core" if core_compiled() else "pure-Python core (not compiled)")
     with contextlib.ExitStack() as stack:
         if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             # each worker is a process: /metrics must add up all of them (metrics.py);

@@ -84,3 +84,35 @@ def test_apply_list_operations() -> None:
     assert apply({"l": [1, 2]}, [{"op": "add", "path": "/l/-", "value": 3},
                                  {"op": "add", "path": "/l/0", "value": 0},
                                  {"op": "remove", "path": "/l/1"}]) == {"l": [0, 2, 3]}
+
+
+def test_apply_never_touches_the_document_nor_the_ops_values() -> None:
+    """Whatever the ops remove or replace first, later ops write to copies: not to the
+    received document, nor to a value an earlier op put in (it is shared with the
+    mutation's own result)."""
+    document = {"a": {"x": 1}, "b": {"y": [1, 2]}, "c": {"z": 1}}
+    snapshot = copy.deepcopy(document)
+    value = {"v": {"w": 1}}
+    value_snapshot = copy.deepcopy(value)
+    ops = [{"op": "remove", "path": "/a"},
+           {"op": "replace", "path": "/c/z", "value": 2},
+           {"op": "remove", "path": "/b/y/0"},
+           {"op": "add", "path": "/d", "value": value},
+           {"op": "replace", "path": "/d/v/w", "value": 3}]
+    result = apply(document, ops)
+    assert result == {"b": {"y": [2]}, "c": {"z": 2}, "d": {"v": {"w": 3}}}
+    assert document == snapshot
+    assert value == value_snapshot
+
+
+def test_apply_copies_a_whole_document_replacement_before_writing_to_it() -> None:
+    new = {"k": {"n": 1}}
+    result = apply({"old": 1}, [{"op": "replace", "path": "", "value": new},
+                                {"op": "replace", "path": "/k/n", "value": 2}])
+    assert result == {"k": {"n": 2}}
+    assert new == {"k": {"n": 1}}
+
+
+def test_apply_refuses_a_path_that_is_not_a_pointer() -> None:
+    with pytest.raises(ValueError, match="does not start with /"):
+        apply({"a": 1}, [{"op": "replace", "path": "a", "value": 2}])

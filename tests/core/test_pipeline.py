@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
+import pytest
 
 from tests.conftest import pod_review
 from webhook.core.admission.envelope import Decision
@@ -94,3 +95,26 @@ def test_every_cpu_bound_step_goes_through_run() -> None:
 def test_nobody_to_ask_uses_if_present_mirrors_as_the_offline_preview_does() -> None:
     decision = admit_offline(review(), context_for=context_for)
     assert decision.outcome == "mutated" and images(decision) == [CACHED]
+
+
+ALWAYS = load_config("""
+mirrors:
+  - endpoint: https://cache.example:5000
+    hosts: [docker.io]
+""", source="test")
+
+
+@pytest.mark.parametrize("field", ["image", "name"])
+@pytest.mark.parametrize("value", [1.5, 7, True, None, [], {}], ids=repr)
+def test_a_container_field_of_another_type_never_breaks_a_create(field: str,
+                                                                 value: object) -> None:
+    """The API server decodes a pod before it calls us, so this never arrives from it; from
+    anyone else it is an answer, never an internal error. The other container is still
+    rewritten."""
+    pod: dict[str, Any] = {"metadata": {"name": "web"}, "spec": {"containers": [
+        {"name": "odd", "image": "busybox:1.36"}, {"name": "web", "image": "nginx:1.27"}]}}
+    pod["spec"]["containers"][0][field] = value
+    decision = admit_offline(orjson.dumps(pod_review(pod)),
+                             context_for=lambda ns: Context(config=ALWAYS, namespace=ns))
+    assert decision.outcome == "mutated", decision.message
+    assert "cache.example:5000/library/nginx:1.27" in images(decision)

@@ -28,7 +28,7 @@ from webhook.adapters.registry.files import config_files
 from webhook.adapters.tls.reload import ReloadingContext
 from webhook.core import config as config_mod
 from webhook.core.admission.dispatch import validate
-from webhook.core.admission.envelope import Decision
+from webhook.core.admission.envelope import Body, Decision
 from webhook.core.admission.pipeline import admit
 from webhook.core.mutation.images import PresenceAnswers, PresenceQuestion
 from webhook.core.registration import excluded_namespaces
@@ -93,14 +93,14 @@ def create_app(settings: Settings, *,
                   dry_run: bool) -> tuple[PresenceAnswers, list[str]]:
         return await ask_mirrors(state, config, asked, dry_run=dry_run)
 
-    async def mutate_with_checks(body: bytes) -> Decision:
+    async def mutate_with_checks(body: Body) -> Decision:
         """The core's admission (`webhook.core.admission.pipeline.admit`), asking the
         `if-present` mirrors through this worker's checker within the budget. A large
         body's decoding, judging and deciding run in a thread (`off_loop`), never on the
         loop."""
         return await admit(body, context_for=state.context_for, ask=ask, run=off_loop)
 
-    async def validate_body(body: bytes) -> Decision:
+    async def validate_body(body: Body) -> Decision:
         return await off_loop(validate, body, context_for=state.context_for)
 
     @app.get("/healthz")

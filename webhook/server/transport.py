@@ -28,11 +28,11 @@ import contextvars
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import Any, ParamSpec, TypeVar
 
 import orjson
 
-from webhook.core.admission.envelope import Decision, errored
+from webhook.core.admission.envelope import Body, Decision, errored
 from webhook.core.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from webhook.server import metrics
 
@@ -42,7 +42,7 @@ Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-Handler = Callable[[bytes], Awaitable[Decision]]
+Handler = Callable[[Body], Awaitable[Decision]]
 
 JSON_TYPES = {b"application/json", b"application/json-patch+json", b"*/*", b""}
 # Above this, a body is decoded and decided off the event loop. Below it, the work takes
@@ -134,7 +134,7 @@ class AdmissionTransport:
             return
         endpoint = scope["path"].lstrip("/")
         started = time.perf_counter()
-        body = b""
+        body: Body = b""
         held = [0]          # bytes reserved in the budget, released whatever happens
         try:
             body = await self._read_body(scope, receive, held)
@@ -165,7 +165,7 @@ class AdmissionTransport:
         self._observe(endpoint, decision, time.perf_counter() - started)
         await _send(send, 200, decision.body, close=self.closing())
 
-    async def _read_body(self, scope: Scope, receive: Receive, held: list[int]) -> bytes:
+    async def _read_body(self, scope: Scope, receive: Receive, held: list[int]) -> Body:
         """Read at most the cap within the body timeout, its bytes reserved in the budget
         (`held[0]` says how many); refuse larger bodies without reading them whole."""
         content_type, declared = b"application/json", None
@@ -217,7 +217,7 @@ class AdmissionTransport:
             raise BadRequest("empty body: expected an AdmissionReview")
         # Handlers only parse it (orjson reads a bytearray as it reads bytes); a copy into
         # bytes would hold the body twice at its largest (37 MiB each).
-        return cast(bytes, body)
+        return body
 
     def _observe(self, endpoint: str, decision: Decision, seconds: float) -> None:
         """Metrics and logs for one answer: one line per admission at debug, denials at

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 import orjson
 
 from webhook.core.admission import patch
-from webhook.core.admission.envelope import Decision, Request, answer, decode, pod_name
+from webhook.core.admission.envelope import Body, Decision, Request, answer, decode, pod_name
 from webhook.core.admission.scope import check_patch_scope
 from webhook.core.admission.workloads import (
     TEMPLATE_PATHS,
@@ -138,7 +138,7 @@ def _refusal(request: Request, mutation: Callable[[], MutationResult], *,
     return outcome
 
 
-def validate(body: bytes, *, context_for: Callable[[str], Context]) -> Decision:
+def validate(body: Body, *, context_for: Callable[[str], Context]) -> Decision:
     """The validating webhook for workloads: their pod template's KCI annotations are
     checked with the same code as a pod's, so `kubectl apply` fails at once with the
     message a pod would get, instead of a controller whose pods never appear.

@@ -30,6 +30,9 @@ DEFAULT_MAX_BODY_BYTES = (2 * 3 * 6 + 1) * 1024 * 1024
 MAX_WARNINGS = 20          # the API server shows each one to the client; keep it readable
 MAX_WARNING_CHARS = 512
 MAX_MESSAGE_CHARS = 4096
+# A request body as the transport holds it: a bytearray it read into (a copy into bytes
+# would hold a 37 MiB body twice), or bytes. orjson reads either.
+Body = bytes | bytearray
 
 
 @dataclass(slots=True)
@@ -66,7 +69,7 @@ class Request:
     dry_run: bool = False      # the answer is the same; nothing else may follow from it
 
 
-def decode(body: bytes) -> Request:
+def decode(body: Body) -> Request:
     """Parse and check the envelope; anything that is not an AdmissionReview is a BadRequest."""
     try:
         review = orjson.loads(body)
@@ -138,7 +141,7 @@ def answer(request: Request, outcome: str, *, allowed: bool, message: str = "",
                     sub_resource=request.sub_resource, warnings=warnings, message=message)
 
 
-def errored(request_body: bytes, message: str) -> bytes:
+def errored(request_body: Body, message: str) -> bytes:
     """A response for an unexpected failure: still an AdmissionReview carrying the uid when
     one can be read, refusing with code 500 (the API server then reports the message)."""
     try:

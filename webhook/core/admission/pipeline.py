@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import ParamSpec, Protocol, TypeVar
 
 from webhook.core.admission.dispatch import decide, questions, worth_asking
-from webhook.core.admission.envelope import Decision, decode
+from webhook.core.admission.envelope import Body, Decision, decode
 from webhook.core.config import Config
 from webhook.core.mutation.context import Context
 from webhook.core.mutation.images import PresenceAnswers, PresenceQuestion
@@ -52,7 +52,7 @@ def answer_from(answers: Mapping[tuple[str, str], tuple[bool, str]]) -> Ask:
     return ask
 
 
-async def admit(body: bytes, *, context_for: Callable[[str], Context], ask: Ask | None,
+async def admit(body: Body, *, context_for: Callable[[str], Context], ask: Ask | None,
                 run: Run | None = None) -> Decision:
     """Answer one AdmissionReview. `context_for(namespace)` supplies config and defaults;
     `ask` answers the presence questions (None: nobody can ask, as offline, and every
@@ -74,7 +74,7 @@ async def admit(body: bytes, *, context_for: Callable[[str], Context], ask: Ask 
     return await run(decide, request, ctx, presence=presence, notes=notes)
 
 
-def admit_offline(body: bytes, *, context_for: Callable[[str], Context]) -> Decision:
+def admit_offline(body: Body, *, context_for: Callable[[str], Context]) -> Decision:
     """`admit` with nobody to ask, for callers without an event loop (the tests, the fuzzer):
     the same coroutine, driven to its end here; with no `ask` and steps run in place,
     nothing in it waits on anything."""

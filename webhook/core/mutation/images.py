@@ -172,7 +172,10 @@ def image_refs(spec: Pod) -> list[Reference]:
     refs = []
     for list_name in CONTAINER_LISTS:
         for container in spec.get(list_name) or ():
-            ref = parse_image(container.get("image") or "")
+            image = container.get("image")
+            if not isinstance(image, str):      # none, or not a string: no reference
+                continue
+            ref = parse_image(image)
             if isinstance(ref, Reference):
                 refs.append(ref)
     return refs
