@@ -126,6 +126,7 @@ class AdmissionTransport:
         self.budget = ByteBudget(max(body_memory_bytes, max_body_bytes))
         self.closing = closing
         self._children: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
+        self._rewrites: dict[str, Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         handler = self.routes.get(scope.get("path", "")) if scope["type"] == "http" else None
@@ -233,7 +234,11 @@ class AdmissionTransport:
         children[0].inc()
         children[1].observe(seconds)
         for _old, new in decision.rewritten.values():
-            metrics.IMAGES_REWRITTEN.labels(new.split("/", 1)[0]).inc()
+            host = new.split("/", 1)[0]         # a configured mirror's: a bounded set
+            rewrites = self._rewrites.get(host)
+            if rewrites is None:
+                rewrites = self._rewrites[host] = metrics.IMAGES_REWRITTEN.labels(host)
+            rewrites.inc()
         if decision.outcome == "denied":
             for reason in metrics.denial_reasons(decision.message):
                 metrics.DENIALS.labels(reason).inc()
