@@ -18,7 +18,8 @@ The Lists are shaped as the API server sends them (`kind: PodList`, `apiVersion`
 `metadata.resourceVersion`, items without their own kind and apiVersion) and paged as it
 pages them: `limit` cuts a page, `metadata.continue` is the token of the next, and
 `remainingItemCount` says how many are left. A namespace in `forbidden` answers 403 to
-every read in it, as RBAC does, with the API server's message; `cluster_lists_forbidden`
+every read in it, as RBAC does, with the API server's message (`forbidden_reads`: one
+kind in one namespace); `cluster_lists_forbidden`
 refuses the lists across all namespaces (a user with rights in some namespaces only).
 """
 
@@ -81,6 +82,7 @@ class StandIn:
         # kind → objects of that kind (each with its metadata.namespace), in creation order
         self.objects: dict[str, list[dict[str, Any]]] = {kind: [] for kind in RESOURCES}
         self.forbidden: set[str] = set()
+        self.forbidden_reads: set[tuple[str, str]] = set()   # (namespace, kind) refused
         self.cluster_lists_forbidden = False
 
     def put(self, obj: dict[str, Any]) -> None:
@@ -99,7 +101,7 @@ class StandIn:
         group, plural = RESOURCES[kind]
         if namespace is None and self.cluster_lists_forbidden:
             return 403, _forbidden(plural, None)
-        if namespace in self.forbidden:
+        if namespace in self.forbidden or (namespace, kind) in self.forbidden_reads:
             return 403, _forbidden(plural, namespace)
         with self.lock:
             items = [copy.deepcopy(o) for o in self.objects[kind]
@@ -119,7 +121,7 @@ class StandIn:
 
     def get_object(self, kind: str, namespace: str, name: str) -> tuple[int, dict[str, Any]]:
         plural = RESOURCES[kind][1]
-        if namespace in self.forbidden:
+        if namespace in self.forbidden or (namespace, kind) in self.forbidden_reads:
             return 403, _forbidden(plural, namespace, verb="get")
         with self.lock:
             for obj in self.objects[kind]:

@@ -71,15 +71,16 @@ class Cluster:
         return str(self.api.configuration.host)
 
     def objects(self, kind: str, namespace: str | None = None, *,
-             page_size: int = PAGE_SIZE) -> Iterator[dict[str, Any]]:
-        """Every object of `kind` in `namespace` (None: all namespaces), page by page.
-        Raises Forbidden on 403, ClusterError on anything else that is not a list."""
+                page_size: int | None = None) -> Iterator[dict[str, Any]]:
+        """Every object of `kind` in `namespace` (None: all namespaces), page by page
+        (`page_size`, default PAGE_SIZE). Raises Forbidden on 403, ClusterError on
+        anything else that is not a list."""
         group, plural = RESOURCES[kind]
         path = (f"/{group}/namespaces/{namespace}/{plural}" if namespace
                 else f"/{group}/{plural}")
         token: str | None = None
         while True:
-            query: list[tuple[str, Any]] = [("limit", page_size)]
+            query: list[tuple[str, Any]] = [("limit", page_size or PAGE_SIZE)]
             if token:
                 query.append(("continue", token))
             body = self._get(path, query, what=_what(kind, namespace))
