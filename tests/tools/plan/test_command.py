@@ -117,7 +117,7 @@ def test_every_finding_class_on_its_container(setup: Setup,
     assert rows[("team-a", "web", "c0")] == (f"{mirror}/kci/app:1.0", "rewrite", "")
     assert rows[("team-a", "web", "i0")] == ("quay.io/x/y:1", "unchanged", "")
     assert rows[("team-a", "gone", "c0")][:2] == (f"{mirror}/kci/nothere:1.0", "missing-image")
-    assert "has no kci/nothere:1.0 (manifest unknown (404))" in rows[("team-a", "gone", "c0")][2]
+    assert "has no kci/nothere:1.0: manifest unknown (404)" in rows[("team-a", "gone", "c0")][2]
     assert rows[("team-b", "db", "c0")][1:] == (
         "missing-secret", "pull Secret mirror-pull does not exist in namespace team-b")
     after, finding, detail = rows[("team-c", "agent", "c0")]

@@ -73,8 +73,9 @@ EXIT_CODES = {
     EXIT_OK: "planned: no container has a finding of --fail-on",
     EXIT_FOUND: "a container has a finding of --fail-on (with --compare: among the rows "
                 "that differ, under the candidate config)",
-    EXIT_CANNOT_RUN: "cannot run: no cluster found or reachable, namespaces not listable "
-                     "with -A, an invalid or unreadable config, bad arguments",
+    EXIT_CANNOT_RUN: "cannot run: no cluster found or reachable, Namespaces not listable "
+                     "without -n, a -n namespace that does not exist, an invalid or "
+                     "unreadable config, bad arguments",
 }
 EXAMPLES = (
     "kci-webhook plan",

@@ -276,8 +276,9 @@ def _findings(outcome: Outcome, list_name: str, image: str, after: str, config: 
         repository, reference = ref.path, manifest_reference(ref)
         answer = answers.get((mirror, repository, reference))
         if answer is not None and answer.status == "absent":
-            found.append((MISSING_IMAGE, f"mirror {mirror.host} has no {repository}:"
-                                         f"{reference} ({answer.detail})"))
+            at = f"@{reference}" if ":" in reference else f":{reference}"   # digest, tag
+            found.append((MISSING_IMAGE, f"mirror {mirror.host} has no {repository}{at}: "
+                                         f"{answer.detail}"))
         if mirror.pull_secret:
             why = secrets.get((outcome.unit.namespace, mirror.pull_secret))
             if why:
