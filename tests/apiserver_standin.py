@@ -324,7 +324,7 @@ def _handler(state: StandIn) -> type[BaseHTTPRequestHandler]:
                 return True
             if len(parts) == 4 and parts[:3] == ["api", "v1", "namespaces"]:
                 name = parts[3]
-                if name in state.forbidden:
+                if name in state.forbidden or (name, "Namespace") in state.forbidden_reads:
                     self._json(403, _forbidden("namespaces", None, verb="get"))
                 elif name in state.namespaces:
                     self._json(200, state.namespaces[name])

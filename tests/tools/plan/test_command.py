@@ -9,6 +9,8 @@ One cluster holds a container of every finding; each test asks what it names.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,6 +193,17 @@ def test_a_namespace_that_answers_403_is_skipped(setup: Setup,
     assert "team-b: skipped: " in table and "1 skipped" in table.splitlines()[-1]
 
 
+def test_a_namespace_whose_object_may_not_be_read_is_planned_without_its_annotations(
+        setup: Setup, capsys: pytest.CaptureFixture[str]) -> None:
+    # what a namespace's own RoleBinding gives: its objects, never the Namespace itself
+    setup.state.set("team-b", {"kci-webhook/mirrors": "off"})
+    setup.state.forbidden_reads.add(("team-b", "Namespace"))
+    code, out, err = plan(setup, capsys, "-o", "json", "-n", "team-b")
+    assert findings(out)[("team-b", "db", "c0")][1] == "missing-secret"   # mirrors not off
+    assert "kci-webhook plan: warning: namespace team-b: forbidden: " in err
+    assert "planned without its annotations" in err and code == 1
+
+
 def test_lists_are_read_page_by_page(setup: Setup, capsys: pytest.CaptureFixture[str],
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cluster_module, "PAGE_SIZE", 2)
@@ -330,3 +343,12 @@ def test_compare_of_a_config_with_itself_is_empty_and_exits_0(
     assert out.splitlines()[0] == "no containers"
     assert out.splitlines()[-1] == "in all: 0 containers differ in 0 namespaces"
     assert code == 0
+
+
+def test_the_other_commands_start_without_the_kubernetes_client_or_httpx() -> None:
+    """`plan` loads them when it runs; building its parser alongside the others does not."""
+    result = subprocess.run(
+        [sys.executable, "-c", "import sys, webhook.cli; webhook.cli._parser(); "
+         "print(sorted(m for m in ('kubernetes', 'httpx') if m in sys.modules))"],
+        capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.strip() == "[]"

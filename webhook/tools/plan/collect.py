@@ -36,12 +36,13 @@ class Unit:
 
 @dataclass
 class Snapshot:
-    """What was read: the Namespaces by name, the units, and the namespaces skipped
-    (name → why)."""
+    """What was read: the Namespaces by name, the units, the namespaces skipped (name →
+    why), and what could be read only in part."""
 
     namespaces: dict[str, dict[str, Any]] = field(default_factory=dict)
     units: list[Unit] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 def units_of(kind: str, items: Iterable[dict[str, Any]]) -> Iterator[Unit]:
@@ -77,9 +78,9 @@ def read(cluster: Cluster, *, namespace: str | None,
             snapshot.namespaces[namespace] = cluster.namespace(namespace)
         except NotFound:
             raise ClusterError(f"namespace {namespace} not found") from None
-        except Forbidden as exc:
-            snapshot.skipped[namespace] = str(exc)
-            return snapshot
+        except Forbidden as exc:   # a namespace's own Role never grants the Namespace
+            snapshot.warnings.append(f"{exc}: planned without its annotations (its "
+                                     "defaults, mirror switch and dialect)")
         names = [namespace]
     else:
         try:

@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
     from webhook.adapters.cluster import ClusterError, connect
     from webhook.tools.plan.collect import read
 
-    say = _Progress(args.output)
+    say = _Progress()
     _log_to_stderr()
     try:
         environment = environment_defaults(os.environ)
@@ -158,6 +158,8 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, ClusterError) as exc:
         print(f"kci-webhook plan: {exc}", file=sys.stderr)
         return EXIT_CANNOT_RUN
+    for warning in snapshot.warnings:
+        print(f"kci-webhook plan: warning: {warning}", file=sys.stderr)
     planner = _Planner(cluster, snapshot, environment=environment,
                        own_namespace=args.webhook_namespace, timeout=args.registry_timeout,
                        concurrency=args.concurrency, progress=say)
@@ -325,7 +327,7 @@ class _Progress:
     """A status line on stderr while a step runs, only when stderr is a terminal (never in
     a pipe or a log, and never on stdout)."""
 
-    def __init__(self, output: str) -> None:
+    def __init__(self) -> None:
         self.console: Any = None
         if sys.stderr.isatty():
             from rich.console import Console

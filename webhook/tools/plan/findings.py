@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from webhook.adapters.registry.manifest import Presence, manifest_reference
 from webhook.core.config import Config, Mirror
@@ -42,7 +42,9 @@ from webhook.core.mutation.images import (
 )
 from webhook.core.mutation.update import EPHEMERAL, EPHEMERAL_LIST, mutate_update, update_questions
 from webhook.core.reference import Reference
-from webhook.tools.plan.collect import Unit
+
+if TYPE_CHECKING:   # collect reads the cluster: the kubernetes client loads only for a plan
+    from webhook.tools.plan.collect import Unit
 
 DENY, MISSING_IMAGE, MISSING_SECRET = "deny", "missing-image", "missing-secret"
 UNREACHABLE, REWRITE, UNCHANGED, EXCLUDED = "unreachable", "rewrite", "unchanged", "excluded"
