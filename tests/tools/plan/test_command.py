@@ -251,6 +251,8 @@ def test_an_unknown_finding_is_a_usage_error(setup: Setup,
     pytest.param("no-configmap", "configmap kci-webhook/kci-webhook-config: not found",
                  id="served-config-missing"),
     pytest.param("missing-namespace", "namespace nowhere not found", id="missing-namespace"),
+    pytest.param("namespaces-forbidden", "namespaces: forbidden: injected failure: without "
+                 "the right to list Namespaces, name one with -n", id="namespaces-forbidden"),
 ])
 def test_what_cannot_run_exits_2(setup: Setup, capsys: pytest.CaptureFixture[str],
                                  tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -267,6 +269,8 @@ def test_what_cannot_run_exits_2(setup: Setup, capsys: pytest.CaptureFixture[str
             config.write_text("mirrors: [{endpoint: 'ftp://x', hosts: []}]\n")
         if setting == "missing-namespace":
             args = ["-n", "nowhere"]
+        if setting == "namespaces-forbidden":
+            setup.state.list_status = 403
         code, out, err = plan(setup, capsys, *args, config=config,
                               served=setting == "no-configmap")
         assert out == ""

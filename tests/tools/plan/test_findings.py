@@ -110,6 +110,15 @@ def test_an_image_already_on_the_mirror_is_checked_there() -> None:
     assert (row.image == row.after, row.finding) == (True, "missing-image")
 
 
+def test_a_missing_image_pinned_by_digest_is_named_by_its_digest() -> None:
+    digest = "sha256:" + "ab" * 32
+    row, = rows_of([workload("Pod", "p", f"nginx@{digest}")], config(),
+                   answers={f"hub/library/nginx:{digest}": Presence("absent", "manifest "
+                                                                     "unknown (404)")})
+    assert row.detail == (f"mirror {MIRROR} has no hub/library/nginx@{digest}: manifest "
+                          "unknown (404)")
+
+
 def test_an_if_present_mirror_that_cannot_be_asked_is_unreachable() -> None:
     row, = rows_of([workload("Pod", "p", "nginx")], config("if-present"),
                    answers={"hub/library/nginx:latest": Presence("error", "timeout after 5s")})

@@ -110,21 +110,23 @@ def add_parser(commands: Any) -> None:
     scope.add_argument("-n", "--namespace", help="only this namespace")
     scope.add_argument("-A", "--all-namespaces", action="store_true",
                        help="every namespace (what plan does without -n)")
-    parser.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table")
+    parser.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table",
+                        help="table: aligned columns and the summaries; json or yaml: one "
+                             "object, the data only")
     parser.add_argument("--fail-on", type=fail_on, metavar="CLASSES",
                         default=DEFAULT_FAIL_ON,
                         help="findings that make the exit code 1, a comma list of "
                              f"{', '.join(steps.FINDINGS)}; '' for none")
     from_environment(parser.add_argument(
-        "--kubeconfig", default=os.environ.get("KCI_WEBHOOK_KUBECONFIG"),
+        "--kubeconfig", default=os.environ.get("KCI_WEBHOOK_KUBECONFIG"), metavar="FILE",
         help="the kubeconfig to read the cluster through; without it, $KUBECONFIG, the "
              "in-cluster service account, ~/.kube/config"), "KCI_WEBHOOK_KUBECONFIG")
-    parser.add_argument("--webhook-namespace", default=WEBHOOK_NAMESPACE,
+    parser.add_argument("--webhook-namespace", default=WEBHOOK_NAMESPACE, metavar="NAMESPACE",
                         help="the webhook's own namespace: its ConfigMap's, and excluded "
                              "as the server excludes it")
-    parser.add_argument("--configmap", default=CONFIGMAP,
+    parser.add_argument("--configmap", default=CONFIGMAP, metavar="NAME",
                         help="the ConfigMap the webhook's config is read from")
-    parser.add_argument("--configmap-key", default=CONFIGMAP_KEY,
+    parser.add_argument("--configmap-key", default=CONFIGMAP_KEY, metavar="KEY",
                         help="the ConfigMap's key holding the config")
     parser.add_argument("--registry-timeout", type=seconds(low=0.1, high=300),
                         default="5", metavar="SECONDS",
