@@ -12,15 +12,16 @@ configurations are stored as the API server returns them; a PATCH is applied as 
 strategic merge patch of that kind is (`webhooks` merged by `name`, a selector's
 matchLabels merged and its matchExpressions replaced), checks a resourceVersion it
 carries (409 Conflict when stale), and can be made to fail. Every request is recorded
-(method, path, query, content type, body).
+(method, path, query, `Accept` of a GET, content type and body of a PATCH).
 
 The Lists are shaped as the API server sends them (`kind: PodList`, `apiVersion`,
 `metadata.resourceVersion`, items without their own kind and apiVersion) and paged as it
 pages them: `limit` cuts a page, `metadata.continue` is the token of the next, and
-`remainingItemCount` says how many are left. A namespace in `forbidden` answers 403 to
-every read in it, as RBAC does, with the API server's message (`forbidden_reads`: one
-kind in one namespace); `cluster_lists_forbidden`
-refuses the lists across all namespaces (a user with rights in some namespaces only).
+`remainingItemCount` says how many are left. An object asked with the `Accept` of
+`as=PartialObjectMetadata` comes back as that: its metadata alone. A namespace in
+`forbidden` answers 403 to every read in it, as RBAC does, with the API server's message
+(`forbidden_reads`: one kind in one namespace); `cluster_lists_forbidden` refuses the
+lists across all namespaces (a user with rights in some namespaces only).
 """
 
 from __future__ import annotations
@@ -290,7 +291,8 @@ def _handler(state: StandIn) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
             url = urlparse(self.path)
             query = parse_qs(url.query)
-            state.requests.append({"method": "GET", "path": url.path, **query})
+            state.requests.append({"method": "GET", "path": url.path, **query,
+                                   "accept": self.headers.get("Accept") or ""})
             if url.path.startswith(ADMISSION_PREFIX):
                 self._configuration_get(url.path)
             elif self._resource_get(url.path, query):
@@ -343,7 +345,12 @@ def _handler(state: StandIn) -> type[BaseHTTPRequestHandler]:
             if len(parts) == head + 3:
                 self._json(*state.list_body(kind, namespace, limit, token))
             elif len(parts) == head + 4:
-                self._json(*state.get_object(kind, namespace, parts[head + 3]))
+                code, body = state.get_object(kind, namespace, parts[head + 3])
+                if code == 200 and "as=PartialObjectMetadata" in (self.headers.get("Accept")
+                                                                  or ""):
+                    body = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                            "metadata": body["metadata"]}
+                self._json(code, body)
             else:
                 return False
             return True

@@ -63,6 +63,8 @@ def test_a_missing_object_is_not_found_and_a_missing_secret_is_false(
                "data": {".dockerconfigjson": "e30="}})
     assert cluster.secret_exists("team-a", "mirror-pull") is True
     assert cluster.secret_exists("team-b", "mirror-pull") is False
+    asked = [r for r in state.requests if "/secrets/" in r["path"]]
+    assert all("as=PartialObjectMetadata" in r["accept"] for r in asked)   # never its data
     with pytest.raises(NotFound):
         cluster.config_map("kci-webhook", "kci-webhook-config")
     with pytest.raises(NotFound):

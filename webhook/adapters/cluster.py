@@ -28,6 +28,8 @@ from webhook.adapters.namespaces import api_for, choose_source
 from webhook.core.errors import ConfigError
 
 PAGE_SIZE = 500                     # kubectl's own chunk size
+# An object's metadata without its content (API servers since 1.15), plain JSON otherwise.
+METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
 REQUEST_TIMEOUT = (5, 60)           # connect, read: seconds
 
 # The kinds `plan` reads: kind → (API group path, plural), as the API server names them.
@@ -118,21 +120,23 @@ class Cluster:
                          what=f"configmap {namespace}/{name}")
 
     def secret_exists(self, namespace: str, name: str) -> bool:
-        """Whether the Secret exists. Its content is read (the API has no cheaper way
-        that RBAC's `get` allows) and dropped here. Raises Forbidden."""
+        """Whether the Secret exists. Asked for its metadata only (`PartialObjectMetadata`,
+        as `kubectl get --show-kind -o name` does): the API server then sends no `data`,
+        and RBAC's `get` is all it takes. Raises Forbidden."""
         try:
             self._get(f"/api/v1/namespaces/{namespace}/secrets/{name}", [],
-                      what=f"secret {namespace}/{name}")
+                      what=f"secret {namespace}/{name}", accept=METADATA_ONLY)
         except NotFound:
             return False
         return True
 
-    def _get(self, path: str, query: list[tuple[str, Any]], *, what: str) -> dict[str, Any]:
+    def _get(self, path: str, query: list[tuple[str, Any]], *, what: str,
+             accept: str = "application/json") -> dict[str, Any]:
         try:
             response: Any = self.api.call_api(
                 *self.api.param_serialize(method="GET", resource_path=path,
                                           query_params=query,
-                                          header_params={"Accept": "application/json"},
+                                          header_params={"Accept": accept},
                                           auth_settings=["BearerToken"]),
                 _request_timeout=REQUEST_TIMEOUT)
             response.read()

@@ -204,6 +204,15 @@ def test_a_namespace_whose_object_may_not_be_read_is_planned_without_its_annotat
     assert "planned without its annotations" in err and code == 1
 
 
+def test_an_invalid_namespace_annotation_is_warned_about_once(
+        setup: Setup, capsys: pytest.CaptureFixture[str]) -> None:
+    setup.state.set("team-b", {"k8s.ksyun.com/kci-host-aliases": "not json"})
+    _code, out, err = plan(setup, capsys, "-o", "json", "--compare", str(setup.plain))
+    json.loads(out)
+    assert err.count("kci-webhook plan: warning: invalid namespace annotation, ignored: "
+                     "k8s.ksyun.com/kci-host-aliases (namespace team-b)") == 1
+
+
 def test_lists_are_read_page_by_page(setup: Setup, capsys: pytest.CaptureFixture[str],
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cluster_module, "PAGE_SIZE", 2)

@@ -20,8 +20,8 @@ from typing import Any
 from webhook.adapters.cluster import RESOURCES, Cluster, ClusterError, Forbidden, NotFound
 from webhook.core.admission.workloads import pod_template, template_as_pod
 
-# Progress: (what is being read, objects read so far)
-Progress = Callable[[str, int], None]
+# A note of progress: (what is being read, objects read so far)
+Note = Callable[[str, int], None]
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ def _controlled(meta: dict[str, Any]) -> bool:
 
 
 def read(cluster: Cluster, *, namespace: str | None,
-         progress: Progress | None = None) -> Snapshot:
+         progress: Note | None = None) -> Snapshot:
     """The Namespaces and units of one namespace, or of all (`namespace` None). Raises
     ClusterError when the cluster cannot be read, or `namespace` does not exist."""
     note = progress or (lambda _what, _count: None)
@@ -104,7 +104,7 @@ def read(cluster: Cluster, *, namespace: str | None,
 
 
 def _read_kind(cluster: Cluster, kind: str, names: list[str], *, all_namespaces: bool,
-               skipped: dict[str, str], note: Progress) -> list[Unit]:
+               skipped: dict[str, str], note: Note) -> list[Unit]:
     """One kind: across the cluster when allowed, else namespace by namespace."""
     plural = RESOURCES[kind][1]
     units: list[Unit] = []

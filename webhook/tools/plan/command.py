@@ -1,34 +1,24 @@
-"""The `kci-webhook plan` command line: arguments, the cluster and registry reads around the
-pure steps of `findings`, what goes where, exit codes.
+"""The `kci-webhook plan` command line: arguments, the configs, what goes where, exit codes.
 
-The kubernetes client and httpx load only when a plan runs (the other commands, whose
-parsers the CLI builds alongside this one, start without them).
+The kubernetes client and httpx load only when a plan runs (`collect`, `planner` and the
+adapters are imported then): the other commands, whose parsers the CLI builds alongside
+this one, start without them.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from webhook.core.config import (
-    DEFAULT_WEBHOOK_TIMEOUT_SECONDS,
-    Config,
-    EnvironmentDefaults,
-    environment_defaults,
-)
+from webhook.core.config import DEFAULT_WEBHOOK_TIMEOUT_SECONDS, Config, environment_defaults
 from webhook.core.errors import ConfigError
-from webhook.core.mutation.context import Context
 from webhook.tools.arguments import positive_int, seconds, webhook_timeout
 from webhook.tools.helpformat import HelpFormatter, epilog, from_environment
 from webhook.tools.plan import findings as steps
+from webhook.tools.plan.console import Progress, log_to_stderr
 from webhook.tools.plan.render import (
-    Plan,
     compare,
     comparison_data,
     comparison_table,
@@ -39,8 +29,6 @@ from webhook.tools.plan.render import (
 
 if TYPE_CHECKING:
     from webhook.adapters.cluster import Cluster
-    from webhook.adapters.registry.survey import Survey
-    from webhook.tools.plan.collect import Snapshot
 
 EXIT_OK, EXIT_FOUND, EXIT_CANNOT_RUN = 0, 1, 2
 DEFAULT_FAIL_ON = "deny,missing-image,missing-secret"
@@ -142,11 +130,16 @@ def add_parser(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    with log_to_stderr():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from webhook.adapters.cluster import ClusterError, connect
     from webhook.tools.plan.collect import read
+    from webhook.tools.plan.planner import Planner
 
-    say = _Progress()
-    _log_to_stderr()
+    say = Progress()
     try:
         environment = environment_defaults(os.environ)
         cluster = connect(kubeconfig=args.kubeconfig, environ=os.environ)
@@ -162,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_CANNOT_RUN
     for warning in snapshot.warnings:
         print(f"kci-webhook plan: warning: {warning}", file=sys.stderr)
-    planner = _Planner(cluster, snapshot, environment=environment,
+    planner = Planner(cluster, snapshot, environment=environment,
                        own_namespace=args.webhook_namespace, timeout=args.registry_timeout,
                        concurrency=args.concurrency, progress=say)
     try:
@@ -224,121 +217,3 @@ def _checked(report: Any) -> Config:
         print(f"kci-webhook plan: warning: {warning}", file=sys.stderr)
     config: Config = report.config
     return config
-
-
-# --- planning -------------------------------------------------------------------------------
-
-
-class _Planner:
-    """The steps of `findings` with the reads between them; the registry's answers and
-    the Secrets' are kept across the two configs of --compare (asked once)."""
-
-    def __init__(self, cluster: Cluster, snapshot: Snapshot, *,
-                 environment: EnvironmentDefaults, own_namespace: str, timeout: float,
-                 concurrency: int, progress: _Progress) -> None:
-        from webhook.adapters.registry.survey import Survey
-        self.cluster, self.snapshot = cluster, snapshot
-        self.environment, self.own_namespace = environment, own_namespace
-        self.timeout, self.concurrency, self.progress = timeout, concurrency, progress
-        self.survey: Survey = Survey()
-        self.secrets: dict[tuple[str, str], str | None] = {}
-
-    def plan(self, config: Config) -> Plan:
-        from webhook.adapters.namespaces import NamespaceCache
-
-        # The namespace cache's own reading of each Namespace, in the config's dialect.
-        cache = NamespaceCache(None, dialect=config.dialect)
-        for listed in self.snapshot.namespaces.values():
-            cache.apply({"type": "ADDED", "object": listed})
-        contexts: dict[str, Context] = {}
-
-        def context_for(namespace: str) -> Context:
-            ctx = contexts.get(namespace)
-            if ctx is None:
-                ctx = contexts[namespace] = Context(
-                    config=config, environment=self.environment, namespace=namespace,
-                    namespace_layer=cache.get(namespace), own_namespace=self.own_namespace)
-            return ctx
-
-        units = self.snapshot.units
-        with self.progress.status("asking the if-present mirrors"):
-            asked = steps.presence_questions(units, context_for)
-            self._ask([steps.survey_question(question) for question in asked])
-        with self.progress.status(f"mutating {len(units)} pods and templates"):
-            outcomes = steps.mutate_all(
-                units, context_for,
-                presence=steps.presence_answers(asked, self.survey.answers))
-        with self.progress.status("asking the mirrors for the images"):
-            self._ask(steps.mirror_questions(outcomes, config))
-        with self.progress.status("reading the pull Secrets"):
-            for namespace, name in steps.secrets_needed(outcomes, config):
-                if (namespace, name) not in self.secrets:
-                    self.secrets[(namespace, name)] = self._secret(namespace, name)
-        rows = steps.classify(outcomes, config, answers=self.survey.answers,
-                              secrets=self.secrets)
-        return Plan(config.source, rows, dict(self.snapshot.skipped))
-
-    def _ask(self, questions: list[steps.Question]) -> None:
-        from webhook.adapters.registry.survey import survey
-        if questions:
-            asyncio.run(survey(questions, timeout=self.timeout, concurrency=self.concurrency,
-                               into=self.survey))
-
-    def _secret(self, namespace: str, name: str) -> str | None:
-        """None when the Secret exists, else why it cannot be used."""
-        from webhook.adapters.cluster import Forbidden
-        try:
-            if self.cluster.secret_exists(namespace, name):
-                return None
-        except Forbidden as exc:
-            return (f"pull Secret {name} in namespace {namespace} cannot be read (so it "
-                    f"cannot be told whether it exists): {exc}")
-        return f"pull Secret {name} does not exist in namespace {namespace}"
-
-
-def _log_to_stderr() -> None:
-    """What the adapters log (a Namespace annotation the server would ignore, a registry's
-    failure) as warnings on stderr, in the command's voice, once each."""
-    log = logging.getLogger("kci-webhook")
-    if not any(getattr(h, "plan", False) for h in log.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("kci-webhook plan: warning: %(message)s"))
-        handler.addFilter(_Once())
-        handler.plan = True    # type: ignore[attr-defined]
-        log.addHandler(handler)
-        log.setLevel(logging.WARNING)
-
-
-class _Once(logging.Filter):
-    def __init__(self) -> None:
-        super().__init__()
-        self.seen: set[str] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        text = record.getMessage()
-        if text in self.seen:
-            return False
-        self.seen.add(text)
-        return True
-
-
-# --- progress -------------------------------------------------------------------------------
-
-
-class _Progress:
-    """A status line on stderr while a step runs, only when stderr is a terminal (never in
-    a pipe or a log, and never on stdout)."""
-
-    def __init__(self) -> None:
-        self.console: Any = None
-        if sys.stderr.isatty():
-            from rich.console import Console
-            self.console = Console(stderr=True)
-
-    @contextmanager
-    def status(self, text: str) -> Iterator[Callable[[str], None]]:
-        if self.console is None:
-            yield lambda _text: None
-            return
-        with self.console.status(text) as shown:
-            yield lambda update: shown.update(update)
