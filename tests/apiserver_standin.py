@@ -1,5 +1,8 @@
-"""An HTTP-level stand-in for the Kubernetes API server's Namespace list and watch, and
-for GET and PATCH of admissionregistration.k8s.io/v1 webhook configurations by name.
+"""An HTTP-level stand-in for the Kubernetes API server's Namespace list and watch, for
+GET and PATCH of admissionregistration.k8s.io/v1 webhook configurations by name, and for
+what `kci-webhook plan` reads: Lists of Pods, Deployments, StatefulSets, DaemonSets,
+ReplicaSets, Jobs and CronJobs (in a namespace, and across all), a Namespace, a Secret
+or a ConfigMap by name.
 
 There is no API server on this machine, so the real `kubernetes` client talks to this:
 real HTTP on loopback, real Namespace JSON, a chunked watch stream the test feeds event
@@ -9,7 +12,16 @@ configurations are stored as the API server returns them; a PATCH is applied as 
 strategic merge patch of that kind is (`webhooks` merged by `name`, a selector's
 matchLabels merged and its matchExpressions replaced), checks a resourceVersion it
 carries (409 Conflict when stale), and can be made to fail. Every request is recorded
-(method, path, query, content type, body).
+(method, path, query, `Accept` of a GET, content type and body of a PATCH).
+
+The Lists are shaped as the API server sends them (`kind: PodList`, `apiVersion`,
+`metadata.resourceVersion`, items without their own kind and apiVersion) and paged as it
+pages them: `limit` cuts a page, `metadata.continue` is the token of the next, and
+`remainingItemCount` says how many are left. An object asked with the `Accept` of
+`as=PartialObjectMetadata` comes back as that: its metadata alone. A namespace in
+`forbidden` answers 403 to every read in it, as RBAC does, with the API server's message
+(`forbidden_reads`: one kind in one namespace); `cluster_lists_forbidden` refuses the
+lists across all namespaces (a user with rights in some namespaces only).
 """
 
 from __future__ import annotations
@@ -29,6 +41,17 @@ from kubernetes import client
 ADMISSION_PREFIX = "/apis/admissionregistration.k8s.io/v1/"
 KINDS = {"mutatingwebhookconfigurations": "MutatingWebhookConfiguration",
          "validatingwebhookconfigurations": "ValidatingWebhookConfiguration"}
+# kind → (API group path, plural): what the stand-in serves Lists and objects of
+RESOURCES = {
+    "Pod": ("api/v1", "pods"), "Secret": ("api/v1", "secrets"),
+    "ConfigMap": ("api/v1", "configmaps"),
+    "Deployment": ("apis/apps/v1", "deployments"),
+    "StatefulSet": ("apis/apps/v1", "statefulsets"),
+    "DaemonSet": ("apis/apps/v1", "daemonsets"),
+    "ReplicaSet": ("apis/apps/v1", "replicasets"),
+    "Job": ("apis/batch/v1", "jobs"), "CronJob": ("apis/batch/v1", "cronjobs"),
+}
+_BY_PATH = {f"/{group}/{plural}": kind for kind, (group, plural) in RESOURCES.items()}
 
 
 def namespace(name: str, annotations: dict[str, str] | None = None,
@@ -57,6 +80,56 @@ class StandIn:
         self.watchers: list[queue.Queue[Any]] = []
         self.lock = threading.Lock()
         self.watch_opened = threading.Condition(self.lock)
+        # kind → objects of that kind (each with its metadata.namespace), in creation order
+        self.objects: dict[str, list[dict[str, Any]]] = {kind: [] for kind in RESOURCES}
+        self.forbidden: set[str] = set()
+        self.forbidden_reads: set[tuple[str, str]] = set()   # (namespace, kind) refused
+        self.cluster_lists_forbidden = False
+
+    def put(self, obj: dict[str, Any]) -> None:
+        """Create an object of a kind in RESOURCES (its namespace need not exist)."""
+        with self.lock:
+            self.resource_version += 1
+            stored = copy.deepcopy(obj)
+            meta = stored.setdefault("metadata", {})
+            meta["resourceVersion"] = str(self.resource_version)
+            meta.setdefault("uid", f"uid-{obj['kind']}-{meta.get('namespace')}-{meta['name']}")
+            self.objects[obj["kind"]].append(stored)
+
+    def list_body(self, kind: str, namespace: str | None, limit: int | None,
+                  token: str | None) -> tuple[int, dict[str, Any]]:
+        """A List as the API server answers it, one page of it."""
+        group, plural = RESOURCES[kind]
+        if namespace is None and self.cluster_lists_forbidden:
+            return 403, _forbidden(plural, None)
+        if namespace in self.forbidden or (namespace, kind) in self.forbidden_reads:
+            return 403, _forbidden(plural, namespace)
+        with self.lock:
+            items = [copy.deepcopy(o) for o in self.objects[kind]
+                     if namespace is None or o["metadata"].get("namespace") == namespace]
+            version = str(self.resource_version)
+        start = int(token.split(":", 1)[1]) if token else 0
+        end = len(items) if not limit else start + limit
+        meta: dict[str, Any] = {"resourceVersion": version}
+        if end < len(items):
+            meta["continue"] = f"{version}:{end}"
+            meta["remainingItemCount"] = len(items) - end
+        for item in items:
+            item.pop("kind", None)
+            item.pop("apiVersion", None)
+        return 200, {"kind": f"{kind}List", "apiVersion": group.split("/", 1)[1],
+                     "metadata": meta, "items": items[start:end]}
+
+    def get_object(self, kind: str, namespace: str, name: str) -> tuple[int, dict[str, Any]]:
+        plural = RESOURCES[kind][1]
+        if namespace in self.forbidden or (namespace, kind) in self.forbidden_reads:
+            return 403, _forbidden(plural, namespace, verb="get")
+        with self.lock:
+            for obj in self.objects[kind]:
+                meta = obj["metadata"]
+                if meta.get("namespace") == namespace and meta.get("name") == name:
+                    return 200, copy.deepcopy(obj)
+        return 404, _status(404, f'{plural} "{name}" not found', "NotFound")
 
     def set(self, name: str, annotations: dict[str, str] | None = None,
             *, event: str | None = "MODIFIED") -> None:
@@ -155,6 +228,16 @@ class StandIn:
             return 200, copy.deepcopy(self.configurations[(resource, name)])
 
 
+def _forbidden(plural: str, namespace: str | None, verb: str = "list") -> dict[str, Any]:
+    """RBAC's refusal, in the API server's words."""
+    group = "" if plural in ("pods", "secrets", "configmaps", "namespaces") else (
+        "apps" if plural.endswith("sets") or plural == "deployments" else "batch")
+    where = (f'in the namespace "{namespace}"' if namespace is not None
+             else "at the cluster scope")
+    return _status(403, f'{plural} is forbidden: User "jane" cannot {verb} resource '
+                        f'"{plural}" in API group "{group}" {where}', "Forbidden")
+
+
 def _status(code: int, message: str, reason: str = "InternalError") -> dict[str, Any]:
     return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
             "message": message, "reason": reason, "code": code}
@@ -198,6 +281,9 @@ def _merge_map(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
 def _handler(state: StandIn) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Go's net/http (the API server's) sets TCP_NODELAY; without it, the body written
+        # after the headers waits for a delayed ACK, 40 ms per request on keep-alive.
+        disable_nagle_algorithm = True
 
         def log_message(self, *_args: Any) -> None:
             pass
@@ -205,9 +291,12 @@ def _handler(state: StandIn) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
             url = urlparse(self.path)
             query = parse_qs(url.query)
-            state.requests.append({"method": "GET", "path": url.path, **query})
+            state.requests.append({"method": "GET", "path": url.path, **query,
+                                   "accept": self.headers.get("Accept") or ""})
             if url.path.startswith(ADMISSION_PREFIX):
                 self._configuration_get(url.path)
+            elif self._resource_get(url.path, query):
+                return
             elif url.path != "/api/v1/namespaces":
                 self._json(404, {"kind": "Status", "code": 404})
             elif query.get("watch") == ["true"] and state.watch_gone_once:
@@ -226,6 +315,45 @@ def _handler(state: StandIn) -> type[BaseHTTPRequestHandler]:
                             "metadata": {"resourceVersion": str(state.resource_version)},
                             "items": list(state.namespaces.values())}
                 self._json(200, body)
+
+        def _resource_get(self, path: str, query: dict[str, list[str]]) -> bool:
+            """The reads of `plan`; False when `path` is none of them."""
+            limit = int(query["limit"][0]) if query.get("limit") else None
+            token = query["continue"][0] if query.get("continue") else None
+            parts = path.strip("/").split("/")
+            if path in _BY_PATH:                                  # across all namespaces
+                self._json(*state.list_body(_BY_PATH[path], None, limit, token))
+                return True
+            if len(parts) == 4 and parts[:3] == ["api", "v1", "namespaces"]:
+                name = parts[3]
+                if name in state.forbidden or (name, "Namespace") in state.forbidden_reads:
+                    self._json(403, _forbidden("namespaces", None, verb="get"))
+                elif name in state.namespaces:
+                    self._json(200, state.namespaces[name])
+                else:
+                    self._json(404, _status(404, f'namespaces "{name}" not found',
+                                            "NotFound"))
+                return True
+            # /api/v1/namespaces/NS/PLURAL[/NAME] or /apis/G/V/namespaces/NS/PLURAL[/NAME]
+            head = 2 if parts[0] == "api" else 3
+            if len(parts) < head + 3 or parts[head] != "namespaces":
+                return False
+            group, namespace = "/".join(parts[:head]), parts[head + 1]
+            kind = _BY_PATH.get(f"/{group}/{parts[head + 2]}")
+            if kind is None:
+                return False
+            if len(parts) == head + 3:
+                self._json(*state.list_body(kind, namespace, limit, token))
+            elif len(parts) == head + 4:
+                code, body = state.get_object(kind, namespace, parts[head + 3])
+                if code == 200 and "as=PartialObjectMetadata" in (self.headers.get("Accept")
+                                                                  or ""):
+                    body = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                            "metadata": body["metadata"]}
+                self._json(code, body)
+            else:
+                return False
+            return True
 
         def do_PATCH(self) -> None:  # noqa: N802 - http.server's naming
             url = urlparse(self.path)

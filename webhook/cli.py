@@ -1,4 +1,5 @@
-"""`kci-webhook` command line: serve, mutate, config check, certs, doctor, trust, node-config."""
+"""`kci-webhook` command line: serve, mutate, config check, plan, certs, doctor, trust,
+node-config."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from webhook.server.limits import (
     DEFAULT_MAX_CONNECTIONS,
 )
 from webhook.server.logs import log_config
-from webhook.tools import certs, configcheck, doctor, nodeconfig, preview, trust
+from webhook.tools import certs, configcheck, doctor, nodeconfig, plan, preview, trust
 from webhook.tools.arguments import positive_int, seconds, webhook_timeout
 from webhook.tools.helpformat import HelpFormatter, epilog, from_environment
 
@@ -156,6 +157,7 @@ def _parser() -> argparse.ArgumentParser:
 
     preview.add_parser(commands)
     configcheck.add_parser(commands)
+    plan.add_parser(commands)
     trust.add_parser(commands)
     doctor.add_parser(commands)
     nodeconfig.add_parser(commands)

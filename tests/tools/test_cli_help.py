@@ -36,7 +36,7 @@ def flat(text: str) -> str:
 
 
 ALL = commands(cli._parser())
-EXPECTED = {"serve", "mutate", "certs", "doctor", "trust", "node-config"}
+EXPECTED = {"serve", "mutate", "plan", "certs", "doctor", "trust", "node-config"}
 # every command that does the work, nested ones as "group command": the docs' table rows
 DOCUMENTED = sorted(EXPECTED | {"config check"})
 
