@@ -17,8 +17,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from jsonpointer import escape
-
 Op = dict[str, Any]
 _MISSING = object()
 
@@ -42,14 +40,14 @@ def _diff(a: Any, b: Any, path: str, ops: list[Op]) -> None:
             old = a.get(key, _MISSING)
             if old is value:
                 continue        # shared with the original: nothing below changed
-            sub = f"{path}/{escape(key)}"
+            sub = f"{path}/{_escape(key)}"
             if old is _MISSING:
                 ops.append({"op": "add", "path": sub, "value": value})
             else:
                 _diff(old, value, sub, ops)
         removed = a.keys() - b.keys()          # a set operation in C: usually empty
         if removed:
-            ops.extend({"op": "remove", "path": f"{path}/{escape(key)}"}
+            ops.extend({"op": "remove", "path": f"{path}/{_escape(key)}"}
                        for key in a if key in removed)
     elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
         for index, (x, y) in enumerate(zip(a, b, strict=True)):
@@ -132,6 +130,14 @@ def _apply_one(parent: Any, kind: str, key: str, value: Any) -> None:
         parent[index] = value
     else:
         del parent[index]
+
+
+def _escape(key: str) -> str:
+    """A key as one JSON pointer token (RFC 6901: `~` first, then `/`); most keys have
+    neither, and are their own token."""
+    if "~" in key or "/" in key:
+        return key.replace("~", "~0").replace("/", "~1")
+    return key
 
 
 def _unescape(part: str) -> str:
