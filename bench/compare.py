@@ -8,12 +8,15 @@ processes of the same Python, see the same drift, so their ratio is what a chang
 The other revision is checked out into a temporary `git worktree` (removed afterwards). Each
 side runs in its own process with its own tree first on `sys.path`, and uses its own
 `bench.samples` (samples and the server-shaped `context_for`), so each measures its code as
-its own benchmark would.
+its own benchmark would. A tree that compiles its core (`hack/native.py`) is built first, as
+`make bench` builds it: each side times what it would ship; `--pure` times both as
+interpreted Python (this tree's compiled modules set aside for the run).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -115,6 +118,29 @@ def checkout(rev: str) -> Iterator[Path]:
                            check=False)
 
 
+def build_native(tree: Path) -> None:
+    """Compile `tree`'s core in place when that revision compiles it (what it ships)."""
+    if (tree / "hack" / "native.py").exists():
+        subprocess.run([sys.executable, "-m", "hack.native"], cwd=tree, check=True)
+
+
+@contextmanager
+def set_aside_native(tree: Path) -> Iterator[None]:
+    """`tree`'s compiled modules moved out of the way for the run, then put back."""
+    from hack import native
+    suffix = native.SUFFIX
+    found = list((tree / "webhook").rglob(f"*{suffix}"))
+    with tempfile.TemporaryDirectory(prefix="kci-native-") as tmp:
+        moved = [(path, Path(tmp) / str(i)) for i, path in enumerate(found)]
+        for path, aside in moved:
+            path.rename(aside)
+        try:
+            yield
+        finally:
+            for path, aside in moved:
+                aside.rename(path)
+
+
 def compare(base: Side, head: Side, key: str, *, rounds: int, target_s: float
             ) -> dict[str, object]:
     """Alternate the two sides for `rounds` rounds (ABBA order, so neither always goes
@@ -145,9 +171,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=10, help="rounds per side (default: %(default)s)")
     p.add_argument("--target", type=float, default=0.3,
                    help="seconds per round and side (default: %(default)s)")
+    p.add_argument("--pure", action="store_true",
+                   help="both sides as interpreted Python: no side's core compiled")
     args = p.parse_args(argv)
     results = []
-    with checkout(args.base) as tree:
+    with checkout(args.base) as tree, \
+            (set_aside_native(REPO) if args.pure else contextlib.nullcontext()):
+        if not args.pure:
+            build_native(tree)
+            build_native(REPO)
         base, head = Side(f"base {args.base}", tree), Side("head (this tree)", REPO)
         try:
             for key in args.samples.split(","):
