@@ -38,11 +38,14 @@ DEFAULT_SAMPLES = ("deploy-3", "kci-3", "deploy-3/update-noop", "deploy-3/set-im
 CHILD = r"""
 import asyncio, gc, sys, time, timeit
 sys.path.insert(0, sys.argv[1])
+# An editable install maps `webhook` to its own tree ahead of sys.path: set it aside.
+sys.meta_path[:] = [f for f in sys.meta_path
+                    if not getattr(f, "__module__", "").startswith("__editable__")]
 from bench.samples import context_factory, load_samples
 try:
     from webhook.core.admission.pipeline import admit, answer_nothing
 except ImportError:
-    from webhook.core.admission.review import admit
+    from webhook.review import admit
     answer_nothing = None
 context_for = context_factory()
 samples = {s.key: s for s in load_samples()}
