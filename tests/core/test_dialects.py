@@ -608,7 +608,8 @@ def test_cci_warns_that_a_mirror_needs_what_it_cannot_say() -> None:
            "no annotation to say so; pulls from it may fail" in outcome.warnings
     assert any(w.startswith("mirror.example:5443: needs TLS verification skipped")
                for w in outcome.warnings)
-    assert set(outcome.pod["metadata"]["annotations"]) == {"kci-webhook/original-images"}
+    assert set(outcome.pod["metadata"]["annotations"]) == {"kci-webhook/original-images",
+                                                           "kci-webhook/images"}
 
 
 # --- one pod, four dialects --------------------------------------------------------------

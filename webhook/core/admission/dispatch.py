@@ -17,6 +17,7 @@ import orjson
 
 from webhook.core.admission import patch
 from webhook.core.admission.envelope import Decision, Request, answer, decode, pod_name
+from webhook.core.admission.events import events_for
 from webhook.core.admission.scope import check_patch_scope
 from webhook.core.admission.workloads import (
     TEMPLATE_PATHS,
@@ -34,6 +35,7 @@ from webhook.core.mutation.images import (
     PresenceQuestion,
     asks_presence,
 )
+from webhook.core.mutation.record import record_text
 
 
 def questions(request: Request, ctx: Context) -> list[PresenceQuestion]:
@@ -118,10 +120,19 @@ def _decide(request: Request, mutation: Callable[[], MutationResult], *,
         return outcome
     warnings = [*notes, *outcome.warnings]
     name = pod_name(request.object)
+    # An UPDATE writes no record on the pod: what it did is in the audit annotation.
+    audit = ({"images": record_text(outcome.words)} if scope is not None and outcome.words
+             else {})
     if outcome.pod is request.object:
-        return answer(request, "skipped" if outcome.skipped else "unchanged", allowed=True,
-                      warnings=warnings, name=name)
-    return _patched(request, outcome, name, scope=scope, warnings=warnings)
+        decision = answer(request, "skipped" if outcome.skipped else "unchanged",
+                          allowed=True, warnings=warnings, name=name, audit=audit)
+    else:
+        decision = _patched(request, outcome, name, scope=scope, warnings=warnings,
+                            audit=audit)
+    decision.words = outcome.words
+    if outcome.words or outcome.ignored or outcome.namespace_ignored:
+        decision.events = events_for(request, outcome)
+    return decision
 
 
 def _refusal(request: Request, mutation: Callable[[], MutationResult], *,
@@ -203,12 +214,12 @@ def _is_pod_update(request: Request) -> bool:
 
 
 def _patched(request: Request, outcome: MutationResult, name: str, *,
-             scope: str | None = None, warnings: list[str]) -> Decision:
+             scope: str | None = None, warnings: list[str],
+             audit: dict[str, str]) -> Decision:
     ops = patch.diff(request.object, outcome.pod)
     patch.check(request.object, ops, outcome.pod)
     if scope is not None:
         check_patch_scope(ops, scope, old=request.old_object)
-    audit = {}
     if outcome.rewritten:
         audit["original-images"] = orjson.dumps(
             {n: old for n, (old, _new) in outcome.rewritten.items()}).decode()
