@@ -9,6 +9,7 @@ from __future__ import annotations
 from webhook.adapters.registry.presence import PresenceChecker
 from webhook.core import config as config_mod
 from webhook.core.mutation.images import NO_ANSWER, PresenceAnswers, PresenceQuestion
+from webhook.core.mutation.record import ABSENT_DETAIL, FAILED_DETAIL
 from webhook.server import metrics
 from webhook.server.state import AppState
 
@@ -52,12 +53,12 @@ async def ask_mirrors(state: AppState, config: config_mod.Config,
         elif presence.present:
             answers[key] = (True, "")
         elif presence.status == "absent":
-            answers[key] = (False, "does not have it" + (f" ({presence.detail})"
-                                                              if presence.detail else ""))
+            answers[key] = (False, ABSENT_DETAIL + (f" ({presence.detail})"
+                                                     if presence.detail else ""))
         elif presence.status == "unanswered":
             answers[key] = (False, presence.detail)
         else:
-            answers[key] = (False, f"check failed: {presence.detail}")
+            answers[key] = (False, f"{FAILED_DETAIL}{presence.detail}")
     after = checker.stats
     metrics.MIRROR_CHECKS.labels("hit").inc(after["cache_hits"] - before["cache_hits"])
     metrics.MIRROR_CHECKS.labels("miss").inc(after["cache_misses"] - before["cache_misses"])
