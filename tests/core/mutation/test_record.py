@@ -158,23 +158,77 @@ def test_kubectl_debug_keeps_an_image_the_pod_cannot_pull_from_its_mirror() -> N
     assert result.words == {"debugger": record.NO_SECRET}
 
 
-def test_an_update_records_its_words_in_the_audit_annotation_not_on_the_pod() -> None:
-    old = stored("registry.example/app:1")
-    new = copy.deepcopy(old)
-    new["spec"]["containers"][0]["image"] = "nginx:1.26"
+def update_review(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     review = pod_review(new, namespace="team-a", operation="UPDATE")
     review["request"]["oldObject"] = old
+    return review
+
+
+def answer(review: dict[str, Any]) -> dict[str, Any]:
     decision = admit_offline(orjson.dumps(review),
                              context_for=lambda ns: context(CONFIG, namespace=ns))
-    response = orjson.loads(decision.body)["response"]
+    return orjson.loads(decision.body)["response"]  # type: ignore[no-any-return]
+
+
+def test_an_update_replaces_the_words_of_the_images_it_brings() -> None:
+    text = '{"v":1,"c":{"c0":"kept:no-mirror","c1":"mirror:10.0.0.9:5000"}}'
+    old = stored("registry.example/app:1", "quay.io/x/y:1", annotations={KEY: text})
+    new = copy.deepcopy(old)
+    new["spec"]["containers"][0]["image"] = "nginx:1.26"
+    review = update_review(old, new)
+    response = answer(review)
     assert response["auditAnnotations"] == {"images": '{"v":1,"c":{"c0":"kept:no-secret"}}'}
+    updated = apply_response_patch(review, response)
+    assert updated["metadata"]["annotations"][KEY] == (
+        '{"v":1,"c":{"c0":"kept:no-secret","c1":"mirror:10.0.0.9:5000"}}')
+    again = copy.deepcopy(review)              # re-invoked on its own output: no patch
+    again["request"]["object"] = updated
+    assert "patch" not in answer(again)
+
+
+def test_an_update_of_a_pod_created_without_a_record_starts_none() -> None:
+    old = stored("registry.example/app:1", "quay.io/x/y:1")
+    new = copy.deepcopy(old)
+    new["spec"]["containers"][1]["image"] = "quay.io/x/y:2"
+    new["metadata"]["annotations"] = {"k8s.ksyun.com/kci-http-registry": "10.0.0.9:5000"}
+    review = update_review(old, new)
+    response = answer(review)
+    updated = apply_response_patch(review, response)
+    assert updated["spec"]["containers"][1]["image"] == "10.0.0.9:5000/x/y:2"
+    assert KEY not in updated["metadata"]["annotations"]
+    assert response["auditAnnotations"]["images"] == '{"v":1,"c":{"c1":"mirror:10.0.0.9:5000"}}'
+
+
+def test_kubectl_debug_records_its_words_in_the_audit_annotation_only() -> None:
+    old = stored("registry.example/app:1")
+    new = copy.deepcopy(old)
+    new["spec"]["ephemeralContainers"] = [{"name": "debugger", "image": "busybox:1.36"}]
+    review = update_review(old, new)
+    review["request"]["subResource"] = "ephemeralcontainers"
+    response = answer(review)
+    assert response["auditAnnotations"] == {
+        "images": '{"v":1,"c":{"debugger":"kept:no-secret"}}'}
     assert "patch" not in response
 
 
 def test_an_update_may_not_rewrite_the_record() -> None:
     text = '{"v":1,"c":{"c0":"kept:no-mirror"}}'
     old = stored("registry.example/app:1", annotations={KEY: text})
+    for forged in ('{"v":1,"c":{"c0":"mirror:evil.example"}}', None):
+        new = copy.deepcopy(old)
+        new["metadata"]["annotations"][KEY] = forged
+        if forged is None:
+            del new["metadata"]["annotations"][KEY]
+        result = mutate_update(new, old, context(CONFIG), sub_resource="")
+        assert result.pod["metadata"]["annotations"][KEY] == text
+        assert any(w.startswith(KEY + ": recorded by the webhook") for w in result.warnings)
+
+
+def test_an_update_that_forges_the_record_and_brings_an_image_gets_the_true_words() -> None:
+    text = '{"v":1,"c":{"c0":"kept:no-mirror"}}'
+    old = stored("registry.example/app:1", annotations={KEY: text})
     new = copy.deepcopy(old)
     new["metadata"]["annotations"][KEY] = '{"v":1,"c":{"c0":"mirror:evil.example"}}'
+    new["spec"]["containers"][0]["image"] = "registry.example/app:2"
     result = mutate_update(new, old, context(CONFIG), sub_resource="")
-    assert result.pod["metadata"]["annotations"][KEY] == text
+    assert result.pod["metadata"]["annotations"][KEY] == text      # no-mirror, again

@@ -36,6 +36,7 @@ from webhook.core.mutation.images import (
     asks_presence,
 )
 from webhook.core.mutation.record import record_text
+from webhook.core.values.keys import IMAGE_RECORD
 
 
 def questions(request: Request, ctx: Context) -> list[PresenceQuestion]:
@@ -219,7 +220,9 @@ def _patched(request: Request, outcome: MutationResult, name: str, *,
     ops = patch.diff(request.object, outcome.pod)
     patch.check(request.object, ops, outcome.pod)
     if scope is not None:
-        check_patch_scope(ops, scope, old=request.old_object)
+        annotations = (outcome.pod.get("metadata") or {}).get("annotations") or {}
+        check_patch_scope(ops, scope, old=request.old_object,
+                          record=annotations.get(IMAGE_RECORD) if scope == "" else None)
     if outcome.rewritten:
         audit["original-images"] = orjson.dumps(
             {n: old for n, (old, _new) in outcome.rewritten.items()}).decode()

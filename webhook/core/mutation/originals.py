@@ -58,26 +58,29 @@ def record_originals(annotations: dict[str, Any], seen: Pod,
 
 
 def kept_record(annotations: Mapping[str, Any], before: Mapping[str, Any],
-                warnings: list[str]) -> dict[str, Any] | None:
+                warnings: list[str], *, record: str | None = None) -> dict[str, Any] | None:
     """On UPDATE: `annotations` with the stored pod's records — of original images and of
     what happened to each image (`kci-webhook/images`) — put back (or dropped, if the
     stored pod had none), or None when the update leaves them as they were. The records
     were written at creation; `kubectl annotate` may not rewrite history afterwards.
     Restored rather than refused, so the rest of the update (a label, a finalizer's
-    removal) still goes through."""
+    removal) still goes through. `record`: the record this update's own images give
+    (`webhook.core.mutation.record.updated_record`), written in place of the stored one."""
     kept: dict[str, Any] | None = None
     for key in RECORDS:
         old, new = before.get(key), annotations.get(key)
-        if new == old:
+        target = record if key == IMAGE_RECORD and record is not None else old
+        if new == target:
             continue
         if kept is None:
             kept = dict(annotations)
-        if old is None:
+        if target is None:
             del kept[key]
         else:
-            kept[key] = old
-        warnings.append(f"{key}: recorded by the webhook when the pod was created; "
-                        "an update may not change it (kept as it was)")
+            kept[key] = target
+        if new != old:
+            warnings.append(f"{key}: recorded by the webhook when the pod was created; "
+                            "an update may not change it (kept as it was)")
     return kept
 
 

@@ -22,9 +22,13 @@ names them) to one word:
     kept:no-alias          (UPDATE, kubectl debug) the pod lacks the platform's alias of it
 
 Every word is recomputed on every pass from the pod and this config: a record the pod
-arrives with is never read, so its author cannot forge one (whatever it says is replaced),
-and a second pass over the webhook's own output computes the same bytes (its images are
-on the mirror now: `mirror:<host>` again), so re-invocation patches nothing.
+arrives with at creation is never read, so its author cannot forge one (whatever it says
+is replaced), and a second pass over the webhook's own output computes the same bytes (its
+images are on the mirror now: `mirror:<host>` again), so re-invocation patches nothing.
+A plain UPDATE replaces the words of the containers whose image it brings in the stored
+pod's record (`updated_record`); any other change to the record is undone
+(`webhook.core.mutation.originals.kept_record`). Through `ephemeralcontainers` no
+annotation can change: what `kubectl debug` did is in the audit annotation only.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from typing import Any
 import orjson
 
 from webhook.core.values.keys import IMAGE_RECORD
+from webhook.core.values.size import MAX_ANNOTATIONS_BYTES
 
 VERSION = 1
 MIRROR = "mirror:"          # + the mirror's host[:port]
@@ -75,6 +80,27 @@ def record_text(words: Mapping[str, str]) -> str:
     return orjson.dumps({"v": VERSION, "c": words}).decode()
 
 
+def read_record(value: object) -> dict[str, str]:
+    """The words of a record as the webhook wrote it, or nothing when `value` is not one
+    (another version, or not this shape)."""
+    if isinstance(value, str) and len(value) <= MAX_ANNOTATIONS_BYTES:
+        try:
+            decoded = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return {}
+        if isinstance(decoded, dict) and decoded.get("v") == VERSION:
+            words = decoded.get("c")
+            if isinstance(words, dict) and all(isinstance(w, str) for w in words.values()):
+                return words
+    return {}
+
+
+def updated_record(stored: object, words: Mapping[str, str]) -> str:
+    """A plain UPDATE's record: the stored pod's (written at its creation and kept since),
+    with the word of each container whose image this update brought replaced."""
+    return record_text({**read_record(stored), **words})
+
+
 def write_record(annotations: dict[str, Any], words: Mapping[str, str]) -> None:
     """Put the record into `annotations` (a new dict of the mutation's own): replaced
     whole, whatever the pod arrived with."""
@@ -85,4 +111,5 @@ def write_record(annotations: dict[str, Any], words: Mapping[str, str]) -> None:
 
 __all__ = ["ABSENT", "CHECK_FAILED", "INVALID", "INVALID_ON_MIRROR", "MIRROR", "NOT_CHECKED",
            "NO_ALIAS", "NO_HTTP", "NO_INSECURE", "NO_MIRROR", "NO_SECRET", "OFF", "TIMEOUT",
-           "VERSION", "WORDS", "presence_word", "record_text", "write_record"]
+           "VERSION", "WORDS", "presence_word", "read_record", "record_text", "updated_record",
+           "write_record"]

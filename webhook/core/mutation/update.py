@@ -27,9 +27,10 @@ Mutating admission runs before those rules, so an UPDATE's patch stays inside th
   images, pulls from (`webhook.core.mutation.rules.dropped_pins`).
 - ephemeral containers: the new (or changed) ones are rewritten; nothing else is patched.
 
-A pod cannot gain a pull secret after creation, and the webhook adds no annotation on
-UPDATE (through the subresource it could not; on a plain UPDATE it changes images only, so a
-running pod's registry trust is never widened by anyone but its author). So when the chosen
+A pod cannot gain a pull secret after creation, and the webhook adds no registry or host
+annotation on UPDATE (through the subresource it could not; on a plain UPDATE it changes
+images, and its record of them, only, so a running pod's registry trust is never widened
+by anyone but its author). So when the chosen
 mirror needs a pull secret that the pod lacks, an HTTP / insecure setting that the pod's
 own annotations (as they stand after this update) lack, or the platform's alias of its
 host where the pod's pulls resolve names (the dialect's hosts annotation after this
@@ -40,6 +41,9 @@ patch to exactly that):
 - `kci-webhook/original-images`: a change to it is undone (`kept_record`), so the record
   written at creation cannot be forged later; the update's own rewrites are recorded in the
   response's audit annotation.
+- `kci-webhook/images`: likewise, except that the words of the containers whose image the
+  update brings are replaced by what happened to them (`record.updated_record`), so the
+  record never describes an image the pod no longer has.
 - under `onInvalid: warn`, an annotation of the active dialect (or the mirror switch) that
   the update sets to an invalid value (`kept_as_stored`): the virtual kubelet reads the
   annotations, so the raw text that deny mode refuses is never left on the pod — the stored
@@ -89,6 +93,7 @@ from webhook.core.mutation.rules import (
     dropped_pins,
     spec_host_aliases,
 )
+from webhook.core.values.keys import IMAGE_RECORD
 
 EPHEMERAL = "ephemeralcontainers"
 SUBRESOURCES = ("", EPHEMERAL)          # the UPDATEs we patch; `status` and the rest never
@@ -225,7 +230,10 @@ def mutate_update(pod: Pod, old: object, ctx: Context, *, sub_resource: str,
         denied = _dropped_pins(annotations, before, new_spec, pins, dialect)
         if denied:
             return MutationResult(pod, denial="; ".join(denied), warnings=warnings)
-        records = kept_record(annotations, before, warnings)
+        # Only a record the pod was created with is kept current; none is started.
+        written = (record.updated_record(before[IMAGE_RECORD], words)
+                   if words and IMAGE_RECORD in before else None)
+        records = kept_record(annotations, before, warnings, record=written)
         new_annotations = kept if records is None else records
     if not lists and new_annotations is None:
         return MutationResult(pod, warnings=warnings, words=words, ignored=judged.ignored)
