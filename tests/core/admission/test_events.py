@@ -127,6 +127,13 @@ def test_a_node_owner_is_cluster_scoped_and_skipped() -> None:
         Regarding("v1", "Pod", "etcd-node-1", "team-a", "")]
 
 
+@pytest.mark.parametrize("name", ["a..b", "-web", "web.", "Web", "a" * 254, "", "web/x"])
+def test_a_name_the_api_would_refuse_is_no_target(name: str) -> None:
+    owner = {**REPLICASET, "name": name}
+    assert regarding_for({"metadata": {"name": name, "ownerReferences": [owner]}},
+                         "team-a") == []
+
+
 @given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=300),
                     lambda inner: st.lists(inner, max_size=4)
                     | st.dictionaries(st.sampled_from(["apiVersion", "kind", "name", "uid",

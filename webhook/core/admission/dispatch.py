@@ -121,7 +121,8 @@ def _decide(request: Request, mutation: Callable[[], MutationResult], *,
         return outcome
     warnings = [*notes, *outcome.warnings]
     name = pod_name(request.object)
-    # An UPDATE writes no record on the pod: what it did is in the audit annotation.
+    # What an UPDATE did with the images it brings is in its audit annotation too (through
+    # `ephemeralcontainers`, which cannot change annotations, only there).
     audit = ({"images": record_text(outcome.words)} if scope is not None and outcome.words
              else {})
     if outcome.pod is request.object:

@@ -39,7 +39,7 @@ WARNING = "Warning"
 MAX_NOTE_BYTES = 1024
 # What the object's fields must look like before they go into an Event: names as the API
 # has them (DNS-1123 subdomains), a kind, an apiVersion, a uid of sane length.
-_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+_NAME = re.compile(r"(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _KIND = re.compile(r"[A-Za-z][A-Za-z0-9]{0,62}")
 _API_VERSION = re.compile(r"([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?v[0-9][a-z0-9]{0,20}")
 _UID = re.compile(r"[A-Za-z0-9-]{1,128}")
