@@ -11,8 +11,12 @@ request itself answered 410), a dropped connection, and failing lists. The webho
 configurations are stored as the API server returns them; a PATCH is applied as a
 strategic merge patch of that kind is (`webhooks` merged by `name`, a selector's
 matchLabels merged and its matchExpressions replaced), checks a resourceVersion it
-carries (409 Conflict when stale), and can be made to fail. Every request is recorded
-(method, path, query, `Accept` of a GET, content type and body of a PATCH).
+carries (409 Conflict when stale), and can be made to fail. Events (`events.k8s.io/v1`)
+are created (POST) and merge-patched (PATCH) by name, each checked as the API server's
+validation for that version checks it (422 Invalid with the field, 409 AlreadyExists);
+they can be made to fail (a status per request) or to hang until released. Every request
+is recorded (method, path, query, `Accept` of a GET, content type and body of a POST or
+PATCH).
 
 The Lists are shaped as the API server sends them (`kind: PodList`, `apiVersion`,
 `metadata.resourceVersion`, items without their own kind and apiVersion) and paged as it
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import copy
 import queue
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,6 +44,7 @@ import orjson
 from kubernetes import client
 
 ADMISSION_PREFIX = "/apis/admissionregistration.k8s.io/v1/"
+EVENTS = re.compile(r"/apis/events\.k8s\.io/v1/namespaces/([^/]+)/events(?:/([^/]+))?")
 KINDS = {"mutatingwebhookconfigurations": "MutatingWebhookConfiguration",
          "validatingwebhookconfigurations": "ValidatingWebhookConfiguration"}
 # kind → (API group path, plural): what the stand-in serves Lists and objects of
@@ -85,6 +91,14 @@ class StandIn:
         self.forbidden: set[str] = set()
         self.forbidden_reads: set[tuple[str, str]] = set()   # (namespace, kind) refused
         self.cluster_lists_forbidden = False
+
+        # (namespace, name) → the stored Event; statuses to answer the next event calls
+        # with; while `events_hang` is clear, every event call waits for it.
+        self.events: dict[tuple[str, str], dict[str, Any]] = {}
+        self.event_failures: list[int] = []
+        self.events_hang = threading.Event()
+        self.events_hang.set()
+        self.event_calls = threading.Semaphore(0)    # released once per event call answered
 
     def put(self, obj: dict[str, Any]) -> None:
         """Create an object of a kind in RESOURCES (its namespace need not exist)."""
@@ -196,8 +210,9 @@ class StandIn:
             return copy.deepcopy(self.configurations[(resource, name)])
 
     def admission_requests(self) -> list[dict[str, Any]]:
-        """Every request that was not about Namespaces."""
-        return [r for r in self.requests if r["path"] != "/api/v1/namespaces"]
+        """Every request about webhook configurations (neither Namespaces nor Events)."""
+        return [r for r in self.requests if r["path"] != "/api/v1/namespaces"
+                and not EVENTS.fullmatch(r["path"])]
 
     def patch(self, resource: str, name: str, content_type: str,
               body: Any) -> tuple[int, dict[str, Any]]:
@@ -226,6 +241,94 @@ class StandIn:
                 merged["metadata"]["generation"] = stored["metadata"].get("generation", 1) + 1
                 self.configurations[(resource, name)] = merged
             return 200, copy.deepcopy(self.configurations[(resource, name)])
+
+
+    def event_requests(self) -> list[dict[str, Any]]:
+        return [r for r in self.requests if EVENTS.fullmatch(r["path"])]
+
+    def event(self, method: str, namespace: str, name: str | None, content_type: str,
+              body: Any) -> tuple[int, dict[str, Any]]:
+        """Create or merge-patch an Event as the API server does, or refuse it."""
+        with self.lock:
+            if self.event_failures:
+                code = self.event_failures.pop(0)
+                return code, _status(code, "injected failure")
+            if method == "POST":
+                problems = event_problems(body, namespace)
+                if problems:
+                    return 422, _status(422, "Event is invalid: " + "; ".join(problems),
+                                        "Invalid")
+                key = (namespace, body["metadata"]["name"])
+                if key in self.events:
+                    return 409, _status(409, f'events.events.k8s.io "{key[1]}" already exists',
+                                        "AlreadyExists")
+                self.resource_version += 1
+                stored = copy.deepcopy(body)
+                stored["metadata"]["resourceVersion"] = str(self.resource_version)
+                self.events[key] = stored
+                return 201, copy.deepcopy(stored)
+            stored = self.events.get((namespace, name or ""))
+            if stored is None:
+                return 404, _status(404, f'events.events.k8s.io "{name}" not found', "NotFound")
+            if content_type != "application/merge-patch+json" or not isinstance(body, dict):
+                return 415, _status(415, f"the stand-in takes merge patches of events, not "
+                                         f"{content_type}", "UnsupportedMediaType")
+            merged = _merge_map(stored, body)
+            problems = event_problems(merged, namespace)
+            changed = sorted(k for k in set(merged) | set(stored)
+                             if k not in ("series", "metadata") and merged.get(k) != stored.get(k))
+            if problems or changed:
+                return 422, _status(422, "Event is invalid: " + "; ".join(
+                    problems + [f"{k}: field is immutable" for k in changed]), "Invalid")
+            self.events[(namespace, name or "")] = merged
+            return 200, copy.deepcopy(merged)
+
+
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_QUALIFIED = re.compile(r"([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+                        r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+_MICRO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+
+
+def event_problems(event: Any, namespace: str) -> list[str]:
+    """What events.k8s.io/v1 refuses in an Event created in `namespace`
+    (pkg/apis/core/validation/events.go, ValidateEventCreate at version v1)."""
+    if not isinstance(event, dict):
+        return ["not an object"]
+    problems = []
+    meta = event.get("metadata") or {}
+    name = meta.get("name")
+    if not isinstance(name, str) or len(name) > 253 or not _DNS_SUBDOMAIN.fullmatch(name):
+        problems.append(f"metadata.name: {name!r} is not a DNS-1123 subdomain")
+    if meta.get("namespace") != namespace:
+        problems.append("metadata.namespace: does not match the request")
+    if not _MICRO_TIME.fullmatch(str(event.get("eventTime"))):
+        problems.append("eventTime: Required value (RFC 3339 with microseconds)")
+    if event.get("type") not in ("Normal", "Warning"):
+        problems.append(f"type: has invalid value: {event.get('type')}")
+    controller = event.get("reportingController")
+    if not isinstance(controller, str) or len(controller) > 316 \
+            or not _QUALIFIED.fullmatch(controller):
+        problems.append("reportingController: must be a qualified name")
+    for field, limit in (("reportingInstance", 128), ("action", 128), ("reason", 128)):
+        value = event.get(field)
+        if not isinstance(value, str) or not value or len(value.encode()) > limit:
+            problems.append(f"{field}: required, at most {limit} characters")
+    if len(str(event.get("note", "")).encode()) > 1024:
+        problems.append("note: can have at most 1024 characters")
+    regarding = event.get("regarding") or {}
+    if not regarding.get("namespace") and namespace not in ("default", "kube-system"):
+        problems.append("regarding.namespace: does not match event.namespace")
+    series = event.get("series")
+    if series is not None and (not isinstance(series.get("count"), int)
+                               or series["count"] < 2
+                               or not _MICRO_TIME.fullmatch(str(series.get("lastObservedTime")))):
+        problems.append("series: count at least 2 and lastObservedTime required")
+    for field in ("deprecatedFirstTimestamp", "deprecatedLastTimestamp", "deprecatedCount",
+                  "deprecatedSource"):
+        if event.get(field):
+            problems.append(f"{field}: needs to be unset")
+    return problems
 
 
 def _forbidden(plural: str, namespace: str | None, verb: str = "list") -> dict[str, Any]:
@@ -355,7 +458,16 @@ def _handler(state: StandIn) -> type[BaseHTTPRequestHandler]:
                 return False
             return True
 
-        def do_PATCH(self) -> None:  # noqa: N802 - http.server's naming
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            url, content_type, body = self._read("POST")
+            events = EVENTS.fullmatch(url.path)
+            if events is None or events.group(2):
+                self._json(405, _status(405, "the stand-in creates events only",
+                                        "MethodNotAllowed"))
+                return
+            self._event("POST", events.group(1), None, content_type, body)
+
+        def _read(self, method: str) -> tuple[Any, str, Any]:
             url = urlparse(self.path)
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip()
@@ -363,9 +475,25 @@ def _handler(state: StandIn) -> type[BaseHTTPRequestHandler]:
                 body = orjson.loads(raw)
             except orjson.JSONDecodeError:
                 body = raw.decode("utf-8", "replace")
-            state.requests.append({"method": "PATCH", "path": url.path,
+            state.requests.append({"method": method, "path": url.path,
                                    **parse_qs(url.query), "contentType": content_type,
                                    "body": body})
+            return url, content_type, body
+
+        def _event(self, method: str, namespace: str, name: str | None, content_type: str,
+                   body: Any) -> None:
+            state.events_hang.wait()
+            try:
+                self._json(*state.event(method, namespace, name, content_type, body))
+            finally:
+                state.event_calls.release()
+
+        def do_PATCH(self) -> None:  # noqa: N802 - http.server's naming
+            url, content_type, body = self._read("PATCH")
+            events = EVENTS.fullmatch(url.path)
+            if events is not None and events.group(2):
+                self._event("PATCH", events.group(1), events.group(2), content_type, body)
+                return
             resource, _, name = url.path.removeprefix(ADMISSION_PREFIX).partition("/")
             if not url.path.startswith(ADMISSION_PREFIX) or resource not in KINDS or not name:
                 self._json(405, _status(405, "the stand-in patches webhook configurations only",
@@ -437,5 +565,6 @@ def running_standin() -> Iterator[tuple[StandIn, client.CoreV1Api]]:
         yield state, api
     finally:
         state.broadcast("drop")
+        state.events_hang.set()
         server.shutdown()
         server.server_close()

@@ -85,10 +85,15 @@ def test_chart_version_and_app_version_are_the_package_version() -> None:
     ({"certificates": {"mode": "certManager", "certManager": {"issuerRef": {"name": "x"}}}},
      "/certificates/certManager/issuerRef"),
     ({"podLabels": {"app.kubernetes.io/name": "other"}}, "propertyName .app.kubernetes.io.name"),
+    ({"events": {"queueSize": 0}}, "/events/queueSize"),
+    ({"events": {"enable": True}}, "/events"),
+    ({"logChanges": {"level": "warning"}}, "/logChanges/level"),
+    ({"logChanges": {"sampleRate": 2}}, "/logChanges/sampleRate"),
 ], ids=["top-level-typo", "image-typo", "nested-typo", "mirror-typo", "exclude-typo",
         "selector-typo", "replicas-string", "timeout-string", "timeout-too-long",
         "policy-case", "unknown-mode", "short-digest", "on-invalid", "bool-string",
-        "issuer-without-kind", "pod-label-that-selects"])
+        "issuer-without-kind", "pod-label-that-selects", "events-queue-zero", "events-typo",
+        "log-changes-level", "log-changes-rate"])
 def test_schema_refuses_a_misspelt_key_or_a_wrong_type_at_install(
     values: dict[str, Any], message: str,
 ) -> None:
@@ -253,7 +258,7 @@ def test_environment_defaults_reach_the_server_as_the_loader_reads_them() -> Non
 def test_unset_environment_defaults_are_not_rendered() -> None:
     container = one(chart.render({}), "Deployment")["spec"]["template"]["spec"]["containers"][0]
     names = {e["name"] for e in container["env"]}
-    assert names == {"KCI_WEBHOOK_CONFIG", "POD_NAMESPACE", *REGISTRATION_ENV}
+    assert names == {"KCI_WEBHOOK_CONFIG", "POD_NAMESPACE", "POD_NAME", *REGISTRATION_ENV}
 
 
 # What the server needs to activate its own webhook configurations (always rendered).
@@ -337,7 +342,7 @@ def test_release_name_and_namespace_name_everything() -> None:
         "platform-kci-webhook")
     role = one(objects, "ClusterRole")
     assert [r.get("resourceNames") for r in role["rules"]] == [
-        None, ["platform-kci-webhook"], ["platform-kci-webhook"]]
+        None, None, ["platform-kci-webhook"], ["platform-kci-webhook"]]
 
 
 def test_pod_disruption_budget_eviction_policy_only_when_asked() -> None:
@@ -665,4 +670,21 @@ def test_the_failure_policy_values_reach_the_replicas_not_the_installed_objects(
     assert "KCI_WEBHOOK_REGISTER_VALIDATING" not in names
     assert "KCI_WEBHOOK_REGISTER_MUTATING" in names
     assert [r["resources"] for r in one(without, "ClusterRole")["rules"]] == [
-        ["namespaces"], ["mutatingwebhookconfigurations"]]
+        ["namespaces"], ["events"], ["mutatingwebhookconfigurations"]]
+
+
+@pytest.mark.parametrize(("values", "args", "events_rule"), [
+    ({}, ["--log-changes=off", "--log-changes-sample-rate=1", "--events=on",
+          "--events-queue-size=1000"], True),
+    ({"events": {"enabled": False, "queueSize": 50},
+      "logChanges": {"level": "info", "sampleRate": 0.1}},
+     ["--log-changes=info", "--log-changes-sample-rate=0.1", "--events=off",
+      "--events-queue-size=50"], False),
+])
+def test_events_and_change_log_values_reach_serve_and_the_role(
+        values: dict[str, Any], args: list[str], events_rule: bool) -> None:
+    objects = chart.render(values)
+    assert _container(objects)["args"][-4:] == args
+    rules = one(objects, "ClusterRole")["rules"]
+    assert ({"apiGroups": ["events.k8s.io"], "resources": ["events"],
+             "verbs": ["create", "patch"]} in rules) is events_rule

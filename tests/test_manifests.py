@@ -561,10 +561,13 @@ def test_rbac_grants_only_namespaces_and_its_own_webhook_configurations(
                                   ("ValidatingWebhookConfiguration", VALIDATING))
            if kind in {o["kind"] for o in objects}]
     assert len(own) == (2 if values["webhook"]["validating"]["enabled"] else 1)
-    # Namespaces to read; the two webhook configurations, by name, to read and patch
-    # (they are cluster-scoped: a ClusterRole, held to those names).
+    events = ([{"apiGroups": ["events.k8s.io"], "resources": ["events"],
+                "verbs": ["create", "patch"]}] if values["events"]["enabled"] else [])
+    # Namespaces to read; Events to create and count (patch), in the pods' namespaces;
+    # the two webhook configurations, by name, to read and patch (they are
+    # cluster-scoped: a ClusterRole, held to those names).
     assert role["rules"] == [{"apiGroups": [""], "resources": ["namespaces"],
-                              "verbs": ["get", "list", "watch"]}, *own]
+                              "verbs": ["get", "list", "watch"]}, *events, *own]
     binding = one(objects, "ClusterRoleBinding")
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io",
                                   "kind": "ClusterRole", "name": role["metadata"]["name"]}
@@ -610,7 +613,8 @@ def test_mutating_webhook_configuration(objects: Objects, values: Values) -> Non
     """Two entries: pod CREATE, and pod UPDATE with `kubectl debug`'s ephemeral
     containers, each with its own failurePolicy, shipped inert on both paths."""
     create, update = one(objects, "MutatingWebhookConfiguration")["webhooks"]
-    common = {"admissionReviewVersions": ["v1", "v1beta1"], "sideEffects": "None",
+    # NoneOnDryRun: the Events for what needs a person, never sent for a dry run.
+    common = {"admissionReviewVersions": ["v1", "v1beta1"], "sideEffects": "NoneOnDryRun",
               "reinvocationPolicy": "IfNeeded", "matchPolicy": "Equivalent",
               "timeoutSeconds": values["webhook"]["timeoutSeconds"],
               # Inert until a replica serves: no namespace selected, Ignore.

@@ -22,12 +22,13 @@ from webhook.server.drain import DEFAULT_SHUTDOWN_DELAY
 from webhook.server.limits import (
     DEFAULT_BODY_MEMORY_BYTES,
     DEFAULT_BODY_TIMEOUT,
+    DEFAULT_EVENTS_QUEUE_SIZE,
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
 )
 from webhook.server.logs import log_config
 from webhook.tools import certs, configcheck, doctor, nodeconfig, plan, preview, trust
-from webhook.tools.arguments import positive_int, seconds, webhook_timeout
+from webhook.tools.arguments import fraction, positive_int, seconds, webhook_timeout
 from webhook.tools.helpformat import HelpFormatter, epilog, from_environment
 
 EXIT_CONFIG = 2
@@ -153,6 +154,30 @@ def _parser() -> argparse.ArgumentParser:
     from_environment(serve.add_argument(
         "--log-format", default=os.environ.get("KCI_WEBHOOK_LOG_FORMAT", "json"),
         choices=["json", "text"], help="json lines or plain text"), "KCI_WEBHOOK_LOG_FORMAT")
+    from_environment(serve.add_argument(
+        "--log-changes", default=os.environ.get("KCI_WEBHOOK_LOG_CHANGES", "off"),
+        choices=["off", "debug", "info"],
+        help="a log line for each admission that changed a pod, at this level (shown when "
+             "--log-level lets it through): its rewritten images and the record's word for "
+             "each container"), "KCI_WEBHOOK_LOG_CHANGES")
+    from_environment(serve.add_argument(
+        "--log-changes-sample-rate", type=fraction, metavar="RATE",
+        default=os.environ.get("KCI_WEBHOOK_LOG_CHANGES_SAMPLE_RATE", "1"),
+        help="the share of those admissions logged, 0 to 1 (drawn at random per admission)"),
+        "KCI_WEBHOOK_LOG_CHANGES_SAMPLE_RATE")
+    from_environment(serve.add_argument(
+        "--events", default=os.environ.get("KCI_WEBHOOK_EVENTS", "on"), choices=["on", "off"],
+        help="Kubernetes Events (events.k8s.io/v1) on a pod's owner and on the pod, for what "
+             "needs a person: an image kept on its own registry because its if-present mirror "
+             "lacked it or did not answer, a namespace default or pod annotation ignored; "
+             "sent through the API server the namespace watch uses, never on a dry run"),
+        "KCI_WEBHOOK_EVENTS")
+    from_environment(serve.add_argument(
+        "--events-queue-size", type=positive_int, metavar="N",
+        default=os.environ.get("KCI_WEBHOOK_EVENTS_QUEUE_SIZE", str(DEFAULT_EVENTS_QUEUE_SIZE)),
+        help="Events waiting to be sent, per worker; beyond this (the API server slow or "
+             "down) new ones are dropped and counted in kci_webhook_events_total"),
+        "KCI_WEBHOOK_EVENTS_QUEUE_SIZE")
     serve.set_defaults(func=_serve)
 
     preview.add_parser(commands)
@@ -229,6 +254,10 @@ def _serve(args: argparse.Namespace) -> int:
         "KCI_WEBHOOK_KUBECONFIG": args.kubeconfig or "",
         "KCI_WEBHOOK_SHUTDOWN_DELAY": str(args.shutdown_delay),
         "KCI_WEBHOOK_TIMEOUT_SECONDS": str(args.webhook_timeout),
+        "KCI_WEBHOOK_EVENTS": args.events,
+        "KCI_WEBHOOK_EVENTS_QUEUE_SIZE": str(args.events_queue_size),
+        "KCI_WEBHOOK_LOG_CHANGES": args.log_changes,
+        "KCI_WEBHOOK_LOG_CHANGES_SAMPLE_RATE": str(args.log_changes_sample_rate),
     })
     for warning in config.warnings:
         log.warning("%s: %s", config.source, warning)

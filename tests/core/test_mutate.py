@@ -366,8 +366,15 @@ def test_mutation_is_idempotent_and_never_modifies_its_input() -> None:
 
 
 def test_unchanged_pod_is_returned_as_the_same_object() -> None:
-    original = pod("quay.io/a/b:1")
+    original = pod("quay.io/a/b:1")     # no mirror serves it: the first pass says so
+    original["metadata"]["annotations"] = {
+        "kci-webhook/images": '{"v":1,"c":{"c0":"kept:no-mirror"}}'}
     assert mutate(original, ctx(GDC)).pod is original
+
+
+def test_with_no_mirror_configured_a_pod_is_left_as_it_came() -> None:
+    original = pod("quay.io/a/b:1")
+    assert mutate(original, ctx("")).pod is original
 
 
 @pytest.mark.parametrize("bad", [

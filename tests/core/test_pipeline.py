@@ -67,7 +67,8 @@ def test_the_answers_decide_the_rewrite_and_the_shells_notes_come_first() -> Non
 def test_an_image_the_mirror_lacks_is_kept_with_the_reason() -> None:
     ask = answer_from({("https://cache.example:5000", "busybox:1.36"): (False, "absent")})
     decision = asyncio.run(admit(review(), context_for=context_for, ask=ask))
-    assert decision.outcome == "unchanged"
+    assert decision.outcome == "mutated" and images(decision) == []   # the record only
+    assert decision.words == {"web": "kept:timeout"}   # "absent" is not the shell's wording
     assert any("kept, pulled from its own registry (mirror cache.example:5000: absent)" in w
                for w in decision.warnings)
 

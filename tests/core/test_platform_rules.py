@@ -31,6 +31,7 @@ from webhook.core.config import (
 )
 from webhook.core.mutation.context import Context, MutationResult
 from webhook.core.mutation.create import is_virtual_kubelet_pod, mutate
+from webhook.core.mutation.record import read_record, updated_record
 from webhook.core.mutation.update import mutate_update
 
 KCI_HOSTS = "k8s.ksyun.com/kci-host-aliases"
@@ -302,10 +303,20 @@ def update(old: dict[str, Any], new: dict[str, Any], context: Context) -> dict[s
     result = copy.deepcopy(new)
     if "patch" in response:
         ops = orjson.loads(base64.b64decode(response["patch"]))
-        check_patch_scope(ops, "", old=old)
+        check_patch_scope(ops, "", old=old, record=written_record(old, response))
         result = jsonpatch.apply_patch(result, ops)
     response["result"] = result
     return response
+
+
+def written_record(old: dict[str, Any], response: dict[str, Any]) -> str | None:
+    """The record an UPDATE may write: the stored one with the words its audit annotation
+    gives for the images it brought (none when the stored pod has no record)."""
+    stored = (old["metadata"].get("annotations") or {}).get("kci-webhook/images")
+    audit = (response.get("auditAnnotations") or {}).get("images")
+    if stored is None or audit is None:
+        return None
+    return updated_record(stored, read_record(audit))
 
 
 def created(*images: str, context: Context, **kwargs: Any) -> dict[str, Any]:
@@ -430,7 +441,10 @@ def test_a_pod_without_the_pin_does_not_start_pulling_from_the_mirror_on_update(
                      annotations={KCI_DNS: OWN_RESOLVER})
     assert "hostAliases" not in stored["spec"]
     response = update(stored, with_image(stored, "nginx:1.26"), context)
-    assert response["allowed"] is True and "patch" not in response
+    assert response["allowed"] is True       # the image kept; the record says why
+    assert response["result"]["spec"]["containers"][0]["image"] == "nginx:1.26"
+    assert response["result"]["metadata"]["annotations"]["kci-webhook/images"] == (
+        '{"v":1,"c":{"c0":"kept:no-alias"}}')
     assert any("'nginx:1.26' kept" in w and "add mirror.corp.example at 10.0.0.20 to the "
                f"pod's {KCI_HOSTS}" in w for w in response["warnings"])
     # The fix the warning gives: the alias in the same update.

@@ -63,7 +63,10 @@ def pod(image: str = "nginx:1.25", **annotations: str) -> dict[str, Any]:
 def test_counters_follow_a_scripted_sequence(server: RunningServer) -> None:
     before = scrape(server)
     server.review(pod_review(pod()))                                    # mutated
-    server.review(pod_review(pod("quay.io/a/b:1")))                     # unchanged
+    unchanged = pod("quay.io/a/b:1")     # carrying the record the webhook would write
+    unchanged["metadata"]["annotations"] = {
+        "kci-webhook/images": '{"v":1,"c":{"c":"kept:no-mirror"}}'}
+    server.review(pod_review(unchanged))                                # unchanged
     server.review(pod_review(pod(**{"k8s.ksyun.com/kci-dns-config": "{"})))   # denied
     server.review(pod_review(pod(), operation="UPDATE"))                # skipped
     server.review(b"not json")                                          # rejected 400

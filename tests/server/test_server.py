@@ -163,7 +163,10 @@ def test_excluded_namespace_is_admitted_unchanged(webhook_server: RunningServer)
 
 def test_opt_out_annotation_keeps_images(webhook_server: RunningServer) -> None:
     review = pod_review(simple_pod(**{"kci-webhook/mirrors": "off"}))
-    assert "patch" not in answer(webhook_server, review)
+    pod = apply_response_patch(review, answer(webhook_server, review))
+    assert pod["spec"] == review["request"]["object"]["spec"]       # images kept
+    assert pod["metadata"]["annotations"]["kci-webhook/images"] == (
+        '{"v":1,"c":{"c":"kept:off"}}')                              # and why
 
 
 def test_invalid_annotation_is_denied_with_a_clear_message(webhook_server: RunningServer) -> None:

@@ -580,6 +580,8 @@ def test_diff_shows_only_the_lines_that_change_in_the_files_line_endings(
     changed = [line for line in lines if line[:1] in "+-" and line[:3] not in ("+++", "---")]
     assert changed == [f"+  annotations:{newline}",
                        f"+    kci-webhook/original-images: '{{\"c\":\"nginx\"}}'{newline}",
+                       f"+    kci-webhook/images: '{{\"v\":1,\"c\":{{\"c\":"
+                       f"\"mirror:172.18.0.20:5000\"}}}}'{newline}",
                        f'-    image: "nginx"{newline}',
                        f'+    image: "{MIRRORED}"{newline}',
                        f"+  imagePullSecrets:{newline}",

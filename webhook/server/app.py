@@ -22,6 +22,7 @@ import orjson
 from fastapi import FastAPI
 from fastapi.responses import Response
 
+from webhook.adapters.events import EventRecorder, recorder_from_environ
 from webhook.adapters.namespaces import NamespaceCache, api_for, choose_source
 from webhook.adapters.registration import Registration
 from webhook.adapters.registry.files import config_files
@@ -33,7 +34,9 @@ from webhook.core.admission.pipeline import admit
 from webhook.core.mutation.images import PresenceAnswers, PresenceQuestion
 from webhook.core.registration import excluded_namespaces
 from webhook.server import metrics
+from webhook.server.changes import ChangeLog
 from webhook.server.drain import Drain
+from webhook.server.events import EventQueue
 from webhook.server.mirrors import ask_mirrors
 from webhook.server.settings import Settings, load_settings_config
 from webhook.server.state import AppState, snapshot, watch_config
@@ -42,9 +45,11 @@ from webhook.server.transport import AdmissionTransport, off_loop
 JSON = "application/json"
 
 
-def create_app(settings: Settings, *,
-               namespaces: NamespaceCache | None = None) -> AdmissionTransport:
-    """The application for one worker. Config is parsed here once, never per request."""
+def create_app(settings: Settings, *, namespaces: NamespaceCache | None = None,
+               recorder: EventRecorder | None = None) -> AdmissionTransport:
+    """The application for one worker. Config is parsed here once, never per request.
+    `recorder`: where Events go (default: the API server the namespace watch uses, when
+    `settings.events` is on)."""
     config, environment = load_settings_config(settings)
     tls = tls_for(settings.cert_file, settings.key_file) if settings.cert_file else None
     if namespaces is None:
@@ -69,6 +74,11 @@ def create_app(settings: Settings, *,
                                              state.own_namespace))
     if tls:
         metrics.CERT_EXPIRY.set(tls.not_after.timestamp())
+    if recorder is None and settings.events:
+        recorder = recorder_from_environ(settings.environ, kubeconfig=settings.kubeconfig)
+    events = EventQueue(recorder if settings.events else None,
+                        size=settings.events_queue_size)
+    changes = ChangeLog(settings.log_changes, settings.log_changes_sample_rate)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -77,8 +87,10 @@ def create_app(settings: Settings, *,
             tasks.append(asyncio.create_task(tls.watch()))
         state.namespaces.start()
         registration.start()
+        events.start()
         drain.take_over_sigterm(asyncio.get_running_loop())
         yield
+        await events.stop()
         registration.stop()
         state.namespaces.stop()
         for task in tasks:
@@ -97,8 +109,12 @@ def create_app(settings: Settings, *,
         """The core's admission (`webhook.core.admission.pipeline.admit`), asking the
         `if-present` mirrors through this worker's checker within the budget. A large
         body's decoding, judging and deciding run in a thread (`off_loop`), never on the
-        loop."""
-        return await admit(body, context_for=state.context_for, ask=ask, run=off_loop)
+        loop. Its Events are queued for the events worker, never awaited here."""
+        decision = await admit(body, context_for=state.context_for, ask=ask, run=off_loop)
+        if decision.events:
+            events.offer(decision.events)
+        changes("mutate", decision)
+        return decision
 
     async def validate_body(body: Body) -> Decision:
         return await off_loop(validate, body, context_for=state.context_for)

@@ -18,6 +18,9 @@ DEFAULT_BODY_TIMEOUT = 10.0
 # webhook.core.admission.envelope) plus room for everyday reviews (6-25 KB) beside it.
 # Parsed, a body takes about as much again while it is decided.
 DEFAULT_BODY_MEMORY_BYTES = 48 * 1024 * 1024
+# Events waiting for the API server, per worker (webhook.server.events): a few hundred
+# bytes each; beyond this, while the API server is slow or down, new ones are dropped.
+DEFAULT_EVENTS_QUEUE_SIZE = 1000
 
 
 @dataclass(frozen=True)

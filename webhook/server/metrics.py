@@ -81,6 +81,12 @@ MIRROR_LOOKUPS = Counter(
 CERT_EXPIRY = Gauge(
     "kci_webhook_certificate_expiry_timestamp_seconds", "notAfter of the serving "
     "certificate in use.", registry=REGISTRY, multiprocess_mode="min")
+EVENTS = Counter(
+    "kci_webhook_events_total", "Kubernetes Events the admissions asked for, by result: sent "
+    "(created), aggregated (counted into an Event's series), dropped (the queue was full), "
+    "failed (the API server refused or could not be reached).",
+    ["result"], registry=REGISTRY)
+EVENT_RESULTS = ("sent", "aggregated", "dropped", "failed")
 CONFIG_RELOADS = Counter(
     "kci_webhook_config_reloads_total", "Config file reloads, by result (success, failure).",
     ["result"], registry=REGISTRY)

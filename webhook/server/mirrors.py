@@ -14,6 +14,7 @@ from webhook.adapters.registry.manifest import Presence
 from webhook.adapters.registry.presence import PresenceChecker
 from webhook.core import config as config_mod
 from webhook.core.mutation.images import NO_ANSWER, PresenceAnswers, PresenceQuestion
+from webhook.core.mutation.record import ABSENT_DETAIL, FAILED_DETAIL
 from webhook.server import metrics
 from webhook.server.state import AppState
 
@@ -59,12 +60,12 @@ async def ask_mirrors(state: AppState, config: config_mod.Config,
         elif presence.present:
             answers[key] = (True, "")
         elif presence.status == "absent":
-            answers[key] = (False, "does not have it" + (f" ({presence.detail})"
-                                                              if presence.detail else ""))
+            answers[key] = (False, ABSENT_DETAIL + (f" ({presence.detail})"
+                                                     if presence.detail else ""))
         elif presence.status == "unanswered":
             answers[key] = (False, presence.detail)
         else:
-            answers[key] = (False, f"check failed: {presence.detail}")
+            answers[key] = (False, f"{FAILED_DETAIL}{presence.detail}")
     for (host, result), count in results.items():
         metrics.MIRROR_LOOKUPS.labels(host, result).inc(count)
     after = checker.stats

@@ -14,6 +14,7 @@ from webhook.adapters.configfile import read_config_bytes, validated_config
 from webhook.core import config as config_mod
 from webhook.core.admission.envelope import DEFAULT_MAX_BODY_BYTES
 from webhook.server.drain import DEFAULT_SHUTDOWN_DELAY
+from webhook.server.events import DEFAULT_QUEUE_SIZE
 from webhook.server.limits import DEFAULT_BODY_MEMORY_BYTES, Limits
 
 TIMEOUT_ENV = "KCI_WEBHOOK_TIMEOUT_SECONDS"
@@ -35,6 +36,12 @@ class Settings:
     environ: dict[str, str] = field(default_factory=dict)
     # The webhook configurations' timeoutSeconds: the mirror checks' budget must fit in it.
     webhook_timeout: int = config_mod.DEFAULT_WEBHOOK_TIMEOUT_SECONDS
+    # Events for what needs a person (webhook.server.events), and their queue's size.
+    events: bool = True
+    events_queue_size: int = DEFAULT_QUEUE_SIZE
+    # A log line per admission that changed something (webhook.server.changes).
+    log_changes: str = "off"
+    log_changes_sample_rate: float = 1.0
 
     @classmethod
     def from_environ(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -53,7 +60,13 @@ class Settings:
                                                 DEFAULT_SHUTDOWN_DELAY)),
                    environ=env, webhook_timeout=config_mod.parse_webhook_timeout(
                        env.get(TIMEOUT_ENV) or str(config_mod.DEFAULT_WEBHOOK_TIMEOUT_SECONDS),
-                       where=TIMEOUT_ENV))
+                       where=TIMEOUT_ENV),
+                   events=env.get("KCI_WEBHOOK_EVENTS", "on") != "off",
+                   events_queue_size=int(env.get("KCI_WEBHOOK_EVENTS_QUEUE_SIZE",
+                                                 DEFAULT_QUEUE_SIZE)),
+                   log_changes=env.get("KCI_WEBHOOK_LOG_CHANGES") or "off",
+                   log_changes_sample_rate=float(
+                       env.get("KCI_WEBHOOK_LOG_CHANGES_SAMPLE_RATE") or 1.0))
 
 
 def load_settings_config(settings: Settings) -> tuple[config_mod.Config,

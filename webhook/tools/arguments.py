@@ -35,6 +35,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def fraction(text: str) -> float:
+    """A number from 0 to 1 (a sampling rate)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
 def webhook_timeout(text: str) -> int:
     """The webhook configurations' timeoutSeconds, as `serve` and `config check` take it."""
     try:
@@ -43,4 +54,4 @@ def webhook_timeout(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-__all__ = ["positive_int", "seconds", "webhook_timeout"]
+__all__ = ["fraction", "positive_int", "seconds", "webhook_timeout"]

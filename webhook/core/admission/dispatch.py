@@ -17,6 +17,7 @@ import orjson
 
 from webhook.core.admission import patch
 from webhook.core.admission.envelope import Body, Decision, Request, answer, decode, pod_name
+from webhook.core.admission.events import events_for
 from webhook.core.admission.scope import check_patch_scope
 from webhook.core.admission.workloads import (
     TEMPLATE_PATHS,
@@ -34,6 +35,8 @@ from webhook.core.mutation.images import (
     PresenceQuestion,
     asks_presence,
 )
+from webhook.core.mutation.record import record_text
+from webhook.core.values.keys import IMAGE_RECORD
 
 
 def questions(request: Request, ctx: Context) -> list[PresenceQuestion]:
@@ -118,10 +121,20 @@ def _decide(request: Request, mutation: Callable[[], MutationResult], *,
         return outcome
     warnings = [*notes, *outcome.warnings]
     name = pod_name(request.object)
+    # What an UPDATE did with the images it brings is in its audit annotation too (through
+    # `ephemeralcontainers`, which cannot change annotations, only there).
+    audit = ({"images": record_text(outcome.words)} if scope is not None and outcome.words
+             else {})
     if outcome.pod is request.object:
-        return answer(request, "skipped" if outcome.skipped else "unchanged", allowed=True,
-                      warnings=warnings, name=name)
-    return _patched(request, outcome, name, scope=scope, warnings=warnings)
+        decision = answer(request, "skipped" if outcome.skipped else "unchanged",
+                          allowed=True, warnings=warnings, name=name, audit=audit)
+    else:
+        decision = _patched(request, outcome, name, scope=scope, warnings=warnings,
+                            audit=audit)
+    decision.words = outcome.words
+    if outcome.words or outcome.ignored or outcome.namespace_ignored:
+        decision.events = events_for(request, outcome)
+    return decision
 
 
 def _refusal(request: Request, mutation: Callable[[], MutationResult], *,
@@ -203,12 +216,14 @@ def _is_pod_update(request: Request) -> bool:
 
 
 def _patched(request: Request, outcome: MutationResult, name: str, *,
-             scope: str | None = None, warnings: list[str]) -> Decision:
+             scope: str | None = None, warnings: list[str],
+             audit: dict[str, str]) -> Decision:
     ops = patch.diff(request.object, outcome.pod)
     patch.check(request.object, ops, outcome.pod)
     if scope is not None:
-        check_patch_scope(ops, scope, old=request.old_object)
-    audit = {}
+        annotations = (outcome.pod.get("metadata") or {}).get("annotations") or {}
+        check_patch_scope(ops, scope, old=request.old_object,
+                          record=annotations.get(IMAGE_RECORD) if scope == "" else None)
     if outcome.rewritten:
         audit["original-images"] = orjson.dumps(
             {n: old for n, (old, _new) in outcome.rewritten.items()}).decode()

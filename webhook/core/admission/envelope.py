@@ -50,6 +50,10 @@ class Decision:
     warnings: list[str] = field(default_factory=list)
     rewritten: dict[str, tuple[str, str]] = field(default_factory=dict)
     message: str = ""
+    # The record's word per container judged (webhook.core.mutation.record), and the
+    # Events the shell sends after answering (webhook.core.admission.events).
+    words: dict[str, str] = field(default_factory=dict)
+    events: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,6 @@
-"""What an UPDATE's patch may touch: the image fields that update may change, and putting
-back what the stored pod has under an annotation an UPDATE watches.
+"""What an UPDATE's patch may touch: the image fields that update may change, putting back
+what the stored pod has under an annotation an UPDATE watches, and (a plain UPDATE) the
+per-container record with the words of the images it brings.
 
 The API server would refuse the whole update (or silently drop a change made through the
 `ephemeralcontainers` subresource) for anything else, and a patch may never give a pod an
@@ -18,6 +19,7 @@ from jsonpointer import escape
 
 from webhook.core.admission.patch import Op, PatchMismatch
 from webhook.core.mutation.update import EPHEMERAL, WATCHED
+from webhook.core.values.keys import IMAGE_RECORD
 
 # What each kind of UPDATE may patch: the image fields the API server lets it change.
 _PATCHABLE = {"": re.compile(r"/spec/(?:initContainers|containers)/\d+/image"),
@@ -29,16 +31,21 @@ _ANNOTATIONS_PATH = "/metadata/annotations"
 _RESTORABLE = {f"{_ANNOTATIONS_PATH}/{escape(key)}": key for key in WATCHED}
 
 
-def check_patch_scope(ops: list[Op], sub_resource: str, *, old: object) -> None:
+def check_patch_scope(ops: list[Op], sub_resource: str, *, old: object,
+                      record: str | None = None) -> None:
     """Every op of an UPDATE's patch must touch an image field that update may change, or
     (a plain UPDATE) put back exactly what the stored pod `old` has under one of the
     annotations an UPDATE watches (the record of original images, a KCI annotation): the
     API server would refuse the whole update (or silently drop a change through the
     subresource) otherwise, and a patch may never give a pod an annotation value that its
-    author did not write or the webhook did not verify. A bug here must never reach the
+    author did not write or the webhook did not verify. `record`: the per-container record
+    this UPDATE's own images give (`kci-webhook/images`, the stored one with their words
+    replaced), which a plain UPDATE's patch may write. A bug here must never reach the
     cluster."""
     allowed = _PATCHABLE[sub_resource]
-    stored = _annotations(old) if sub_resource == "" else {}
+    stored = dict(_annotations(old)) if sub_resource == "" else {}
+    if record is not None:    # the record a plain UPDATE's images give (updated_record)
+        stored[IMAGE_RECORD] = record
     for op in ops:
         kind, path = op["op"], op["path"]
         if kind == "replace" and allowed.fullmatch(path):

@@ -45,14 +45,21 @@ def excluded(ctx: Context) -> bool:
 
 @dataclass(slots=True)
 class MutationResult:
-    """What admission answers. `pod is original` exactly when nothing changed."""
+    """What admission answers. `pod is original` exactly when nothing changed.
+
+    For the Events (`webhook.core.admission.events`): `words`, the record's word for each
+    container judged (`webhook.core.mutation.record`); `ignored`, the pod's annotation
+    problems ignored under `onInvalid: warn`; `namespace_ignored`, the namespace's
+    defaults ignored as invalid or not allowed."""
 
     pod: Pod
     warnings: list[str] = field(default_factory=list)
     denial: str | None = None
     rewritten: dict[str, tuple[str, str]] = field(default_factory=dict)  # name → (old, new)
     skipped: str | None = None
-
+    words: dict[str, str] = field(default_factory=dict)
+    ignored: list[str] = field(default_factory=list)
+    namespace_ignored: list[str] = field(default_factory=list)
 
 
 _OBJECT_LISTS = (*CONTAINER_LISTS, "imagePullSecrets", "hostAliases", "tolerations")

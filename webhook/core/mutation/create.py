@@ -13,6 +13,7 @@ from webhook.core.dialects import (
     ALL_REGISTRIES,
     Dialect,
 )
+from webhook.core.mutation import record
 from webhook.core.mutation.context import (
     Context,
     MutationResult,
@@ -22,6 +23,7 @@ from webhook.core.mutation.images import (
     Pod,
     PresenceAnswers,
     PresenceQuestion,
+    container_key,
     containers_of,
     image_refs,
     mirrors_used,
@@ -71,11 +73,15 @@ def mutate(pod: Pod, ctx: Context, *, presence: PresenceAnswers | None = None
     new_spec = dict(spec)
     mirrors_on = mirrors_enabled(pod_layer, ns_layer)
     rewritten: dict[str, tuple[str, str]] = {}
+    words: dict[str, str] = {}
     if mirrors_on:
         rewrites = rewrite(spec, containers_of(spec), config=config, presence=presence)
         new_spec.update(rewrites.lists)
         warnings += rewrites.warnings
-        rewritten = rewrites.rewritten
+        rewritten, words = rewrites.rewritten, rewrites.words
+    elif config.mirrors:
+        words = {container_key(container, list_name, index): record.OFF
+                 for list_name, index, container, _image in containers_of(spec)}
     refs = image_refs(new_spec)
     used = mirrors_used(refs, config.mirrors)
     warnings.extend(_advice(own, used, rewritten, {ref.domain for ref in refs}, dialect))
@@ -102,11 +108,14 @@ def mutate(pod: Pod, ctx: Context, *, presence: PresenceAnswers | None = None
     apply_pull_secrets(new_spec, ns_layer, used)
     if rewritten or ORIGINAL_IMAGES in annotations:
         record_originals(new_annotations, spec, rewritten, config, warnings)
+    if config.mirrors:   # with no mirror at all there is nothing to explain
+        record.write_record(new_annotations, words)
 
     changed_spec = new_spec != spec
     changed_meta = new_annotations != annotations
     if not changed_spec and not changed_meta:
-        return MutationResult(pod, warnings=warnings)
+        return MutationResult(pod, warnings=warnings, words=words, ignored=judged.ignored,
+                              namespace_ignored=judged.namespace_ignored)
     if changed_meta:
         too_large = annotations_size_problem(annotations, new_annotations)
         if too_large:
@@ -116,7 +125,8 @@ def mutate(pod: Pod, ctx: Context, *, presence: PresenceAnswers | None = None
         new_pod["metadata"] = {**meta, "annotations": new_annotations}
     if changed_spec:
         new_pod["spec"] = new_spec
-    return MutationResult(new_pod, warnings=warnings, rewritten=rewritten)
+    return MutationResult(new_pod, warnings=warnings, rewritten=rewritten, words=words,
+                          ignored=judged.ignored, namespace_ignored=judged.namespace_ignored)
 
 
 # --- images ----------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from typing import Any
 
 from webhook.core.config import Config, Mirror, registry_key
 from webhook.core.errors import ReferenceError_
+from webhook.core.mutation import record
 from webhook.core.reference import Reference, parse_normalized
 
 Pod = dict[str, Any]
@@ -51,27 +52,32 @@ def containers_of(spec: Pod) -> Iterator[Target]:
 @dataclass(slots=True)
 class Rewrites:
     """What the rewrite loop did: the container lists that changed (by list name, for the
-    caller to put in its new spec), the record of rewrites, and its warnings in order."""
+    caller to put in its new spec), the record of rewrites, its warnings in order, and
+    the record's word for each target (`webhook.core.mutation.record`)."""
 
     lists: dict[str, list[Any]]
     rewritten: dict[str, tuple[str, str]]   # container name → (old image, new image)
     warnings: list[str]
+    words: dict[str, str]                   # container name → the record's word
 
 
 def rewrite(spec: Pod, targets: Iterable[Target], *, config: Config,
             presence: PresenceAnswers | None,
-            unusable: Callable[[Mirror], tuple[str | None, list[str]]] | None = None
-            ) -> Rewrites:
+            unusable: Callable[[Mirror], tuple[tuple[str, str] | None, list[str]]] | None
+            = None) -> Rewrites:
     """Point each target's image at its mirror, tag and digest untouched: the one loop of
     CREATE (every container) and UPDATE (the images an update brings). `unusable` says
-    why the pod cannot pull from the chosen mirror (the image is then kept, with that
-    reason) and what to note either way; None: every mirror is usable."""
+    why the pod cannot pull from the chosen mirror, as (the record's word, the reason;
+    the image is then kept) and what to note either way; None: every mirror is usable."""
     lists: dict[str, list[Any]] = {}
     rewritten: dict[str, tuple[str, str]] = {}
     warnings: list[str] = []
+    words: dict[str, str] = {}
     for list_name, index, container, image in targets:
         where = container_where(container, list_name, index)
-        chosen, why_not = choose_mirror(image, config, where=where, presence=presence)
+        key = container_key(container, list_name, index)
+        chosen, why_not, word = choose_mirror(image, config, where=where, presence=presence)
+        words[key] = word
         if chosen is None:
             if why_not:
                 warnings.append(why_not)
@@ -81,14 +87,15 @@ def rewrite(spec: Pod, targets: Iterable[Target], *, config: Config,
             reason, notes = unusable(mirror)
             warnings.extend(notes)
             if reason:
-                warnings.append(f"{where}: image {image!r} kept: {reason}")
+                words[key] = reason[0]
+                warnings.append(f"{where}: image {image!r} kept: {reason[1]}")
                 continue
         changed = lists.get(list_name)
         if changed is None:
             changed = lists[list_name] = list(spec[list_name])
         changed[index] = {**container, "image": new_image}
-        rewritten[container_key(container, list_name, index)] = (image, new_image)
-    return Rewrites(lists, rewritten, warnings)
+        rewritten[key] = (image, new_image)
+    return Rewrites(lists, rewritten, warnings, words)
 
 
 def container_key(container: dict[str, Any], list_name: str, index: int) -> str:
@@ -119,29 +126,45 @@ def rewrites_to(original: str, image: str, config: Config) -> bool:
 
 
 def choose_mirror(image: str, config: Config, *, where: str, presence: PresenceAnswers | None
-                  ) -> tuple[tuple[Mirror, str] | None, str | None]:
+                  ) -> tuple[tuple[Mirror, str] | None, str | None, str]:
     """The first mirror (in config order) that serves the image's registry and, for
     `policy: if-present`, has the image, with the rewritten image; None keeps the
     original (upstream fallback), with the warning that says why when there is one.
-    `where` names the container in warnings."""
+    Last, the record's word for what happened. `where` names the container in warnings."""
     plan = _plan(image, config.mirrors)
     if isinstance(plan, str):
-        return None, f"{where}: image {image[:300]!r} {plan}; left unchanged"
+        return None, f"{where}: image {image[:300]!r} {plan}; left unchanged", record.INVALID
     misses = []
+    word = None
     for mirror, new_image, problem in plan:
         if mirror.policy == "if-present" and presence is not None:
             present, detail = presence.get((mirror.endpoint, image), (False, "not asked"))
             if not present:
+                if word is None:
+                    word = record.presence_word(detail)
                 if detail:
                     misses.append(f"mirror {mirror.host}: {detail}")
                 continue
         if problem or new_image is None:
-            return None, f"{where}: image {image!r} {problem}; left unchanged"
-        return (mirror, new_image), None
+            return (None, f"{where}: image {image!r} {problem}; left unchanged",
+                    record.INVALID_ON_MIRROR)
+        return (mirror, new_image), None, record.MIRROR + mirror.host
     if misses:
         return None, (f"{where}: image {image!r} kept, pulled from its own registry "
-                      f"({'; '.join(misses)})")
-    return None, None
+                      f"({'; '.join(misses)})"), word or record.NO_MIRROR
+    return None, None, word or _on_mirror(image, config.mirrors)
+
+
+def _on_mirror(image: str, mirrors: tuple[Mirror, ...]) -> str:
+    """The word for an image no mirror serves: `mirror:<host>` when it already points at
+    a mirror (the webhook's own earlier pass, or its author wrote it so), else
+    `kept:no-mirror`."""
+    ref = parse_image(image)
+    if isinstance(ref, Reference) and mirrors:
+        used = mirrors_used([ref], mirrors)
+        if used:
+            return record.MIRROR + used[0].host
+    return record.NO_MIRROR
 
 
 Option = tuple[Mirror, str | None, str | None]   # mirror, rewritten image, problem

@@ -15,7 +15,7 @@ far.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from webhook.core.config import Config
@@ -56,7 +56,9 @@ class Judged:
     `annotations`: the annotations it is judged with; `restored`: on UPDATE under
     `onInvalid: warn`, those annotations with each invalid value put back as stored
     (`kept_as_stored`), else None; `warnings`: in order, so far (the mutation goes on
-    adding to them)."""
+    adding to them); `ignored` and `namespace_ignored`: the problems of the pod's
+    annotations ignored under `onInvalid: warn`, and of its namespace's defaults, for the
+    Events (`MutationResult`)."""
 
     dialect: Dialect
     layer: Layer
@@ -66,6 +68,8 @@ class Judged:
     own: Layer | None = None
     pins: Pins = NO_PINS
     restored: dict[str, Any] | None = None
+    ignored: list[str] = field(default_factory=list)
+    namespace_ignored: list[str] = field(default_factory=list)
 
 
 def judge(pod: Pod, ctx: Context, *, annotations: Mapping[str, Any] | None = None,
@@ -122,10 +126,13 @@ def _judge_create(pod: Pod, ctx: Context, *, annotations: Mapping[str, Any],
         denial, warnings = on_invalid(pod_layer.problems, config)
         if denial:
             return MutationResult(pod, denial=denial)
+    ignored = list(pod_layer.problems)
     warnings.extend(foreign_key_warnings(annotations, dialect))
     ns_layer = ctx.namespace_layer
+    namespace_ignored: list[str] = []
     if ns_layer is not None:
         ns_layer = namespace_layer_as(ns_layer, dialect)
+        namespace_ignored += ns_layer.problems
         warnings.extend(f"{p} (ignored)" for p in ns_layer.problems)
     # The platform's pins, looked up only when something here aliases a name.
     pins = (platform_pins(config, ctx.environment) if pod_layer.host_aliases
@@ -135,6 +142,7 @@ def _judge_create(pod: Pod, ctx: Context, *, annotations: Mapping[str, Any],
     if ns_layer is not None:
         ns_layer, ns_denied = restricted(ns_layer, config, pins, dialect,
                                          remember=ns_layer is ctx.namespace_layer)
+        namespace_ignored += ns_denied
         warnings.extend(f"{p} (ignored)" for p in ns_denied)
     own = declared_by_author(pod_layer, config, besides=ns_layer)
     denied = platform_problems(own, annotations, config=config, pins=pins, dialect=dialect,
@@ -144,7 +152,7 @@ def _judge_create(pod: Pod, ctx: Context, *, annotations: Mapping[str, Any],
     if denied:   # whatever onInvalid says: a pod may not switch a platform rule off
         return MutationResult(pod, denial="; ".join(denied))
     return Judged(dialect, pod_layer, annotations, warnings, namespace_layer=ns_layer,
-                  own=own, pins=pins)
+                  own=own, pins=pins, ignored=ignored, namespace_ignored=namespace_ignored)
 
 
 def _judge_update(ctx: Context, *, annotations: Mapping[str, Any],
@@ -161,8 +169,10 @@ def _judge_update(ctx: Context, *, annotations: Mapping[str, Any],
                if key in annotations and annotations[key] != before.get(key)
                } if annotations is not before else None
     restored = None
+    ignored: list[str] = []
     if changed:
         layer = layer_from_annotations(changed, level="pod", dialect=dialect)
+        ignored = list(layer.problems)
         if layer.problems:
             denial, warnings = on_invalid(layer.problems, config)
             if denial:
@@ -198,7 +208,8 @@ def _judge_update(ctx: Context, *, annotations: Mapping[str, Any],
         if restored is not None:    # the pod as it will be: judged with the values it keeps
             annotations = restored
     pod_layer = layer_from_annotations(annotations, level="pod", dialect=dialect)
-    return Judged(dialect, pod_layer, annotations, warnings, restored=restored)
+    return Judged(dialect, pod_layer, annotations, warnings, restored=restored,
+                  ignored=ignored)
 
 
 def kept_as_stored(annotations: Mapping[str, Any], before: Mapping[str, Any], *,

@@ -15,8 +15,11 @@ import orjson
 
 from webhook.core.config import Config
 from webhook.core.mutation.images import Pod, container_images, rewrites_to
-from webhook.core.values.keys import ORIGINAL_IMAGES
+from webhook.core.values.keys import IMAGE_RECORD, ORIGINAL_IMAGES
 from webhook.core.values.size import MAX_ANNOTATIONS_BYTES
+
+# The records the webhook writes at creation and an UPDATE may not change.
+RECORDS = (ORIGINAL_IMAGES, IMAGE_RECORD)
 
 
 def record_originals(annotations: dict[str, Any], seen: Pod,
@@ -55,22 +58,29 @@ def record_originals(annotations: dict[str, Any], seen: Pod,
 
 
 def kept_record(annotations: Mapping[str, Any], before: Mapping[str, Any],
-                warnings: list[str]) -> dict[str, Any] | None:
-    """On UPDATE: `annotations` with the stored pod's record of original images put back
-    (or the record dropped, if the stored pod had none), or None when the update leaves
-    it as it was. The record was verified at creation; `kubectl annotate` may not
-    rewrite history afterwards. Restored rather than refused, so the rest of the update
-    (a label, a finalizer's removal) still goes through."""
-    old, new = before.get(ORIGINAL_IMAGES), annotations.get(ORIGINAL_IMAGES)
-    if new == old:
-        return None
-    kept = dict(annotations)
-    if old is None:
-        del kept[ORIGINAL_IMAGES]
-    else:
-        kept[ORIGINAL_IMAGES] = old
-    warnings.append(f"{ORIGINAL_IMAGES}: recorded by the webhook when the pod was created; "
-                    "an update may not change it (kept as it was)")
+                warnings: list[str], *, record: str | None = None) -> dict[str, Any] | None:
+    """On UPDATE: `annotations` with the stored pod's records — of original images and of
+    what happened to each image (`kci-webhook/images`) — put back (or dropped, if the
+    stored pod had none), or None when the update leaves them as they were. The records
+    were written at creation; `kubectl annotate` may not rewrite history afterwards.
+    Restored rather than refused, so the rest of the update (a label, a finalizer's
+    removal) still goes through. `record`: the record this update's own images give
+    (`webhook.core.mutation.record.updated_record`), written in place of the stored one."""
+    kept: dict[str, Any] | None = None
+    for key in RECORDS:
+        old, new = before.get(key), annotations.get(key)
+        target = record if key == IMAGE_RECORD and record is not None else old
+        if new == target:
+            continue
+        if kept is None:
+            kept = dict(annotations)
+        if target is None:
+            del kept[key]
+        else:
+            kept[key] = target
+        if new != old:
+            warnings.append(f"{key}: recorded by the webhook when the pod was created; "
+                            "an update may not change it (kept as it was)")
     return kept
 
 
@@ -90,4 +100,4 @@ def _claimed_originals(value: object, warnings: list[str]) -> dict[str, str]:
     return {}
 
 
-__all__ = ["kept_record", "record_originals"]
+__all__ = ["RECORDS", "kept_record", "record_originals"]

@@ -27,9 +27,10 @@ Mutating admission runs before those rules, so an UPDATE's patch stays inside th
   images, pulls from (`webhook.core.mutation.rules.dropped_pins`).
 - ephemeral containers: the new (or changed) ones are rewritten; nothing else is patched.
 
-A pod cannot gain a pull secret after creation, and the webhook adds no annotation on
-UPDATE (through the subresource it could not; on a plain UPDATE it changes images only, so a
-running pod's registry trust is never widened by anyone but its author). So when the chosen
+A pod cannot gain a pull secret after creation, and the webhook adds no registry or host
+annotation on UPDATE (through the subresource it could not; on a plain UPDATE it changes
+images, and its record of them, only, so a running pod's registry trust is never widened
+by anyone but its author). So when the chosen
 mirror needs a pull secret that the pod lacks, an HTTP / insecure setting that the pod's
 own annotations (as they stand after this update) lack, or the platform's alias of its
 host where the pod's pulls resolve names (the dialect's hosts annotation after this
@@ -40,6 +41,9 @@ patch to exactly that):
 - `kci-webhook/original-images`: a change to it is undone (`kept_record`), so the record
   written at creation cannot be forged later; the update's own rewrites are recorded in the
   response's audit annotation.
+- `kci-webhook/images`: likewise, except that the words of the containers whose image the
+  update brings are replaced by what happened to them (`record.updated_record`), so the
+  record never describes an image the pod no longer has.
 - under `onInvalid: warn`, an annotation of the active dialect (or the mirror switch) that
   the update sets to an invalid value (`kept_as_stored`): the virtual kubelet reads the
   annotations, so the raw text that deny mode refuses is never left on the pod — the stored
@@ -57,6 +61,7 @@ from typing import Any
 from webhook.core.config import Mirror
 from webhook.core.dialects import ALL_REGISTRIES, Dialect
 from webhook.core.model import HostAlias
+from webhook.core.mutation import record
 from webhook.core.mutation.context import (
     Context,
     MutationResult,
@@ -69,6 +74,7 @@ from webhook.core.mutation.images import (
     PresenceQuestion,
     Rewrites,
     Target,
+    container_key,
     image_questions,
     image_refs,
     rewrite,
@@ -80,20 +86,20 @@ from webhook.core.mutation.layers import (
     layer_from_annotations,
     mirrors_enabled,
 )
-from webhook.core.mutation.originals import kept_record
+from webhook.core.mutation.originals import RECORDS, kept_record
 from webhook.core.mutation.pins import Pins, platform_pins, pulled_pins
 from webhook.core.mutation.rules import (
     carries_pin,
     dropped_pins,
     spec_host_aliases,
 )
-from webhook.core.values.keys import ORIGINAL_IMAGES
+from webhook.core.values.keys import IMAGE_RECORD
 
 EPHEMERAL = "ephemeralcontainers"
 SUBRESOURCES = ("", EPHEMERAL)          # the UPDATEs we patch; `status` and the rest never
 EPHEMERAL_LIST = "ephemeralContainers"
-# The annotations an UPDATE is judged on: every dialect's, the mirror switch, the record.
-WATCHED = (*POD_KEYS, ORIGINAL_IMAGES)
+# The annotations an UPDATE is judged on: every dialect's, the mirror switch, the records.
+WATCHED = (*POD_KEYS, *RECORDS)
 DEBUG_COPY = ("use `kubectl debug {pod} --copy-to={pod}-debug` instead, which creates a new "
               "pod that the webhook mutates in full")
 
@@ -207,10 +213,16 @@ def mutate_update(pod: Pod, old: object, ctx: Context, *, sub_resource: str,
     # What cannot change on UPDATE is the stored pod's, whatever the object says.
     stored = old_spec if isinstance(old_spec, dict) else spec
     pins = platform_pins(config, ctx.environment)
-    rewrites = (_rewrites(pod, old, ctx, sub_resource=sub_resource, stored=stored,
-                          pod_layer=pod_layer, pins=pins, dialect=dialect, presence=presence)
-                if mirrors_enabled(pod_layer, ctx.namespace_layer) else Rewrites({}, {}, []))
-    lists, rewritten = rewrites.lists, rewrites.rewritten
+    if mirrors_enabled(pod_layer, ctx.namespace_layer):
+        rewrites = _rewrites(pod, old, ctx, sub_resource=sub_resource, stored=stored,
+                             pod_layer=pod_layer, pins=pins, dialect=dialect,
+                             presence=presence)
+    else:
+        rewrites = Rewrites({}, {}, [], {
+            container_key(container, list_name, index): record.OFF
+            for list_name, index, container, _image in targets(pod, old, sub_resource)}
+            if config.mirrors else {})
+    lists, rewritten, words = rewrites.lists, rewrites.rewritten, rewrites.words
     warnings += rewrites.warnings
     new_spec = {**spec, **lists} if lists else spec
     new_annotations = None
@@ -218,15 +230,19 @@ def mutate_update(pod: Pod, old: object, ctx: Context, *, sub_resource: str,
         denied = _dropped_pins(annotations, before, new_spec, pins, dialect)
         if denied:
             return MutationResult(pod, denial="; ".join(denied), warnings=warnings)
-        record = kept_record(annotations, before, warnings)
-        new_annotations = kept if record is None else record
+        # Only a record the pod was created with is kept current; none is started.
+        written = (record.updated_record(before[IMAGE_RECORD], words)
+                   if words and IMAGE_RECORD in before else None)
+        records = kept_record(annotations, before, warnings, record=written)
+        new_annotations = kept if records is None else records
     if not lists and new_annotations is None:
-        return MutationResult(pod, warnings=warnings)
+        return MutationResult(pod, warnings=warnings, words=words, ignored=judged.ignored)
     new_pod = {**pod, "spec": new_spec} if lists else dict(pod)
     meta = pod.get("metadata")
     if new_annotations is not None and isinstance(meta, dict):
         new_pod["metadata"] = {**meta, "annotations": new_annotations}
-    return MutationResult(new_pod, warnings=warnings, rewritten=rewritten)
+    return MutationResult(new_pod, warnings=warnings, rewritten=rewritten, words=words,
+                          ignored=judged.ignored)
 
 
 def _rewrites(pod: Pod, old: object, ctx: Context, *, sub_resource: str, stored: Pod,
@@ -243,7 +259,7 @@ def _rewrites(pod: Pod, old: object, ctx: Context, *, sub_resource: str, stored:
                  else spec_host_aliases(stored))
     pod_name = _text((pod.get("metadata") or {}).get("name")) or "POD"
 
-    def unusable(mirror: Mirror) -> tuple[str | None, list[str]]:
+    def unusable(mirror: Mirror) -> tuple[tuple[str, str] | None, list[str]]:
         return _unusable(mirror, secrets, pod_layer, sub_resource, pod_name=pod_name,
                          dialect=dialect, pin=_missing_pin(mirror, pins, resolving))
 
@@ -279,10 +295,10 @@ def _dropped_pins(annotations: Mapping[str, Any], before: Mapping[str, Any], spe
 
 def _unusable(mirror: Mirror, secrets: set[str | None], pod_layer: Layer,
               sub_resource: str, *, pod_name: str, dialect: Dialect,
-              pin: HostAlias | None) -> tuple[str | None, list[str]]:
-    """Why the pod, as it stands, cannot pull from `mirror`, with the fix (None if it can),
-    and the warnings to give either way. `pin`: the platform's alias of the mirror's host,
-    when the pod lacks it.
+              pin: HostAlias | None) -> tuple[tuple[str, str] | None, list[str]]:
+    """Why the pod, as it stands, cannot pull from `mirror`, as the record's word and the
+    reason with the fix (None if it can), and the warnings to give either way. `pin`: the
+    platform's alias of the mirror's host, when the pod lacks it.
 
     Where the dialect has no key for what the mirror needs, nothing the pod could write
     would help: the image is rewritten as at creation, with creation's warning. An entry
@@ -292,30 +308,32 @@ def _unusable(mirror: Mirror, secrets: set[str | None], pod_layer: Layer,
     notes: list[str] = []
     copy_it = DEBUG_COPY.format(pod=pod_name)
     if mirror.pull_secret and mirror.pull_secret not in secrets:
-        return (f"mirror {mirror.host} needs the pull secret {mirror.pull_secret!r}, which "
-                "this pod does not have (spec.imagePullSecrets cannot change after "
-                f"creation); a pod needs imagePullSecrets [{{name: {mirror.pull_secret}}}] "
-                "from its creation to use this mirror (the webhook adds it then): "
-                + (copy_it if ephemeral else "recreate the pod")), notes
-    for key, needed, listed, how in (
+        return (record.NO_SECRET, (
+            f"mirror {mirror.host} needs the pull secret {mirror.pull_secret!r}, which "
+            "this pod does not have (spec.imagePullSecrets cannot change after "
+            f"creation); a pod needs imagePullSecrets [{{name: {mirror.pull_secret}}}] "
+            "from its creation to use this mirror (the webhook adds it then): "
+            + (copy_it if ephemeral else "recreate the pod"))), notes
+    for key, needed, listed, how, word in (
             (dialect.http_key, mirror.plain_http, pod_layer.http_registries,
-             "plain HTTP"),
+             "plain HTTP", record.NO_HTTP),
             (dialect.insecure_key, mirror.skips_verification,
-             pod_layer.insecure_registries, "TLS without verification")):
+             pod_layer.insecure_registries, "TLS without verification", record.NO_INSECURE)):
         if needed and key is None:
             notes.append(dialect.cannot_say(mirror.host, how))
         elif needed and ALL_REGISTRIES not in listed and not any(
                 mirror.is_host(entry) for entry in listed if "/" not in entry):
             need = f"mirror {mirror.host} is reached over {how}, and this pod's {key} "
             if ephemeral:
-                return (need + "does not list it (annotations cannot change through the "
-                        f"ephemeralcontainers subresource); a pod needs {key}: {mirror.host} "
-                        "from its creation to use this mirror (the webhook adds it then): "
-                        + copy_it), notes
-            return (need + f"does not list it; add {mirror.host} to the pod's {key} (in this "
-                    "update or before it) to use the mirror"), notes
+                return (word, need + "does not list it (annotations cannot change through "
+                        f"the ephemeralcontainers subresource); a pod needs {key}: "
+                        f"{mirror.host} from its creation to use this mirror (the webhook "
+                        "adds it then): " + copy_it), notes
+            return (word, need + f"does not list it; add {mirror.host} to the pod's {key} (in "
+                    "this update or before it) to use the mirror"), notes
     if pin is not None:
-        return _pin_fix(mirror, pin, dialect, ephemeral=ephemeral, copy_it=copy_it), notes
+        return (record.NO_ALIAS, _pin_fix(mirror, pin, dialect, ephemeral=ephemeral,
+                                          copy_it=copy_it)), notes
     return None, notes
 
 

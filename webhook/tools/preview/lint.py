@@ -15,13 +15,13 @@ from typing import Any
 from webhook.core.admission.workloads import TEMPLATE_PATHS
 from webhook.core.dialects import DIALECT_KEY
 from webhook.core.mutation.layers import NAMESPACE_KEYS, POD_KEYS
-from webhook.core.values.keys import IMAGE_PULL_SECRETS, ORIGINAL_IMAGES
+from webhook.core.values.keys import IMAGE_PULL_SECRETS, IMAGE_RECORD, ORIGINAL_IMAGES
 
 KCI_PREFIX = "k8s.ksyun.com/kci-"
 WEBHOOK_PREFIX = "kci-webhook/"
 # what a pod may carry: the keys every level reads, and the record the webhook writes
 # (and the dialect key, which the mutation itself says a pod cannot use)
-POD_ANNOTATIONS = frozenset((*POD_KEYS, ORIGINAL_IMAGES, DIALECT_KEY))
+POD_ANNOTATIONS = frozenset((*POD_KEYS, ORIGINAL_IMAGES, IMAGE_RECORD, DIALECT_KEY))
 NAMESPACE_ANNOTATIONS = frozenset(NAMESPACE_KEYS)
 
 
