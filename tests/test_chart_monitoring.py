@@ -517,6 +517,27 @@ def test_promtool_fires_the_alerts_on_made_up_series_and_only_those(tmp_path: Pa
                      "exp_alerts": []},
                 ],
             },
+            {   # one replica drops Events from minute 10 on; the other sends every one
+                "interval": "1m",
+                "input_series": [
+                    series("kci_webhook_events_total", "0x10 0+4x40", instance=INSTANCE,
+                           result="dropped"),
+                    series("kci_webhook_events_total", "0+10x50", instance="10.0.0.8:8443",
+                           result="sent")],
+                "alert_rule_test": [
+                    {"eval_time": "20m", "alertname": "KciWebhookEventsNotDelivered",
+                     "exp_alerts": []},
+                    {"eval_time": "40m", "alertname": "KciWebhookEventsNotDelivered",
+                     "exp_alerts": [{
+                         "exp_labels": {**TARGET, "instance": INSTANCE,
+                                        "severity": "warning"},
+                         "exp_annotations": annotations(
+                             "KciWebhookEventsNotDelivered", "warning",
+                             f"{INSTANCE} dropped or failed to send Events for 15 minutes: "
+                             "kubectl describe no longer shows why images were kept "
+                             "upstream. Admissions are not affected.")}]},
+                ],
+            },
             {   # one cache last synced at 1m and never again; the other every 5 minutes
                 "interval": "5m",
                 "input_series": [
