@@ -36,25 +36,33 @@ def _diff(a: Any, b: Any, path: str, ops: list[Op]) -> None:
     if a is b:
         return
     if isinstance(a, dict) and isinstance(b, dict):
-        for key, value in b.items():
-            old = a.get(key, _MISSING)
-            if old is value:
-                continue        # shared with the original: nothing below changed
-            sub = f"{path}/{_escape(key)}"
-            if old is _MISSING:
-                ops.append({"op": "add", "path": sub, "value": value})
-            else:
-                _diff(old, value, sub, ops)
-        removed = a.keys() - b.keys()          # a set operation in C: usually empty
-        if removed:
-            ops.extend({"op": "remove", "path": f"{path}/{_escape(key)}"}
-                       for key in a if key in removed)
+        _diff_objects(a, b, path, ops)
     elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        for index, (x, y) in enumerate(zip(a, b, strict=True)):
+        for index in range(len(b)):
+            x, y = a[index], b[index]
             if x is not y:
                 _diff(x, y, f"{path}/{index}", ops)
     elif type(a) is not type(b) or a != b:
         ops.append({"op": "replace", "path": path, "value": b})
+
+
+def _diff_objects(a: dict[str, Any], b: dict[str, Any], path: str, ops: list[Op]) -> None:
+    """Two JSON objects (their keys are strings: typed so, the compiled module reads them
+    with the dict's own calls)."""
+    added = 0
+    for key, value in b.items():
+        old = a.get(key, _MISSING)
+        if old is value:
+            continue        # shared with the original: nothing below changed
+        sub = f"{path}/{_escape(key)}"
+        if old is _MISSING:
+            added += 1
+            ops.append({"op": "add", "path": sub, "value": value})
+        else:
+            _diff(old, value, sub, ops)
+    if len(a) > len(b) - added:     # some key of `a` is not in `b` (usually none is)
+        ops.extend({"op": "remove", "path": f"{path}/{_escape(key)}"}
+                   for key in a if key not in b)
 
 
 def check(original: Any, ops: list[Op], intended: Any) -> None:
@@ -97,14 +105,29 @@ def apply(document: Any, ops: list[Op]) -> Any:
             node = root = _shallow(node)
             copies[id(node)] = node
         for part in parts[1:-1]:
-            key: Any = int(part) if isinstance(node, list) else _unescape(part)
-            child = node[key]
-            if id(child) not in copies:
-                child = node[key] = _shallow(child)
-                copies[id(child)] = child
-            node = child
+            node = _copied_child(node, part, copies)
         _apply_one(node, kind, _unescape(parts[-1]), op.get("value"))
     return root
+
+
+def _copied_child(node: Any, part: str, copies: dict[int, Any]) -> Any:
+    """`node`'s member `part`, copied the first time a walk passes through it (noted in
+    `copies`), so that writing below it leaves the document as it was."""
+    if isinstance(node, dict):
+        key = _unescape(part)
+        child = node[key]
+        if id(child) not in copies:
+            child = node[key] = _shallow(child)
+            copies[id(child)] = child
+        return child
+    if isinstance(node, list):
+        index = int(part)
+        child = node[index]
+        if id(child) not in copies:
+            child = node[index] = _shallow(child)
+            copies[id(child)] = child
+        return child
+    raise TypeError(f"cannot descend into a {type(node).__name__}")
 
 
 def _apply_one(parent: Any, kind: str, key: str, value: Any) -> None:
