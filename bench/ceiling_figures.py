@@ -113,7 +113,7 @@ def inprocess(base: Sample, context_for: Callable[[str], Context], *, quick: boo
 def served(workdir: Path, sample: Sample, expected: bytes, *, quick: bool, duration: float,
            log: Any) -> dict[str, Any]:
     """Figures 3 and 4: both servers up at once, wrk against each in turn."""
-    rounds, run_s, warmup = (1, 2.0, 1.0) if quick else (3, 5.0, 2.0)
+    rounds, run_s, warmup = (2, 1.0, 1.0) if quick else (3, 5.0, 2.0)
     calibrate_s, paced_s = (1.0, 2.0) if quick else (2.0, duration)
     body_path = workdir / f"{sample.key}.json"
     body_path.write_bytes(sample.body)
@@ -184,17 +184,17 @@ def _verdict(key: str, value: float) -> str:
 
 def table(result: dict[str, Any]) -> list[str]:
     values = figures(result)
-    head = f"{'':<44}{'kci-webhook':>16}{'ceiling':>16}{'ratio':>8}   goal"
+    head = f"{'':<44}{'kci-webhook':>17}{'ceiling':>17}{'ratio':>8}   goal"
     lines = [head, "-" * (len(head) + 16)]
     if "inprocess" in result:
         ip = result["inprocess"]
         kci, top = ip["fit"]["kci"], ip["fit"]["ceiling"]
         lines += [
             f"{'in-process, ' + ip['sample'] + ', µs (median)':<44}"
-            f"{ip['kci']['median_us']:>16.1f}{ip['ceiling']['median_us']:>16.1f}"
+            f"{ip['kci']['median_us']:>17.1f}{ip['ceiling']['median_us']:>17.1f}"
             f"{ip['ratio']:>7.2f}×   {_verdict('ceiling_inprocess_ratio', ip['ratio'])}",
             f"{'per container, µs (fit over 1/3/10/50)':<44}"
-            f"{_line(kci):>16}{_line(top):>16}"
+            f"{_line(kci):>17}{_line(top):>17}"
             f"{ip['slope_ratio']:>7.2f}×   {_verdict('ceiling_slope_ratio', ip['slope_ratio'])}",
         ]
     if "served" in result:
@@ -202,10 +202,10 @@ def table(result: dict[str, Any]) -> list[str]:
         kci_lat, top_lat = sv["latency"]["kci"], sv["latency"]["ceiling"]
         lines += [
             f"{'served, req/s (2 workers, TLS, 16 conns)':<44}"
-            f"{sv['kci_rps']:>16.0f}{sv['ceiling_rps']:>16.0f}"
+            f"{sv['kci_rps']:>17.0f}{sv['ceiling_rps']:>17.0f}"
             f"{sv['ratio']:>8.3f}   {_verdict('ceiling_served_ratio', sv['ratio'])}",
             f"{'p99 ms at 50% of served max (16 conns)':<44}"
-            f"{kci_lat['p99_ms']:>16.2f}{top_lat['p99_ms']:>16.2f}{'':>8}   "
+            f"{kci_lat['p99_ms']:>17.2f}{top_lat['p99_ms']:>17.2f}{'':>8}   "
             f"{_verdict('ceiling_p99_half_ms', values['ceiling_p99_half_ms'])}",
         ]
     if "inprocess" in result:
@@ -220,17 +220,26 @@ def table(result: dict[str, Any]) -> list[str]:
         sv = result["served"]
         for side, label in (("kci", "kci-webhook"), ("ceiling", "ceiling")):
             rounds = ", ".join(f"{r['rps']:.0f}" for r in sv["rounds"][side])
+            others = "/".join(f"{r['other_cores']:.2f}" for r in sv["rounds"][side])
             probes = "/".join(f"{r['speed_probe_us'][0]:.0f}" for r in sv["rounds"][side])
-            lines.append(f"  served {label:<12} req/s by round: {rounds} (probe µs {probes}); "
-                         f"TLS {sv['tls_session'][side]}")
+            lines.append(f"  served {label:<12} req/s by round: {rounds} (other cores {others}; "
+                         f"probe µs {probes}); TLS {sv['tls_session'][side]}")
         for side, label in (("kci", "kci-webhook"), ("ceiling", "ceiling")):
             lat = sv["latency"][side]
+            share = lat["rps"] / (2 * lat["target_rps"])
             lines.append(
                 f"  paced  {label:<12} target {lat['target_rps']:.0f} req/s, achieved "
-                f"{lat['rps']:.0f} ({lat['rps'] / (2 * lat['target_rps']):.0%} of max), "
+                f"{lat['rps']:.0f} ({share:.0%} of max), "
                 f"delay {lat['delay_ms']:.2f} ms: p50 {lat['p50_ms']:.2f} ms, p90 "
                 f"{lat['p90_ms']:.2f}, p99 {lat['p99_ms']:.2f}, max {lat['max_ms']:.1f}, "
                 f"errors {lat['error_count']}, other cores {lat['other_cores']:.2f}")
+            if lat["delay_ms"] == 0:
+                lines.append(f"         {'':<12} NOT PACED: no wait left, the server ran at "
+                             "its maximum (the machine gave less than the target; see other "
+                             "cores); rerun")
+            elif not 0.4 <= share <= 0.6:
+                lines.append(f"         {'':<12} OFF TARGET: the rate the machine gave moved "
+                             "between the maximum and this run (see other cores); rerun")
     return lines
 
 
