@@ -87,9 +87,13 @@ def inprocess(base: Sample, context_for: Callable[[str], Context], *, quick: boo
     for sample in bodies:
         check_same_answer(sample.key, sample.body, admit_once(sample.body, context_for).body)
     probe_before = procs.speed_probe()
+    (busy0, steal0), own0, wall0 = procs.machine_cpu_seconds(), time.process_time(), \
+        time.monotonic()
     timed = {s.key: side_by_side({"kci": admit_timer(s.body, context_for),
                                   "ceiling": ceiling_timer(s.body)},
                                  repeats=repeats, target_s=target_s) for s in bodies}
+    (busy1, steal1), own1, wall = procs.machine_cpu_seconds(), time.process_time(), \
+        time.monotonic() - wall0
     probe_after = procs.speed_probe()
     widths = list(WIDE_CONTAINERS)
     fits = {}
@@ -107,6 +111,9 @@ def inprocess(base: Sample, context_for: Callable[[str], Context], *, quick: boo
         "fit": fits,
         "slope_ratio": round(fits["kci"]["slope_us"] / fits["ceiling"]["slope_us"], 2),
         "speed_probe_us": [probe_before, probe_after],
+        # what else ran meanwhile, in cores: other processes, and the hypervisor's steal
+        "other_cores": round(max(0.0, busy1 - busy0 - (own1 - own0)) / wall, 2),
+        "steal_cores": round((steal1 - steal0) / wall, 2),
     }
 
 
@@ -215,7 +222,8 @@ def table(result: dict[str, Any]) -> list[str]:
         for side, label in (("kci", "kci-webhook"), ("ceiling", "ceiling")):
             lines.append(f"  {label:<13}" + "".join(f"{w[side]['median_us']:>10.1f}"
                                                     for w in ip["widths"].values()))
-        lines.append(f"  speed probe {'/'.join(f'{p:.0f}' for p in ip['speed_probe_us'])} µs")
+        lines.append(f"  speed probe {'/'.join(f'{p:.0f}' for p in ip['speed_probe_us'])} µs; "
+                     f"other cores {ip['other_cores']:.2f}, steal {ip['steal_cores']:.2f}")
     if "served" in result:
         sv = result["served"]
         for side, label in (("kci", "kci-webhook"), ("ceiling", "ceiling")):
