@@ -9,8 +9,9 @@ machine's drift hits both sides: four figures, each with its goal.
 3. Served: `kci-webhook serve --workers 2` and the ceiling's FastAPI endpoint on uvicorn
    (2 workers, uvloop + httptools, the same development certificate), both running, wrk
    at 16 connections against one then the other, alternating; the ratio of req/s.
-4. Latency under load: each server paced to half its own served maximum
-   (`bench.paced`), 16 keep-alive connections; p50 and p99.
+4. Latency under load: each server paced to half its own served maximum, its best round
+   (other processes only ever slow a round down), over 16 keep-alive connections
+   (`bench.paced`); p50 and p99.
 
 Before any timing, the ceiling must answer every measured review byte for byte as
 kci-webhook does (in process, and each server once over TLS).
@@ -139,12 +140,13 @@ def served(workdir: Path, sample: Sample, expected: bytes, *, quick: bool, durat
                 runs[name].append(load.run_wrk(servers[name], body_path,
                                                connections=CONNECTIONS, threads=2,
                                                duration=run_s))
-        maxima = {name: statistics.median(run["rps"] for run in v) for name, v in runs.items()}
+        medians = {name: statistics.median(run["rps"] for run in v) for name, v in runs.items()}
+        best = {name: max(run["rps"] for run in v) for name, v in runs.items()}
         latency = {}
         for name, server in servers.items():
-            log(f"  ceiling: {name} paced to 50% of {maxima[name]:.0f} req/s, "
+            log(f"  ceiling: {name} paced to 50% of {best[name]:.0f} req/s, "
                 f"{CONNECTIONS} connections ...")
-            latency[name] = paced.at_rate(server, body_path, rate=maxima[name] / 2,
+            latency[name] = paced.at_rate(server, body_path, rate=best[name] / 2,
                                           connections=CONNECTIONS, threads=2,
                                           duration=paced_s, calibrate_s=calibrate_s)
         tls = {name: server.tls_session for name, server in servers.items()}
@@ -152,7 +154,8 @@ def served(workdir: Path, sample: Sample, expected: bytes, *, quick: bool, durat
     return {
         "workers": WORKERS, "connections": CONNECTIONS, "sample": sample.key,
         "tls_session": tls, "rounds": runs,
-        "kci_rps": round(maxima["kci"], 1), "ceiling_rps": round(maxima["ceiling"], 1),
+        "kci_rps": round(medians["kci"], 1), "ceiling_rps": round(medians["ceiling"], 1),
+        "kci_best_rps": round(best["kci"], 1), "ceiling_best_rps": round(best["ceiling"], 1),
         "ratio": round(statistics.median(pairs), 3),
         "latency": latency,
     }
@@ -208,7 +211,7 @@ def table(result: dict[str, Any]) -> list[str]:
         sv = result["served"]
         kci_lat, top_lat = sv["latency"]["kci"], sv["latency"]["ceiling"]
         lines += [
-            f"{'served, req/s (2 workers, TLS, 16 conns)':<44}"
+            f"{'served, req/s, median (2 workers, TLS, 16)':<44}"
             f"{sv['kci_rps']:>17.0f}{sv['ceiling_rps']:>17.0f}"
             f"{sv['ratio']:>8.3f}   {_verdict('ceiling_served_ratio', sv['ratio'])}",
             f"{'p99 ms at 50% of served max (16 conns)':<44}"
@@ -237,7 +240,7 @@ def table(result: dict[str, Any]) -> list[str]:
             share = lat["rps"] / (2 * lat["target_rps"])
             lines.append(
                 f"  paced  {label:<12} target {lat['target_rps']:.0f} req/s, achieved "
-                f"{lat['rps']:.0f} ({share:.0%} of max), "
+                f"{lat['rps']:.0f} ({share:.0%} of the best round), "
                 f"delay {lat['delay_ms']:.2f} ms: p50 {lat['p50_ms']:.2f} ms, p90 "
                 f"{lat['p90_ms']:.2f}, p99 {lat['p99_ms']:.2f}, max {lat['max_ms']:.1f}, "
                 f"errors {lat['error_count']}, other cores {lat['other_cores']:.2f}")
