@@ -39,7 +39,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     "minimal mutator and endpoint giving the same answer). Writes "
                     "bench/results/latest.json.")
     p.add_argument("--quick", action="store_true",
-                   help="smoke run (~50 s): short timings, 2 s load runs, 1 and 16 connections")
+                   help="smoke run (~55 s): short timings, 2 s load runs, 1 and 16 connections")
     p.add_argument("--only", choices=("inprocess", "tls", "ceiling"),
                    help="run only one part")
     p.add_argument("--duration", type=float, help="seconds per load run (default 10; quick 2)")

@@ -119,8 +119,8 @@ def wide_review(base: bytes, containers: int) -> bytes:
     review = orjson.loads(base)
     pod = review["request"]["object"]
     own = pod["spec"]["containers"]
-    pod["spec"]["containers"] = [{**own[i % len(own)], "name": f"{own[i % len(own)]['name']}-{i}"}
-                                 for i in range(containers)]
+    cycled = (own[i % len(own)] for i in range(containers))
+    pod["spec"]["containers"] = [{**c, "name": f"{c['name']}-{i}"} for i, c in enumerate(cycled)]
     return orjson.dumps(review)
 
 
