@@ -128,10 +128,14 @@ def verify(server: procs.Server, sample: Sample, expected: bytes) -> None:
 
 
 def run_wrk(server: procs.Server, body_path: Path, *, connections: int, threads: int,
-            duration: float) -> dict[str, Any]:
+            duration: float, delay_ms: float | None = None) -> dict[str, Any]:
+    """One wrk run. `delay_ms`: each connection waits this long on average after every
+    answer before its next request (`post.lua`'s pacing); None: as fast as answers come."""
     cmd = [wrk_binary(), f"-t{threads}", f"-c{connections}", f"-d{duration:g}s",
            "--timeout", "5s", "--latency", "-s", str(LUA), server.url("/mutate")]
     env = {**os.environ, "BENCH_BODY": str(body_path)}
+    if delay_ms is not None:
+        env["BENCH_DELAY_MS"] = f"{delay_ms:.4f}"
     workers = server.worker_pids()
     probe_before = procs.speed_probe()
     server_cpu0 = procs.cpu_seconds(server.pids)

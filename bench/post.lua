@@ -7,6 +7,24 @@ local file = assert(io.open(os.getenv("BENCH_BODY"), "rb"))
 wrk.body = file:read("*a")
 file:close()
 
+-- Paced load (Debian's wrk is not wrk2: it has no rate option). With $BENCH_DELAY_MS set,
+-- each connection waits that long on average after every answer before sending its next
+-- request, through wrk's delay() hook. wrk takes whole milliseconds, so a fractional delay
+-- is dithered: the floor or the ceiling, at random in the proportion that averages to it.
+-- wrk's latency clock starts when the request is written, after the wait.
+local pace = tonumber(os.getenv("BENCH_DELAY_MS") or "")
+if pace and pace > 0 then
+  local whole = math.floor(pace)
+  local fraction = pace - whole
+  math.randomseed(os.time())
+  delay = function()
+    if math.random() < fraction then
+      return whole + 1
+    end
+    return whole
+  end
+end
+
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(

@@ -109,6 +109,27 @@ def dialect_review(base: bytes, dialect: str, namespace: str | None = None) -> b
     return orjson.dumps(review)
 
 
+WIDE_CONTAINERS = (1, 3, 10, 50)   # the pod widths the per-container cost is fitted on
+
+
+def wide_review(base: bytes, containers: int) -> bytes:
+    """`base`'s review with its pod given `containers` containers: its own, cycled, each
+    renamed `<name>-<i>` (names are unique in a pod). Everything else is the captured pod,
+    so the cost that grows with the width is the containers' alone."""
+    review = orjson.loads(base)
+    pod = review["request"]["object"]
+    own = pod["spec"]["containers"]
+    cycled = (own[i % len(own)] for i in range(containers))
+    pod["spec"]["containers"] = [{**c, "name": f"{c['name']}-{i}"} for i, c in enumerate(cycled)]
+    return orjson.dumps(review)
+
+
+def wide_samples(base: bytes, widths: tuple[int, ...] = WIDE_CONTAINERS) -> list[Sample]:
+    """`wide_review` of `base` at each width, keyed `wide-<n>`."""
+    return [Sample(f"wide-{n}", f"the 6 KB review's pod with {n} container(s)",
+                   wide_review(base, n)) for n in widths]
+
+
 def load_samples() -> list[Sample]:
     directory = cases_dir()
     samples = []
