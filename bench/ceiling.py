@@ -5,7 +5,7 @@ init containers, points each image of a mirrored registry at its mirror (as
 `bench/bench-config.yaml`'s docker.io mirror does: `library/` added to one-word Docker Hub
 names, tag and digest untouched), builds the JSONPatch ops kci-webhook answers for the
 samples (the cluster-wide host alias, in the KCI annotation and in `spec.hostAliases`; the
-record of original images; the mirror's pull secret), base64-encodes them and serializes
+record of original images and the per-container record; the mirror's pull secret), base64-encodes them and serializes
 the AdmissionReview response. No validation, no dialects, no self-check, no metrics or
 logs: it is the floor a real mutation is measured against, not a webhook.
 
@@ -39,10 +39,14 @@ HOST_ALIASES: list[dict[str, Any]] = [{"ip": "172.18.0.20",
                                        "hostnames": ["mirror.registry.internal"]}]
 HOST_ALIASES_KEY = "k8s.ksyun.com/kci-host-aliases"
 ORIGINAL_IMAGES_KEY = "kci-webhook/original-images"
+RECORD_KEY = "kci-webhook/images"          # the per-container record, written on every pod
+MIRROR_WORD = "mirror:172.18.0.20:5000"
+KEPT_WORD = "kept:no-mirror"
 AUDIT_KEY = "original-images"
 
 _HOST_ALIASES_PATH = f"/metadata/annotations/{escape(HOST_ALIASES_KEY)}"
 _ORIGINAL_IMAGES_PATH = f"/metadata/annotations/{escape(ORIGINAL_IMAGES_KEY)}"
+_RECORD_PATH = f"/metadata/annotations/{escape(RECORD_KEY)}"
 CONTAINER_LISTS = ("initContainers", "containers")
 
 
@@ -68,6 +72,7 @@ def ceiling(body: bytes) -> bytes:
     pod = request["object"]
     spec = pod["spec"]
     originals: dict[str, str] = {}
+    words: dict[str, str] = {}
     image_ops: dict[str, list[dict[str, Any]]] = {}
     for list_name in CONTAINER_LISTS:
         for index, container in enumerate(spec.get(list_name) or ()):
@@ -77,7 +82,9 @@ def ceiling(body: bytes) -> bytes:
                 image_ops.setdefault(list_name, []).append(
                     {"op": "replace", "path": f"/spec/{list_name}/{index}/image", "value": new})
                 originals[container["name"]] = image
+            words[container["name"]] = KEPT_WORD if new is None else MIRROR_WORD
     record = orjson.dumps(originals).decode() if originals else None
+    images_record = orjson.dumps({"v": 1, "c": words}).decode()
 
     ops: list[dict[str, Any]] = []
     aliases = orjson.dumps(HOST_ALIASES).decode()
@@ -85,11 +92,13 @@ def ceiling(body: bytes) -> bytes:
         added = {HOST_ALIASES_KEY: aliases}
         if record:
             added[ORIGINAL_IMAGES_KEY] = record
+        added[RECORD_KEY] = images_record
         ops.append({"op": "add", "path": "/metadata/annotations", "value": added})
     else:
         ops.append({"op": "add", "path": _HOST_ALIASES_PATH, "value": aliases})
         if record:
             ops.append({"op": "add", "path": _ORIGINAL_IMAGES_PATH, "value": record})
+        ops.append({"op": "add", "path": _RECORD_PATH, "value": images_record})
     # the image ops in the order the lists stand in the spec, as a diff walks it
     for list_name in (spec if len(image_ops) > 1 else image_ops):
         ops.extend(image_ops.get(list_name, ()))
