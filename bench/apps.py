@@ -15,9 +15,8 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
-from bench.entry import admit_once
 from bench.samples import CONFIG_PATH, context_factory
-from webhook.core.admission.pipeline import admit, answer_nothing
+from webhook.core.admission.pipeline import admit, admit_offline, answer_nothing
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -25,7 +24,8 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 _context_for = context_factory(Path(os.environ.get("KCI_WEBHOOK_CONFIG") or CONFIG_PATH))
 _body_path = os.environ.get("BENCH_BODY")
-STATIC_ANSWER = (admit_once(Path(_body_path).read_bytes(), _context_for).body
+# computed at import, inside the worker's running loop: the loop-free drive of the same admit
+STATIC_ANSWER = (admit_offline(Path(_body_path).read_bytes(), context_for=_context_for).body
                  if _body_path else b"{}")
 HEALTHY = b'{"status":"ok"}'
 
