@@ -82,7 +82,8 @@ def create_app(settings: Settings, *, namespaces: NamespaceCache | None = None,
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        tasks = [asyncio.create_task(watch_config(state, settings))]
+        tasks = [asyncio.create_task(watch_config(state, settings)),
+                 asyncio.create_task(metrics.flush_every())]
         if tls:
             tasks.append(asyncio.create_task(tls.watch()))
         state.namespaces.start()
@@ -95,6 +96,7 @@ def create_app(settings: Settings, *, namespaces: NamespaceCache | None = None,
         state.namespaces.stop()
         for task in tasks:
             task.cancel()
+        metrics.TALLY.flush()       # what this worker counted since its last flush
         if state.checker is not None:
             await state.checker.aclose()
 

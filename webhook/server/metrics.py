@@ -3,12 +3,16 @@
 With `--workers N > 1` every worker is a process of its own; `kci-webhook serve` then sets
 `PROMETHEUS_MULTIPROC_DIR` and `/metrics` aggregates every worker's files
 (prometheus-client's multiprocess mode), so a scrape sees the whole pod, not one worker.
+The admission path's counts go through `TALLY`, written once a second.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
+from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -155,8 +159,56 @@ def set_namespace_state(state: str, last_sync: float | None) -> None:
         NAMESPACE_LAST_SYNC.set(last_sync)
 
 
+FLUSH_SECONDS = 1.0
+
+
+class Tally:
+    """The hot path's counts, added up in memory and written to their metrics once per
+    `FLUSH_SECONDS` and before every exposition this process makes.
+
+    With several workers every metric write is a locked write into a file the scrape reads
+    (prometheus_client's multiprocess mode), about a microsecond each; an admission made
+    eight of them, a sixth of what the server spent on it. Now it makes one (its latency,
+    a histogram observed as it happens) and two dict updates. A scrape of another worker
+    may see this one's counts up to a second late. Gauges of "now" (`sample`) are read at
+    each flush."""
+
+    def __init__(self) -> None:
+        self._counts: dict[Any, float] = {}
+        self._samples: dict[Any, Callable[[], float]] = {}
+
+    def inc(self, child: Any, amount: float = 1.0) -> None:
+        """`child.inc(amount)`, at the next flush."""
+        counts = self._counts
+        counts[child] = counts.get(child, 0.0) + amount
+
+    def sample(self, gauge: Any, read: Callable[[], float]) -> None:
+        """Set `gauge` to `read()` at every flush (the last `read` given for it)."""
+        self._samples[gauge] = read
+
+    def flush(self) -> None:
+        counts, self._counts = self._counts, {}
+        for child, amount in counts.items():
+            child.inc(amount)
+        for gauge, read in self._samples.items():
+            gauge.set(read())
+
+
+TALLY = Tally()
+
+
+async def flush_every(seconds: float = FLUSH_SECONDS) -> None:
+    """The worker's flush, for as long as it serves (its lifespan cancels it, then flushes
+    once more)."""
+    while True:
+        await asyncio.sleep(seconds)
+        TALLY.flush()
+
+
 def exposition() -> tuple[bytes, str]:
-    """The text exposition; in multiprocess mode, every worker's values together."""
+    """The text exposition; in multiprocess mode, every worker's values together (this
+    worker's tally flushed first: what it counted so far is in)."""
+    TALLY.flush()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)

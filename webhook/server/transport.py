@@ -87,6 +87,7 @@ class ByteBudget:
         self.peak = 0
         self._waiting = 0
         self._released = asyncio.Event()
+        metrics.TALLY.sample(metrics.BODY_BYTES_IN_USE, lambda: self.in_use)
 
     async def acquire(self, size: int) -> None:
         """Reserve `size` bytes (at most `total`), waiting as long as it takes: the
@@ -101,13 +102,11 @@ class ByteBudget:
         if self.in_use > self.peak:
             self.peak = self.in_use
             metrics.BODY_BYTES_PEAK.set(self.peak)
-        metrics.BODY_BYTES_IN_USE.set(self.in_use)
 
     def release(self, size: int) -> None:
         if not size:
             return
         self.in_use -= size
-        metrics.BODY_BYTES_IN_USE.set(self.in_use)
         if self._waiting:            # wake every waiter; each checks whether it fits now
             self._released.set()
             self._released = asyncio.Event()
@@ -231,14 +230,14 @@ class AdmissionTransport:
         if children is None:
             children = self._children[key] = (metrics.ADMISSIONS.labels(*key),
                                               metrics.LATENCY.labels(*key[:3]))
-        children[0].inc()
+        metrics.TALLY.inc(children[0])
         children[1].observe(seconds)
         for _old, new in decision.rewritten.values():
             host = new.split("/", 1)[0]         # a configured mirror's: a bounded set
             rewrites = self._rewrites.get(host)
             if rewrites is None:
                 rewrites = self._rewrites[host] = metrics.IMAGES_REWRITTEN.labels(host)
-            rewrites.inc()
+            metrics.TALLY.inc(rewrites)
         if decision.outcome == "denied":
             for reason in metrics.denial_reasons(decision.message):
                 metrics.DENIALS.labels(reason).inc()
