@@ -9,6 +9,7 @@ The admission path's counts go through `TALLY`, written once a second.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import os
 import re
 from collections.abc import Callable
@@ -163,24 +164,32 @@ FLUSH_SECONDS = 1.0
 
 
 class Tally:
-    """The hot path's counts, added up in memory and written to their metrics once per
-    `FLUSH_SECONDS` and before every exposition this process makes.
+    """The hot path's counts and latencies, added up in memory and written to their metrics
+    once per `FLUSH_SECONDS` and before every exposition this process makes.
 
     With several workers every metric write is a locked write into a file the scrape reads
     (prometheus_client's multiprocess mode), about a microsecond each; an admission made
-    eight of them, a sixth of what the server spent on it. Now it makes one (its latency,
-    a histogram observed as it happens) and two dict updates. A scrape of another worker
-    may see this one's counts up to a second late. Gauges of "now" (`sample`) are read at
-    each flush."""
+    eight of them, a sixth of what the server spent on it. Now it makes none: two dict
+    updates and a list append. A flush writes each counter once, and each histogram once
+    per bucket it filled and once to its sum. A scrape of another worker may see this
+    one's counts up to a second late. Gauges of "now" (`sample`) are read at each flush."""
 
     def __init__(self) -> None:
         self._counts: dict[Any, float] = {}
+        self._observations: dict[Any, list[float]] = {}
         self._samples: dict[Any, Callable[[], float]] = {}
 
     def inc(self, child: Any, amount: float = 1.0) -> None:
         """`child.inc(amount)`, at the next flush."""
         counts = self._counts
         counts[child] = counts.get(child, 0.0) + amount
+
+    def observe(self, child: Any, value: float) -> None:
+        """`child.observe(value)` (a histogram's), at the next flush."""
+        observed = self._observations.get(child)
+        if observed is None:
+            observed = self._observations[child] = []
+        observed.append(value)
 
     def sample(self, gauge: Any, read: Callable[[], float]) -> None:
         """Set `gauge` to `read()` at every flush (the last `read` given for it)."""
@@ -190,8 +199,34 @@ class Tally:
         counts, self._counts = self._counts, {}
         for child, amount in counts.items():
             child.inc(amount)
+        observations, self._observations = self._observations, {}
+        for child, values in observations.items():
+            observe_all(child, values)
         for gauge, read in self._samples.items():
             gauge.set(read())
+
+
+def observe_all(child: Any, values: list[float]) -> None:
+    """`child.observe(v)` for every value, as one write per bucket filled and one to the
+    sum. A histogram child of prometheus_client keeps its bucket bounds, bucket values and
+    sum as `_upper_bounds`, `_buckets` and `_sum` (an observation adds 1 to the first
+    bucket whose bound is at least the value, and the value to the sum); a child without
+    them is observed value by value. tests/server/test_metrics.py holds the two ways to
+    the same exposition, so a change of that library's inside shows at once."""
+    bounds = getattr(child, "_upper_bounds", None)
+    buckets = getattr(child, "_buckets", None)
+    total = getattr(child, "_sum", None)
+    if bounds is None or buckets is None or total is None or len(bounds) != len(buckets):
+        for value in values:
+            child.observe(value)
+        return
+    filled = [0] * len(bounds)
+    for value in values:
+        filled[min(bisect.bisect_left(bounds, value), len(bounds) - 1)] += 1
+    total.inc(sum(values))
+    for bucket, count in zip(buckets, filled, strict=True):
+        if count:
+            bucket.inc(count)
 
 
 TALLY = Tally()

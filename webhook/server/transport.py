@@ -231,7 +231,7 @@ class AdmissionTransport:
             children = self._children[key] = (metrics.ADMISSIONS.labels(*key),
                                               metrics.LATENCY.labels(*key[:3]))
         metrics.TALLY.inc(children[0])
-        children[1].observe(seconds)
+        metrics.TALLY.observe(children[1], seconds)
         for _old, new in decision.rewritten.values():
             host = new.split("/", 1)[0]         # a configured mirror's: a bounded set
             rewrites = self._rewrites.get(host)
