@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from webhook.adapters.namespaces import NamespaceCache
@@ -26,6 +26,8 @@ from webhook.server import metrics
 from webhook.server.settings import Settings, read_config
 
 log = logging.getLogger("kci-webhook")
+# Contexts kept for reuse, one per namespace: a cluster's namespaces, bounded all the same.
+MAX_CONTEXTS = 4096
 
 
 @dataclass
@@ -44,12 +46,23 @@ class AppState:
     watched_files: tuple[str, ...] = ()   # named by the config last read; part of the digest
     reload_error: str | None = None
     checker: PresenceChecker | None = None
+    _contexts: dict[str, Context] = field(default_factory=dict, repr=False)
 
     def context_for(self, namespace: str) -> Context:
-        """Everything but the pod: built per request from immutable parts (≈1 µs)."""
-        return Context(config=self.config, environment=self.environment, namespace=namespace,
-                       namespace_layer=self.namespaces.get(namespace),
-                       own_namespace=self.own_namespace)
+        """Everything but the pod, from immutable parts: the namespace's last one while
+        those parts are the same objects (a reload or a changed Namespace makes new ones),
+        else a new one. At most `MAX_CONTEXTS` kept, a namespace's each."""
+        layer = self.namespaces.get(namespace)
+        ctx = self._contexts.get(namespace)
+        if (ctx is not None and ctx.namespace_layer is layer and ctx.config is self.config
+                and ctx.environment is self.environment):
+            return ctx
+        ctx = Context(config=self.config, environment=self.environment, namespace=namespace,
+                      namespace_layer=layer, own_namespace=self.own_namespace)
+        if len(self._contexts) >= MAX_CONTEXTS:
+            self._contexts.clear()
+        self._contexts[namespace] = ctx
+        return ctx
 
 
 async def watch_config(state: AppState, settings: Settings, interval: float = 2.0) -> None:
