@@ -1,7 +1,7 @@
 """The build. pyproject.toml describes the package; this file adds the compiled core.
 
 The pure core's admission path is compiled to C with mypyc (part of mypy, which already
-type-checks it): the same source, run at about 1.7x the speed (docs/benchmarks.md). Every
+type-checks it): the same source, run at about 1.8x the speed (docs/benchmarks.md). Every
 other module, and the `.py` source of the compiled ones, ships as Python.
 `KCI_WEBHOOK_PURE=1` builds the pure-Python package, with no compiler.
 
