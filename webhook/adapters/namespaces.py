@@ -1,4 +1,5 @@
 """Namespace defaults, kept current by a list + watch of Namespaces.
+(Over 300 lines: one cache, whose list, watch, expiry and degraded state share one thread.)
 
 Admission reads this cache only (a dict lookup); it never waits for the API server. A
 background thread lists Namespaces, then watches from the list's resourceVersion, and:

@@ -1,4 +1,5 @@
 """Container image references, parsed exactly as github.com/distribution/reference does.
+(Over 300 lines: one grammar, its expressions and Docker Hub's normalization, together.)
 
 Kubelet and containerd parse images with that Go package; if this webhook accepted or
 split a reference differently, it would rewrite images the node then refuses, or miss
