@@ -5,9 +5,10 @@ init containers, points each image of a mirrored registry at its mirror (as
 `bench/bench-config.yaml`'s docker.io mirror does: `library/` added to one-word Docker Hub
 names, tag and digest untouched), builds the JSONPatch ops kci-webhook answers for the
 samples (the cluster-wide host alias, in the KCI annotation and in `spec.hostAliases`; the
-record of original images and the per-container record; the mirror's pull secret), base64-encodes them and serializes
-the AdmissionReview response. No validation, no dialects, no self-check, no metrics or
-logs: it is the floor a real mutation is measured against, not a webhook.
+record of original images and the per-container record; the mirror's pull secret),
+base64-encodes them and serializes the AdmissionReview response. No validation, no
+dialects, no self-check, no metrics or logs: it is the floor a real mutation is measured
+against, not a webhook.
 
 It answers correctly only the pods it is measured on: pods with no host aliases, pull
 secrets or record of original images of their own, whose images come from Docker Hub (or
