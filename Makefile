@@ -17,8 +17,10 @@ PORT   ?= 8443
 # containerd and runc to pull what node-config writes, prometheus for promtool to check
 # and unit-test the chart's alerts).
 DEB_PACKAGES ?= docker-registry skopeo wrk containerd runc prometheus
+# What compiling the core needs (hack/native.py: mypyc's C through the system compiler).
+BUILD_PACKAGES ?= gcc libc6-dev
 
-.PHONY: all venv deps run lock image native test lint typecheck bench bench-compare soak fuzz clean certs manifests chart-docs
+.PHONY: all venv deps build-deps run lock image native test lint typecheck bench bench-compare soak fuzz clean certs manifests chart-docs
 
 all: test
 
@@ -41,17 +43,24 @@ $(RUNTIME_STAMP): pyproject.toml setup.py $(LOCK) $(BUILD_LOCK)
 	KCI_WEBHOOK_PURE=1 $(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(RUNTIME_STAMP)
 
-# Install missing Debian packages (CI runs as root; elsewhere sudo is used if present).
-deps:
-	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+# Install the missing Debian packages of $(1) (CI runs as root; elsewhere sudo is used).
+define install_missing
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
+endef
+
+deps:
+	$(call install_missing,$(DEB_PACKAGES) $(BUILD_PACKAGES))
+
+build-deps:
+	$(call install_missing,$(BUILD_PACKAGES))
 
 # Loopback by default; `make run HOST=0.0.0.0 PORT=9443` to listen elsewhere.
-run: $(RUNTIME_STAMP)
+run: $(RUNTIME_STAMP) build-deps
 	$(BIN)/python -m hack.native
 	$(BIN)/kci-webhook serve --config examples/config.yaml --host $(HOST) --port $(PORT)
 
@@ -89,7 +98,7 @@ typecheck: $(STAMP)
 
 # The core compiled in place (hack/native.py: only what changed), as the image runs it; the
 # tests refuse to run a compiled module older than its source, or none at all here.
-native: $(STAMP)
+native: $(STAMP) build-deps
 	$(BIN)/python -m hack.native
 
 test: $(STAMP) deps lint typecheck native
