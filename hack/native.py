@@ -45,8 +45,11 @@ def missing() -> list[str]:
 def build() -> None:
     """Compile every module in place (mypyc compiles them together: one build for all)."""
     env = {key: value for key, value in os.environ.items() if key != "KCI_WEBHOOK_PURE"}
-    subprocess.run([sys.executable, "setup.py", "--quiet", "build_ext", "--inplace"],
-                   cwd=ROOT, env=env, check=True)
+    done = subprocess.run([sys.executable, "setup.py", "--quiet", "build_ext", "--inplace"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:        # all of it: the compiler's and mypyc's own words
+        sys.stderr.write(done.stdout + done.stderr)
+        raise SystemExit(f"compiling the core failed (exit {done.returncode})")
     for src in sources():
         compiled(src).touch()       # newer than its source, even when mypyc kept an old one
 
