@@ -13,7 +13,8 @@ AdmissionReview that still carries the request's uid. While the server drains
 (`closing()`), every answer, its own and FastAPI's, says `Connection: close`.
 
 It also bounds what bodies cost (webhook.server.connections bounds the connections):
-- time: the body must arrive within `body_timeout` seconds of the head, else 408;
+- time: the body must arrive within `body_timeout` seconds of the head, else 408 (a
+  deadline kept by `webhook.server.deadlines`, acted on within a quarter second);
 - memory: the bodies of all requests held at once fit in a `ByteBudget`; a request
   reserves its declared length before reading (a chunked one, each chunk as it comes)
   and waits, within the same deadline, for others to finish; past it, 503;
@@ -35,6 +36,7 @@ import orjson
 from webhook.core.admission.envelope import Body, Decision, errored
 from webhook.core.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from webhook.server import metrics
+from webhook.server.deadlines import Deadlines
 
 log = logging.getLogger("kci-webhook")
 
@@ -91,7 +93,7 @@ class ByteBudget:
 
     async def acquire(self, size: int) -> None:
         """Reserve `size` bytes (at most `total`), waiting as long as it takes: the
-        caller bounds the wait (asyncio.timeout)."""
+        caller bounds the wait (its deadline)."""
         while self.in_use + size > self.total:
             self._waiting += 1
             try:
@@ -123,6 +125,7 @@ class AdmissionTransport:
         self.max_body_bytes = max_body_bytes
         self.body_timeout = body_timeout
         self.budget = ByteBudget(max(body_memory_bytes, max_body_bytes))
+        self.deadlines = Deadlines()
         self.closing = closing
         self._children: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
         self._rewrites: dict[str, Any] = {}
@@ -186,33 +189,37 @@ class AdmissionTransport:
                                       f"of {limit} bytes")
         body = bytearray()          # handed on as it is: a copy would double the peak
         waiting_for = "room"        # what the deadline ran out on: room in the budget, or
-        try:                        # the body itself
-            async with asyncio.timeout(self.body_timeout):
-                if declared is not None:
-                    await self.budget.acquire(int(declared))
-                    held[0] = int(declared)
-                while True:
-                    waiting_for = "body"
-                    message = await receive()
-                    if message["type"] == "http.disconnect":
-                        raise BadRequest("client disconnected before sending the whole body")
-                    chunk = message.get("body", b"")
-                    if len(body) + len(chunk) > limit:
-                        raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes")
-                    if len(body) + len(chunk) > held[0]:     # chunked, or past its length
-                        waiting_for = "room"
-                        await self.budget.acquire(len(body) + len(chunk) - held[0])
-                        held[0] = len(body) + len(chunk)
-                    body += chunk
-                    if not message.get("more_body"):
-                        break
-        except TimeoutError:
+        task = self.deadlines.arm(self.body_timeout)        # the body itself
+        try:
+            if declared is not None:
+                await self.budget.acquire(int(declared))
+                held[0] = int(declared)
+            while True:
+                waiting_for = "body"
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise BadRequest("client disconnected before sending the whole body")
+                chunk = message.get("body", b"")
+                if len(body) + len(chunk) > limit:
+                    raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes")
+                if len(body) + len(chunk) > held[0]:     # chunked, or past its length
+                    waiting_for = "room"
+                    await self.budget.acquire(len(body) + len(chunk) - held[0])
+                    held[0] = len(body) + len(chunk)
+                body += chunk
+                if not message.get("more_body"):
+                    break
+        except asyncio.CancelledError:
+            if not self.deadlines.expired(task):
+                raise
             if waiting_for == "room":
                 raise OverBudget(f"request bodies in flight left no room for this one within "
                                  f"{self.body_timeout:g}s (--body-memory-bytes "
                                  f"{self.budget.total}); try again") from None
             raise RequestTimeout(f"body not received within {self.body_timeout:g}s "
                                  f"({len(body)} bytes arrived)") from None
+        finally:
+            self.deadlines.disarm(task)
         if not body:
             raise BadRequest("empty body: expected an AdmissionReview")
         # Handlers only parse it (orjson reads a bytearray as it reads bytes); a copy into
