@@ -29,6 +29,7 @@ from webhook.core.values.checks import (
     is_dns1123_subdomain,
     is_ip,
     is_search_domain,
+    kept_valid,
     mapped_twice,
     not_an_ip,
     not_dns1123,
@@ -121,18 +122,10 @@ def parse_custom_dnsconfig(raw: str, *, level: str) -> DnsConfig:
         problems.fail(f"expected a JSON object, got {kind_of(data)}")
     json_object(data, _DNS_FIELDS, "", problems)
     fields = {field: _comma_field(data.get(field), field, problems) for field in _DNS_FIELDS}
-    nameservers: dict[str, None] = {}
-    for where, ns in fields["nameservers"]:
-        if is_ip(ns):
-            nameservers.setdefault(ns)
-        else:
-            problems.add(where, partial(not_an_ip, ns))
-    searches: dict[str, None] = {}
-    for where, domain in fields["searches"]:
-        if is_search_domain(domain):
-            searches.setdefault(domain)
-        else:
-            problems.add(where, partial(not_search_domain, domain))
+    nameservers = kept_valid(fields["nameservers"], valid=is_ip, why_not=not_an_ip,
+                             problems=problems)
+    searches = kept_valid(fields["searches"], valid=is_search_domain,
+                          why_not=not_search_domain, problems=problems)
     options = []
     for where, word in fields["options"]:
         name, colon, value = word.partition(":")
@@ -142,7 +135,7 @@ def parse_custom_dnsconfig(raw: str, *, level: str) -> DnsConfig:
             problems.add(where, f"option {quoted(word)} has no name")
         else:
             options.append(DnsOption(name, value if colon else None))
-    dns = DnsConfig(tuple(nameservers), tuple(searches), tuple(options))
+    dns = DnsConfig(nameservers, searches, tuple(options))
     check_dns_limits(dns, problems, "", max_nameservers=ECI_MAX_NAMESERVERS,
                      why=_NAMESERVER_LIMIT)
     problems.check()

@@ -26,6 +26,7 @@ from webhook.core.values.checks import (
     is_dns1123_subdomain,
     is_ip,
     is_search_domain,
+    kept_valid,
     mapped_twice,
     not_an_ip,
     not_dns1123,
@@ -114,21 +115,14 @@ def dns_config_from_data(data: object, *, level: str) -> DnsConfig:
     if not isinstance(data, dict):
         problems.fail(f"expected a JSON object, got {kind_of(data)}")
     json_object(data, ("nameservers", "searches", "options"), "", problems)
-    nameservers: dict[str, None] = {}
-    for where, ns in json_strings(data.get("nameservers"), '"nameservers"', problems,
-                                  required=False):
-        if is_ip(ns):
-            nameservers.setdefault(ns)
-        else:
-            problems.add(where, partial(not_an_ip, ns))
-    searches: dict[str, None] = {}
-    for where, s in json_strings(data.get("searches"), '"searches"', problems, required=False):
-        if is_search_domain(s):
-            searches.setdefault(s)
-        else:
-            problems.add(where, partial(not_search_domain, s))
+    nameservers = kept_valid(
+        json_strings(data.get("nameservers"), '"nameservers"', problems, required=False),
+        valid=is_ip, why_not=not_an_ip, problems=problems)
+    searches = kept_valid(
+        json_strings(data.get("searches"), '"searches"', problems, required=False),
+        valid=is_search_domain, why_not=not_search_domain, problems=problems)
     options = _dns_options(data.get("options"), problems)
-    dns = DnsConfig(tuple(nameservers), tuple(searches), options)
+    dns = DnsConfig(nameservers, searches, options)
     check_dns_limits(dns, problems, "")
     problems.check()
     return dns

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
+from collections.abc import Callable, Iterable
 
 from webhook.core.model import DnsConfig
 from webhook.core.values.keys import KCI_DNS_CONFIG
@@ -147,6 +148,20 @@ def not_search_domain(text: str) -> str:
         return ('"." is not a search domain: the API server (1.24) trims the trailing '
                 "'.' and refuses the empty rest; remove it")
     return not_dns1123(text, ", optionally ending in '.'")
+
+
+def kept_valid(entries: Iterable[tuple[str, str]], *, valid: Callable[[str], bool],
+               why_not: Callable[[str], str], problems: Problems) -> tuple[str, ...]:
+    """The entries `valid` accepts, each once, in the order first given; for each it
+    refuses, a problem at its position (`why_not(entry)`, worded only if reported). The
+    nameservers and search domains of every dialect's DNS value, however it spells them."""
+    kept: dict[str, None] = {}
+    for where, entry in entries:
+        if valid(entry):
+            kept.setdefault(entry)
+        else:
+            problems.add(where, functools.partial(why_not, entry))
+    return tuple(kept)
 
 
 def mapped_twice(name: str, ip: str, where: str) -> str:
