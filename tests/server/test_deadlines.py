@@ -43,7 +43,7 @@ def test_an_await_done_in_time_is_not_touched_and_the_sweep_stops() -> None:
         event.set()
         result = await task
         await asyncio.sleep(0.05)           # a sweep with nothing noted
-        return result, kept._sweep_handle is None
+        return result, not deadlines.sweep_for(asyncio.get_running_loop()).running
     assert asyncio.run(main()) == ("done", True)
 
 
@@ -63,7 +63,7 @@ def test_a_cancellation_from_elsewhere_during_an_expiry_still_propagates() -> No
         task = asyncio.create_task(waits(kept, 0.0, asyncio.Event()))
         await asyncio.sleep(0)              # it waits, noted as already due
         task.cancel()                       # cancelled from elsewhere too, before the sweep
-        kept._sweep(asyncio.get_running_loop())
+        deadlines.sweep_for(asyncio.get_running_loop())._sweep()
         return await task
     with pytest.raises(asyncio.CancelledError):
         asyncio.run(main())

@@ -30,12 +30,12 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from webhook.server import metrics
+from webhook.server.deadlines import sweep_for
 from webhook.server.limits import Limits
 
 log = logging.getLogger("kci-webhook")
 
 BODY_GRACE_SECONDS = 1.0       # the admission routes' own 408 comes first
-SWEEP_SECONDS = 0.25           # how late a deadline may be acted on
 WARN_EVERY_SECONDS = 10.0      # a flood of refused connections is one log line per period
 
 
@@ -51,17 +51,16 @@ _last_warning = [0.0]
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with a connection limit, a head and a body deadline.
 
-    A deadline is two attributes a request sets (its phase and when it ends); one sweep per
-    worker, every `SWEEP_SECONDS` while connections are open, closes those past theirs. A
-    timer armed and cancelled per phase of every request cost more than the rest of this
-    class on the hot path; a deadline may now pass by up to a sweep before it is acted on.
+    The deadlines are kept by the loop's sweep (`webhook.server.deadlines`): a timer armed
+    and cancelled per phase of every request cost more than the rest of this class on the
+    hot path; a deadline may now pass by up to a sweep before it is acted on.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._limits = _limits()
+        self._sweep = sweep_for(self.loop)
         self._phase = ""                   # "header" or "body" while a deadline runs
-        self._deadline = 0.0               # loop time the phase must end by
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -76,10 +75,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             transport.abort()
             return
         self._arm("header", self._limits.header_timeout)
-        _Sweep.ensure(self.loop, self.connections)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._phase = ""
+        self._disarm()
         super().connection_lost(exc)
 
     def on_message_begin(self) -> None:
@@ -92,17 +90,18 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
-        self._phase = ""
+        self._disarm()
         super().on_message_complete()
 
     def _arm(self, phase: str, seconds: float) -> None:
         self._phase = phase
-        self._deadline = self.loop.time() + seconds
+        self._sweep.arm(self, seconds, self._expired)
 
-    def overdue(self, now: float) -> bool:
-        return bool(self._phase) and now >= self._deadline
+    def _disarm(self) -> None:
+        self._phase = ""
+        self._sweep.disarm(self)
 
-    def expire(self) -> None:
+    def _expired(self) -> None:
         """The head or body did not arrive in time: abort (no TLS close_notify to wait for
         from a client that stopped sending), which frees what it held at once (a request's
         task sees the disconnect)."""
@@ -114,30 +113,3 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                   extra={"client": f"{self.client[0]}:{self.client[1]}" if self.client
                          else ""})
         self.transport.abort()
-
-
-class _Sweep:
-    """One per worker (per set of connections): every SWEEP_SECONDS, while any connection
-    is open, expire those past their deadline; at most `max_connections` to look at."""
-
-    _running: dict[int, _Sweep] = {}
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, connections: set[Any]) -> None:
-        self.loop = loop
-        self.connections = connections
-        self.handle = loop.call_later(SWEEP_SECONDS, self.sweep)
-
-    @classmethod
-    def ensure(cls, loop: asyncio.AbstractEventLoop, connections: set[Any]) -> None:
-        if id(connections) not in cls._running:
-            cls._running[id(connections)] = cls(loop, connections)
-
-    def sweep(self) -> None:
-        now = self.loop.time()
-        for connection in [c for c in self.connections
-                           if isinstance(c, BoundedHttpToolsProtocol) and c.overdue(now)]:
-            connection.expire()
-        if self.connections:
-            self.handle = self.loop.call_later(SWEEP_SECONDS, self.sweep)
-        else:                              # idle: the next connection starts it again
-            del self._running[id(self.connections)]
