@@ -40,7 +40,7 @@ from webhook.server.events import EventQueue
 from webhook.server.mirrors import ask_mirrors
 from webhook.server.settings import Settings, load_settings_config
 from webhook.server.state import AppState, snapshot, watch_config
-from webhook.server.transport import OFF_LOOP_BYTES, AdmissionTransport, off_loop
+from webhook.server.transport import AdmissionTransport, off_loop, steps_runner
 
 JSON = "application/json"
 
@@ -114,7 +114,7 @@ def create_app(settings: Settings, *, namespaces: NamespaceCache | None = None,
         loop; a small one's right here, with nothing to await. Its Events are queued for
         the events worker, never awaited here."""
         decision = await admit(body, context_for=state.context_for, ask=ask,
-                               run=off_loop if len(body) > OFF_LOOP_BYTES else None)
+                               run=steps_runner())
         if decision.events:
             events.offer(decision.events)
         changes("mutate", decision)

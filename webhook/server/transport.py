@@ -34,6 +34,7 @@ from typing import Any, ParamSpec, TypeVar
 import orjson
 
 from webhook.core.admission.envelope import Body, Decision, errored
+from webhook.core.admission.pipeline import Run
 from webhook.core.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from webhook.server import metrics
 from webhook.server.deadlines import Deadlines
@@ -64,6 +65,12 @@ async def off_loop(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     if _large_body.get():
         return await asyncio.to_thread(fn, *args, **kwargs)
     return fn(*args, **kwargs)
+
+
+def steps_runner() -> Run | None:
+    """How the admission being answered runs its CPU-bound steps: `off_loop` for a large
+    body, else None (in place, with nothing to await: every small admission's path)."""
+    return off_loop if _large_body.get() else None
 
 
 class RequestTimeout(BadRequest):
