@@ -54,15 +54,19 @@ def build() -> None:
         compiled(src).touch()       # newer than its source, even when mypyc kept an old one
 
 
+def clean() -> None:
+    """Remove every compiled module (the shared one too): the pure-Python core runs."""
+    for found in (ROOT / "webhook").rglob(f"*{SUFFIX}"):
+        found.unlink()
+
+
 def main() -> int:
     if "--clean" in sys.argv[1:]:
-        for found in (ROOT / "webhook").rglob(f"*{SUFFIX}"):
-            found.unlink()
+        clean()
         return 0
     out_of_date = stale() + missing()
     if out_of_date:
-        for found in (ROOT / "webhook").rglob(f"*{SUFFIX}"):
-            found.unlink()      # a module no longer listed must not stay compiled
+        clean()                 # a module no longer listed must not stay compiled
         print(f"compiling the core with mypyc ({len(out_of_date)} module(s) out of date) ...",
               file=sys.stderr, flush=True)
         build()
